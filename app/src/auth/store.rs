@@ -1,0 +1,218 @@
+//! Partners, password hashes, sessions and the failed-sign-in ledger (server only).
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{normalize_email, validate_email, validate_new_password};
+use crate::db::{Db, StoreError, is_unique_violation, now_millis};
+
+/// A signed-in partner, as the server knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    pub id: i64,
+    pub email: String,
+}
+
+/// Hashes a password with Argon2id and a random salt. Slow by design: call it off the async executor.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+/// Checks a password against a stored PHC hash. A malformed hash never verifies.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// A hash of a password nobody knows, verified against when the email is unknown so that the answer takes as long
+/// as for a known email.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password that never matches").unwrap_or_default())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreatePartnerError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a partner with the email {0} already exists")]
+    Exists(String),
+    #[error("could not hash the password")]
+    Hash,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn create_partner(db: &Db, email: &str, password: &str) -> Result<Partner, CreatePartnerError> {
+    let email = validate_email(email).map_err(CreatePartnerError::Invalid)?;
+    validate_new_password(password).map_err(CreatePartnerError::Invalid)?;
+    let password = password.to_string();
+    let hash = blocking(move || hash_password(&password)).await.map_err(|_| CreatePartnerError::Hash)?;
+    let row = sqlx::query(
+        "INSERT INTO partners (email, email_key, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(&email)
+    .bind(normalize_email(&email))
+    .bind(&hash)
+    .bind(now_millis())
+    .fetch_one(&db.pool)
+    .await
+    .map_err(|err| {
+        if is_unique_violation(&err) {
+            CreatePartnerError::Exists(email.clone())
+        } else {
+            CreatePartnerError::Store(err.into())
+        }
+    })?;
+    Ok(Partner { id: row.try_get("id").map_err(StoreError::from)?, email })
+}
+
+pub async fn count_partners(db: &Db) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM partners").fetch_one(&db.pool).await?.try_get("n")?)
+}
+
+/// Checks an email and password. `None` when either is wrong (the caller cannot tell which, by design).
+pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<Option<Partner>, StoreError> {
+    let row = sqlx::query("SELECT id, email, password_hash FROM partners WHERE email_key = $1")
+        .bind(normalize_email(email))
+        .fetch_optional(&db.pool)
+        .await?;
+    let (partner, hash) = match row {
+        Some(row) => (
+            Some(Partner { id: row.try_get("id")?, email: row.try_get("email")? }),
+            row.try_get::<String, _>("password_hash")?,
+        ),
+        None => (None, decoy_hash().to_string()),
+    };
+    let password = password.to_string();
+    let ok = blocking(move || verify_password(&password, &hash)).await;
+    Ok(partner.filter(|_| ok))
+}
+
+/// A new random session token (sent to the browser) and its SHA-256 (the only form stored).
+pub fn new_session_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub async fn create_session(db: &Db, partner_id: i64, ttl_millis: i64) -> Result<String, StoreError> {
+    let (token, hash) = new_session_token();
+    let now = now_millis();
+    sqlx::query("INSERT INTO sessions (token_hash, partner_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(&hash)
+        .bind(partner_id)
+        .bind(now)
+        .bind(now + ttl_millis)
+        .execute(&db.pool)
+        .await?;
+    // Expired sessions of this partner are of no use to anyone.
+    sqlx::query("DELETE FROM sessions WHERE partner_id = $1 AND expires_at < $2")
+        .bind(partner_id)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(token)
+}
+
+/// The partner a session token belongs to, if the session exists and has not expired.
+pub async fn session_partner(db: &Db, token: &str) -> Result<Option<Partner>, StoreError> {
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT p.id, p.email FROM sessions s JOIN partners p ON p.id = s.partner_id \
+         WHERE s.token_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(hash_token(token))
+    .bind(now_millis())
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|row| Ok(Partner { id: row.try_get("id")?, email: row.try_get("email")? })).transpose()
+}
+
+pub async fn delete_session(db: &Db, token: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(hash_token(token)).execute(&db.pool).await?;
+    Ok(())
+}
+
+/// How long until `key` may try again, when it already has `max` failures within `window_millis`.
+pub async fn sign_in_blocked_for(db: &Db, key: &str, max: u32, window_millis: i64) -> Result<Option<u64>, StoreError> {
+    let now = now_millis();
+    let row = sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM sign_in_failures WHERE key = $1 AND at > $2")
+        .bind(key)
+        .bind(now - window_millis)
+        .fetch_one(&db.pool)
+        .await?;
+    let count: i64 = row.try_get("n")?;
+    if count < i64::from(max) {
+        return Ok(None);
+    }
+    let oldest: Option<i64> = row.try_get("oldest")?;
+    let until = oldest.unwrap_or(now) + window_millis;
+    Ok(Some(((until - now).max(0) as u64).div_ceil(1000)))
+}
+
+pub async fn record_sign_in_failure(db: &Db, keys: &[String], window_millis: i64) -> Result<(), StoreError> {
+    let now = now_millis();
+    let mut tx = db.pool.begin().await?;
+    for key in keys {
+        sqlx::query("DELETE FROM sign_in_failures WHERE key = $1 AND at <= $2")
+            .bind(key)
+            .bind(now - window_millis)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO sign_in_failures (key, at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn clear_sign_in_failures(db: &Db, key: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM sign_in_failures WHERE key = $1").bind(key).execute(&db.pool).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse battery").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("correct horse batterz", &hash));
+        assert!(!verify_password("anything", "not a hash"));
+    }
+
+    #[test]
+    fn session_tokens_are_random_and_stored_hashed() {
+        let (a, hash_a) = new_session_token();
+        let (b, _) = new_session_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, hash_a);
+        assert_eq!(hash_token(&a), hash_a);
+    }
+}

@@ -1,0 +1,150 @@
+//! The one typed configuration, read from the environment (see `.env.example` for every variable).
+//!
+//! Leptos' own settings (site address, site root, output name) stay in `[[workspace.metadata.leptos]]` and the
+//! `LEPTOS_*` variables; everything the product decides lives here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The default: seeds a demo partner into an empty database, allows plain-HTTP cookies.
+    Dev,
+    /// Secure cookies, no demo data, a secrets key is required.
+    Production,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub data_dir: PathBuf,
+    /// Where the 32-byte key that encrypts stored ConnectWise secrets is read from.
+    pub secrets_key_file: PathBuf,
+    pub log_filter: String,
+    pub session_ttl: Duration,
+    pub request_timeout: Duration,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_proxy_headers: bool,
+    /// Failed sign-ins allowed per email, and per client address, within `sign_in_window`.
+    pub sign_in_max_failures_per_email: u32,
+    pub sign_in_max_failures_per_ip: u32,
+    pub sign_in_window: Duration,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name} must be {expected}, got {value:?}")]
+    Invalid { name: &'static str, expected: &'static str, value: String },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Builds the configuration from any variable source (the environment in production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mode = match get("APP_MODE").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("dev") | Some("development") => Mode::Dev,
+            Some("production") | Some("prod") => Mode::Production,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "APP_MODE",
+                    expected: "dev or production",
+                    value: other.into(),
+                });
+            }
+        };
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}/dwid.db", data_dir.display()));
+        let secrets_key_file =
+            get("SECRETS_KEY_FILE").map(PathBuf::from).unwrap_or_else(|| data_dir.join("secrets.key"));
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(value) => value.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(ConfigError::Invalid {
+                    name,
+                    expected: "a positive whole number",
+                    value,
+                }),
+            }
+        };
+        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+            match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("0") | Some("false") | Some("no") => Ok(false),
+                Some("1") | Some("true") | Some("yes") => Ok(true),
+                Some(other) => Err(ConfigError::Invalid { name, expected: "true or false", value: other.into() }),
+            }
+        };
+        Ok(Self {
+            mode,
+            database_url,
+            database_max_connections: number("DATABASE_MAX_CONNECTIONS", 10)? as u32,
+            data_dir,
+            secrets_key_file,
+            log_filter: get("LOG_LEVEL").or_else(|| get("RUST_LOG")).unwrap_or_else(|| "info".into()),
+            session_ttl: Duration::from_secs(number("SESSION_TTL_HOURS", 12)? * 3600),
+            request_timeout: Duration::from_secs(number("REQUEST_TIMEOUT_SECS", 30)?),
+            trust_proxy_headers: flag("TRUST_PROXY_HEADERS")?,
+            sign_in_max_failures_per_email: number("SIGN_IN_MAX_FAILURES_PER_EMAIL", 5)? as u32,
+            sign_in_max_failures_per_ip: number("SIGN_IN_MAX_FAILURES_PER_IP", 20)? as u32,
+            sign_in_window: Duration::from_secs(number("SIGN_IN_WINDOW_MINUTES", 15)? * 60),
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.mode == Mode::Production
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_a_dev_sqlite_setup() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.mode, Mode::Dev);
+        assert_eq!(c.database_url, "sqlite://data/dwid.db");
+        assert_eq!(c.secrets_key_file, PathBuf::from("data/secrets.key"));
+        assert_eq!(c.session_ttl, Duration::from_secs(12 * 3600));
+        assert!(!c.trust_proxy_headers);
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = config(&[
+            ("APP_MODE", "production"),
+            ("DATABASE_URL", "postgres://u:p@db/app"),
+            ("DATA_DIR", "/var/lib/dwid"),
+            ("SESSION_TTL_HOURS", "2"),
+            ("TRUST_PROXY_HEADERS", "true"),
+            ("SIGN_IN_MAX_FAILURES_PER_EMAIL", "3"),
+        ])
+        .expect("valid");
+        assert!(c.is_production());
+        assert_eq!(c.database_url, "postgres://u:p@db/app");
+        assert_eq!(c.secrets_key_file, PathBuf::from("/var/lib/dwid/secrets.key"));
+        assert_eq!(c.session_ttl, Duration::from_secs(7200));
+        assert!(c.trust_proxy_headers);
+        assert_eq!(c.sign_in_max_failures_per_email, 3);
+    }
+
+    #[test]
+    fn rejects_bad_values_with_the_variable_name() {
+        let err = config(&[("APP_MODE", "staging")]).expect_err("bad mode");
+        assert!(err.to_string().contains("APP_MODE"));
+        let err = config(&[("SESSION_TTL_HOURS", "-1")]).expect_err("bad number");
+        assert!(err.to_string().contains("SESSION_TTL_HOURS"));
+        let err = config(&[("TRUST_PROXY_HEADERS", "maybe")]).expect_err("bad flag");
+        assert!(err.to_string().contains("TRUST_PROXY_HEADERS"));
+    }
+}

@@ -1,0 +1,122 @@
+#![recursion_limit = "256"]
+//! The Dark Web ID Partner Dashboard: shared components and server functions, compiled for the server (`ssr`) and
+//! the browser (`hydrate`). One module per concern; server-only code sits behind `ssr`.
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{A, Outlet, ParentRoute, Redirect, Route, Router, Routes};
+use leptos_router::path;
+
+pub mod auth;
+pub mod error;
+pub mod integrations;
+pub mod organizations;
+pub mod ui;
+
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod db;
+#[cfg(feature = "ssr")]
+pub mod state;
+#[cfg(feature = "ssr")]
+pub mod testing;
+
+use auth::{SignInPage, SignOut};
+use integrations::{IntegrationsPage, NewIntegrationPage};
+use organizations::OrganizationsPage;
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light"/>
+                <link rel="icon" href="data:,"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/dwid-integrations.css"/>
+        <Title text="Dark Web ID Partner Dashboard"/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/sign-in") view=SignInPage/>
+                <ParentRoute path=path!("") view=DashboardLayout>
+                    <Route path=path!("") view=|| view! { <Redirect path="/integrations"/> }/>
+                    <Route path=path!("integrations") view=IntegrationsPage/>
+                    <Route path=path!("integrations/new") view=NewIntegrationPage/>
+                    <Route path=path!("organizations") view=OrganizationsPage/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+/// The frame of every signed-in page: brand, navigation, the partner's email and Sign out.
+#[component]
+fn DashboardLayout() -> impl IntoView {
+    let partner = Resource::new(|| (), |_| auth::current_partner());
+    let sign_out = ServerAction::<SignOut>::new();
+    view! {
+        <header class="topbar">
+            <div class="topbar__inner">
+                <a class="brand" href="/integrations">
+                    <span class="brand__mark" aria-hidden="true">"ID"</span>
+                    <span class="brand__name">"Dark Web ID"</span>
+                    <span class="brand__product">"Partner Dashboard"</span>
+                </a>
+                <nav class="topnav" aria-label="Main">
+                    <A href="/integrations">"Integrations"</A>
+                    <A href="/organizations">"Organizations"</A>
+                </nav>
+                <div class="topbar__account">
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            partner.await.ok().map(|p| view! { <span class="topbar__email">{p.email}</span> })
+                        })}
+                    </Transition>
+                    <ActionForm action=sign_out>
+                        <button type="submit" class="button button--ghost">"Sign out"</button>
+                    </ActionForm>
+                </div>
+            </div>
+        </header>
+        <main class="content">
+            <Outlet/>
+        </main>
+    }
+}
+
+/// Any unknown address: a 404 with a way back.
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Page not found · Dark Web ID Partner Dashboard"/>
+        <div class="auth-page">
+            <section class="auth-card">
+                <h1>"Page not found"</h1>
+                <p class="muted">"There is nothing at this address. It may have moved, or the link may be mistyped."</p>
+                <a class="button button--primary" href="/integrations">"Go to Integrations"</a>
+            </section>
+        </div>
+    }
+}

@@ -1,0 +1,71 @@
+//! Organization storage; every query is scoped to one partner (server only).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Organization, name_key};
+use crate::db::{Db, StoreError, is_unique_violation, now_millis};
+
+fn duplicate(name: &str) -> StoreError {
+    StoreError::Conflict(format!("An organization named \"{name}\" already exists."))
+}
+
+fn not_found() -> StoreError {
+    StoreError::NotFound("That organization no longer exists. Reload the page to see the current list.".into())
+}
+
+fn from_row(row: &AnyRow) -> Result<Organization, sqlx::Error> {
+    Ok(Organization { id: row.try_get("id")?, name: row.try_get("name")? })
+}
+
+/// The partner's organizations, sorted by name (case-insensitive).
+pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<Organization>, StoreError> {
+    let rows = sqlx::query("SELECT id, name FROM organizations WHERE partner_id = $1 ORDER BY name_key, id")
+        .bind(partner_id)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+/// Adds an organization; `name` must already be validated.
+pub async fn add(db: &Db, partner_id: i64, name: &str) -> Result<Organization, StoreError> {
+    let now = now_millis();
+    let row = sqlx::query(
+        "INSERT INTO organizations (partner_id, name, name_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4) RETURNING id, name",
+    )
+    .bind(partner_id)
+    .bind(name)
+    .bind(name_key(name))
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await
+    .map_err(|err| if is_unique_violation(&err) { duplicate(name) } else { err.into() })?;
+    Ok(from_row(&row)?)
+}
+
+/// Renames one of the partner's organizations; another partner's id is reported as not found.
+pub async fn rename(db: &Db, partner_id: i64, id: i64, name: &str) -> Result<Organization, StoreError> {
+    let row = sqlx::query(
+        "UPDATE organizations SET name = $1, name_key = $2, updated_at = $3 \
+         WHERE id = $4 AND partner_id = $5 RETURNING id, name",
+    )
+    .bind(name)
+    .bind(name_key(name))
+    .bind(now_millis())
+    .bind(id)
+    .bind(partner_id)
+    .fetch_optional(&db.pool)
+    .await
+    .map_err(|err| if is_unique_violation(&err) { duplicate(name) } else { err.into() })?;
+    row.as_ref().map(from_row).transpose()?.ok_or_else(not_found)
+}
+
+pub async fn delete(db: &Db, partner_id: i64, id: i64) -> Result<(), StoreError> {
+    let result = sqlx::query("DELETE FROM organizations WHERE id = $1 AND partner_id = $2")
+        .bind(id)
+        .bind(partner_id)
+        .execute(&db.pool)
+        .await?;
+    if result.rows_affected() == 0 { Err(not_found()) } else { Ok(()) }
+}

@@ -1,0 +1,28 @@
+//! The state every server function and background task shares (server only).
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use crate::config::Config;
+use crate::db::Db;
+
+/// Passed to the router and provided to every server function as context; no globals.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Db,
+    pub config: Arc<Config>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The database of the current request (server functions only).
+pub fn db() -> Db {
+    leptos::prelude::expect_context::<AppState>().db
+}

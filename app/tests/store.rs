@@ -1,0 +1,110 @@
+//! Store tests, run against SQLite and PostgreSQL alike.
+#![cfg(feature = "ssr")]
+
+use app::auth::store as auth;
+use app::db::{Db, StoreError};
+use app::organizations::store as orgs;
+use app::testing::all_backends;
+
+async fn partner(db: &Db, email: &str) -> i64 {
+    auth::create_partner(db, email, "a long enough password").await.expect("partner").id
+}
+
+#[tokio::test]
+async fn partners_have_unique_case_insensitive_emails_and_hashed_passwords() {
+    for db in all_backends().await {
+        let p = auth::create_partner(&db, " Owner@Example.com ", "a long enough password").await.expect("created");
+        assert_eq!(p.email, "Owner@Example.com");
+        let dup = auth::create_partner(&db, "owner@example.COM", "another long password").await;
+        assert!(matches!(dup, Err(auth::CreatePartnerError::Exists(_))), "{:?}: {dup:?}", db.backend);
+        let short = auth::create_partner(&db, "x@example.com", "short").await;
+        assert!(matches!(short, Err(auth::CreatePartnerError::Invalid(_))));
+
+        let stored: String = sqlx::query_scalar("SELECT password_hash FROM partners WHERE id = $1")
+            .bind(p.id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("hash");
+        assert!(stored.starts_with("$argon2id$") && !stored.contains("a long enough password"));
+
+        assert_eq!(auth::authenticate(&db, "OWNER@example.com", "a long enough password").await.expect("ok"), Some(p));
+        assert_eq!(auth::authenticate(&db, "owner@example.com", "wrong password!!").await.expect("ok"), None);
+        assert_eq!(auth::authenticate(&db, "nobody@example.com", "a long enough password").await.expect("ok"), None);
+        assert_eq!(auth::count_partners(&db).await.expect("count"), 1);
+    }
+}
+
+#[tokio::test]
+async fn sessions_expire_and_end_on_sign_out() {
+    for db in all_backends().await {
+        let id = partner(&db, "s@example.com").await;
+        let token = auth::create_session(&db, id, 60_000).await.expect("session");
+        assert_eq!(auth::session_partner(&db, &token).await.expect("lookup").map(|p| p.id), Some(id));
+        assert_eq!(auth::session_partner(&db, "not-a-token").await.expect("lookup"), None);
+        assert_eq!(auth::session_partner(&db, &"0".repeat(64)).await.expect("lookup"), None);
+
+        let expired = auth::create_session(&db, id, -1).await.expect("session");
+        assert_eq!(auth::session_partner(&db, &expired).await.expect("lookup"), None, "expired session");
+
+        auth::delete_session(&db, &token).await.expect("delete");
+        assert_eq!(auth::session_partner(&db, &token).await.expect("lookup"), None, "signed out");
+        // Only the hash of a token is stored.
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE token_hash = $1")
+            .bind(&token)
+            .fetch_one(&db.pool)
+            .await
+            .expect("count");
+        assert_eq!(stored, 0);
+    }
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_counted_per_key_within_the_window() {
+    for db in all_backends().await {
+        let key = "email:x@example.com".to_string();
+        let other = "ip:10.0.0.1".to_string();
+        for _ in 0..3 {
+            assert_eq!(auth::sign_in_blocked_for(&db, &key, 3, 60_000).await.expect("count"), None);
+            auth::record_sign_in_failure(&db, &[key.clone(), other.clone()], 60_000).await.expect("record");
+        }
+        let wait = auth::sign_in_blocked_for(&db, &key, 3, 60_000).await.expect("count").expect("blocked");
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert_eq!(auth::sign_in_blocked_for(&db, &other, 4, 60_000).await.expect("count"), None);
+        auth::clear_sign_in_failures(&db, &key).await.expect("clear");
+        assert_eq!(auth::sign_in_blocked_for(&db, &key, 3, 60_000).await.expect("count"), None);
+    }
+}
+
+#[tokio::test]
+async fn organizations_are_sorted_unique_per_partner_and_scoped() {
+    for db in all_backends().await {
+        let a = partner(&db, "a@example.com").await;
+        let b = partner(&db, "b@example.com").await;
+        for name in ["globex", "Acme", "Ärzte Praxis", "Initech"] {
+            orgs::add(&db, a, name).await.expect("add");
+        }
+        let names: Vec<_> = orgs::list(&db, a).await.expect("list").into_iter().map(|o| o.name).collect();
+        assert_eq!(names, ["Acme", "globex", "Initech", "Ärzte Praxis"], "{:?}", db.backend);
+
+        // Case-insensitive uniqueness, Unicode included; another partner may use the same name.
+        assert!(matches!(orgs::add(&db, a, "ACME").await, Err(StoreError::Conflict(_))));
+        assert!(matches!(orgs::add(&db, a, "ärzte praxis").await, Err(StoreError::Conflict(_))));
+        let b_acme = orgs::add(&db, b, "Acme").await.expect("other partner");
+
+        let acme = orgs::list(&db, a).await.expect("list").remove(0);
+        let renamed = orgs::rename(&db, a, acme.id, "Acme Corporation").await.expect("rename");
+        assert_eq!(renamed.name, "Acme Corporation");
+        assert!(matches!(orgs::rename(&db, a, acme.id, "Globex").await, Err(StoreError::Conflict(_))));
+        // Changing only the case of its own name is allowed.
+        orgs::rename(&db, a, acme.id, "ACME Corporation").await.expect("case change");
+
+        // Partner B cannot touch partner A's organization, and learns nothing about it.
+        assert!(matches!(orgs::rename(&db, b, acme.id, "Hijacked").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(orgs::delete(&db, b, acme.id).await, Err(StoreError::NotFound(_))));
+        assert_eq!(orgs::list(&db, b).await.expect("list"), vec![b_acme]);
+
+        orgs::delete(&db, a, acme.id).await.expect("delete");
+        assert!(matches!(orgs::delete(&db, a, acme.id).await, Err(StoreError::NotFound(_))));
+        assert_eq!(orgs::list(&db, a).await.expect("list").len(), 3);
+    }
+}

@@ -1,0 +1,127 @@
+//! `server`: runs the Partner Dashboard, and the operator commands beside it.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use leptos::config::get_configuration;
+use tracing_subscriber::EnvFilter;
+
+use app::config::Config;
+use app::db::Db;
+use server::StartError;
+
+#[derive(Parser)]
+#[command(name = "server", about = "Dark Web ID Partner Dashboard: ConnectWise Manage ticketing integrations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the dashboard (the default). Configured by the environment; see .env.example.
+    Serve,
+    /// Create a partner account. The password is read from standard input when it is not a terminal, otherwise
+    /// prompted for (twice).
+    CreatePartner {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: could not start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::CreatePartner { email } => create_partner(config, &email).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let leptos = get_configuration(None).map_err(|err| StartError::Leptos(err.to_string()).to_string())?;
+    let addr = leptos.leptos_options.site_addr;
+    let state = server::build_state(config, leptos.leptos_options).await.map_err(|err| err.to_string())?;
+    let app = server::routes::router(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr: addr.to_string(), source }.to_string())?;
+    tracing::info!("Partner Dashboard listening on http://{addr}");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|err| err.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn create_partner(config: Config, email: &str) -> Result<(), String> {
+    let password = read_password().map_err(|err| format!("could not read the password: {err}"))?;
+    let db = Db::connect(&config.database_url, 2).await.map_err(|err| err.to_string())?;
+    let partner = app::auth::store::create_partner(&db, email, &password).await.map_err(|err| err.to_string())?;
+    println!("Created partner {} (id {}).", partner.email, partner.id);
+    Ok(())
+}
+
+fn read_password() -> std::io::Result<String> {
+    if !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = rpassword::prompt_password("Password (at least 12 characters): ")?;
+    let second = rpassword::prompt_password("Repeat the password: ")?;
+    if first != second {
+        return Err(std::io::Error::other("the passwords do not match"));
+    }
+    Ok(first)
+}
