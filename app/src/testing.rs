@@ -23,7 +23,10 @@ pub async fn postgres() -> Option<Db> {
         .await
         .unwrap_or_else(|err| panic!("cannot reach TEST_DATABASE_URL: {err}"));
     // The name is ours: digits and underscores only.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create test database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
     let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
     let db = Db::connect(&format!("{base}/{name}"), 4).await.expect("postgres test database");
     assert_eq!(db.backend, Backend::Postgres);
