@@ -31,6 +31,14 @@ pub struct Config {
     pub sign_in_max_failures_per_email: u32,
     pub sign_in_max_failures_per_ip: u32,
     pub sign_in_window: Duration,
+    /// The `clientId` header sent to ConnectWise (`CONNECTWISE_CLIENT_ID`); dev mode defaults to the sandbox's.
+    pub connectwise_client_id: Option<String>,
+    pub connectwise_connect_timeout: Duration,
+    /// The whole of one ConnectWise call.
+    pub connectwise_timeout: Duration,
+    /// Where dev mode serves the ConnectWise sandbox in-process (`CW_SANDBOX_ADDR`, `off` disables; never in
+    /// production).
+    pub cw_sandbox_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,6 +86,28 @@ impl Config {
                 Some(other) => Err(ConfigError::Invalid { name, expected: "true or false", value: other.into() }),
             }
         };
+        let connectwise_client_id = get("CONNECTWISE_CLIENT_ID")
+            .map(|id| id.trim().to_string())
+            .or_else(|| (mode == Mode::Dev).then(|| crate::connectwise::demo::DEMO_CLIENT_ID.to_string()));
+        let cw_sandbox_addr = match (mode, get("CW_SANDBOX_ADDR").map(|v| v.trim().to_ascii_lowercase())) {
+            (_, Some(off)) if off == "off" || off == "false" || off == "none" => None,
+            (Mode::Production, None) => None,
+            (Mode::Production, Some(value)) => {
+                return Err(ConfigError::Invalid {
+                    name: "CW_SANDBOX_ADDR",
+                    expected: "off in production (the sandbox is for dev mode only)",
+                    value,
+                });
+            }
+            (Mode::Dev, value) => {
+                let value = value.unwrap_or_else(|| crate::connectwise::demo::DEMO_SANDBOX_ADDR.to_string());
+                Some(value.parse().map_err(|_| ConfigError::Invalid {
+                    name: "CW_SANDBOX_ADDR",
+                    expected: "an address and port like 127.0.0.1:3005, or off",
+                    value,
+                })?)
+            }
+        };
         Ok(Self {
             mode,
             database_url,
@@ -91,6 +121,10 @@ impl Config {
             sign_in_max_failures_per_email: number("SIGN_IN_MAX_FAILURES_PER_EMAIL", 5)? as u32,
             sign_in_max_failures_per_ip: number("SIGN_IN_MAX_FAILURES_PER_IP", 20)? as u32,
             sign_in_window: Duration::from_secs(number("SIGN_IN_WINDOW_MINUTES", 15)? * 60),
+            connectwise_client_id,
+            connectwise_connect_timeout: Duration::from_secs(number("CONNECTWISE_CONNECT_TIMEOUT_SECS", 5)?),
+            connectwise_timeout: Duration::from_secs(number("CONNECTWISE_TIMEOUT_SECS", 30)?),
+            cw_sandbox_addr,
         })
     }
 
@@ -146,5 +180,34 @@ mod tests {
         assert!(err.to_string().contains("SESSION_TTL_HOURS"));
         let err = config(&[("TRUST_PROXY_HEADERS", "maybe")]).expect_err("bad flag");
         assert!(err.to_string().contains("TRUST_PROXY_HEADERS"));
+    }
+
+    #[test]
+    fn connectwise_settings_and_the_dev_sandbox() {
+        let dev = config(&[]).expect("defaults");
+        assert_eq!(dev.connectwise_client_id.as_deref(), Some(crate::connectwise::demo::DEMO_CLIENT_ID));
+        assert_eq!(dev.connectwise_connect_timeout, Duration::from_secs(5));
+        assert_eq!(dev.connectwise_timeout, Duration::from_secs(30));
+        assert_eq!(dev.cw_sandbox_addr, Some("127.0.0.1:3005".parse().expect("addr")));
+        assert_eq!(config(&[("CW_SANDBOX_ADDR", "off")]).expect("off").cw_sandbox_addr, None);
+        let custom = config(&[
+            ("CW_SANDBOX_ADDR", "127.0.0.1:4005"),
+            ("CONNECTWISE_CLIENT_ID", "abc"),
+            ("CONNECTWISE_CONNECT_TIMEOUT_SECS", "2"),
+            ("CONNECTWISE_TIMEOUT_SECS", "10"),
+        ])
+        .expect("custom");
+        assert_eq!(custom.cw_sandbox_addr, Some("127.0.0.1:4005".parse().expect("addr")));
+        assert_eq!(custom.connectwise_client_id.as_deref(), Some("abc"));
+        assert_eq!(custom.connectwise_timeout, Duration::from_secs(10));
+        let production = config(&[("APP_MODE", "production")]).expect("production");
+        assert_eq!(production.cw_sandbox_addr, None);
+        assert_eq!(production.connectwise_client_id, None);
+        let err = config(&[("APP_MODE", "production"), ("CW_SANDBOX_ADDR", "127.0.0.1:3005")]).expect_err("prod");
+        assert!(err.to_string().contains("CW_SANDBOX_ADDR"));
+        let err = config(&[("CW_SANDBOX_ADDR", "nowhere")]).expect_err("bad addr");
+        assert!(err.to_string().contains("CW_SANDBOX_ADDR"));
+        let err = config(&[("CONNECTWISE_TIMEOUT_SECS", "0")]).expect_err("zero");
+        assert!(err.to_string().contains("CONNECTWISE_TIMEOUT_SECS"));
     }
 }

@@ -8,6 +8,7 @@ use leptos_router::components::{A, Outlet, ParentRoute, Redirect, Route, Router,
 use leptos_router::path;
 
 pub mod auth;
+pub mod connectwise_site;
 pub mod error;
 pub mod integrations;
 pub mod organizations;
@@ -15,6 +16,8 @@ pub mod ui;
 
 #[cfg(feature = "ssr")]
 pub mod config;
+#[cfg(feature = "ssr")]
+pub mod connectwise;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]

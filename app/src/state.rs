@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::config::Config;
+use crate::connectwise::CwClient;
 use crate::db::Db;
 
 /// Passed to the router and provided to every server function as context; no globals.
@@ -14,6 +15,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub config: Arc<Config>,
+    /// The ConnectWise client (one connection pool and codebase cache for the process).
+    pub connectwise: CwClient,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -25,4 +28,9 @@ impl FromRef<AppState> for LeptosOptions {
 /// The database of the current request (server functions only).
 pub fn db() -> Db {
     leptos::prelude::expect_context::<AppState>().db
+}
+
+/// The ConnectWise client of the current request (server functions only).
+pub fn connectwise() -> CwClient {
+    leptos::prelude::expect_context::<AppState>().connectwise
 }

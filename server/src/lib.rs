@@ -2,6 +2,7 @@
 
 pub mod keys;
 pub mod routes;
+pub mod sandbox;
 pub mod seed;
 
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub enum StartError {
     Leptos(String),
     #[error("could not seed the demo data: {0}")]
     Seed(String),
+    #[error(transparent)]
+    ConnectWise(#[from] app::connectwise::BuildError),
     #[error("could not listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -35,5 +38,9 @@ pub async fn build_state(config: Config, leptos_options: LeptosOptions) -> Resul
     if config.mode == Mode::Dev {
         seed::seed_demo_if_empty(&db).await.map_err(|err| StartError::Seed(err.to_string()))?;
     }
-    Ok(AppState { leptos_options, db, config: Arc::new(config) })
+    if config.connectwise_client_id.is_none() {
+        tracing::warn!("CONNECTWISE_CLIENT_ID is not set: ConnectWise will refuse calls without a clientId");
+    }
+    let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))?;
+    Ok(AppState { leptos_options, db, config: Arc::new(config), connectwise })
 }

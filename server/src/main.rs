@@ -29,6 +29,65 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Serve the ConnectWise Manage sandbox on 127.0.0.1 (every flag defaults to the demo account).
+    CwSandbox(SandboxArgs),
+}
+
+/// The sandbox's account and its faults at start (change them at run time with `POST /_sandbox/faults`).
+#[derive(clap::Args)]
+struct SandboxArgs {
+    #[arg(long, default_value_t = 3005)]
+    port: u16,
+    #[arg(long, default_value = server::sandbox::DEMO_COMPANY_ID)]
+    company_id: String,
+    #[arg(long, default_value = server::sandbox::DEMO_PUBLIC_KEY)]
+    public_key: String,
+    #[arg(long, default_value = server::sandbox::DEMO_PRIVATE_KEY)]
+    private_key: String,
+    #[arg(long, default_value = server::sandbox::DEMO_CLIENT_ID)]
+    client_id: String,
+    #[arg(long, default_value = server::sandbox::DEMO_INTEGRATOR_USERNAME)]
+    integrator_username: String,
+    #[arg(long, default_value = server::sandbox::DEMO_INTEGRATOR_PASSWORD)]
+    integrator_password: String,
+    /// Share of API calls answered 500 (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Share of API calls answered 429 with Retry-After.
+    #[arg(long, default_value_t = 0.0)]
+    rate_limit_rate: f64,
+    #[arg(long, default_value_t = 30)]
+    retry_after_secs: u64,
+    /// Milliseconds added to every API call.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Store each new ticket, then stall --stall-secs before answering (the client times out).
+    #[arg(long)]
+    timeout_after_commit: bool,
+    #[arg(long, default_value_t = 120)]
+    stall_secs: u64,
+}
+
+impl SandboxArgs {
+    fn into_config(self) -> server::sandbox::SandboxConfig {
+        server::sandbox::SandboxConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], self.port)),
+            company_id: self.company_id,
+            public_key: self.public_key,
+            private_key: self.private_key,
+            integrator_username: self.integrator_username,
+            integrator_password: self.integrator_password,
+            client_id: self.client_id,
+            faults: server::sandbox::Faults {
+                error_rate: self.error_rate.clamp(0.0, 1.0),
+                rate_limit_rate: self.rate_limit_rate.clamp(0.0, 1.0),
+                retry_after_secs: self.retry_after_secs,
+                latency_ms: self.latency_ms,
+                timeout_after_commit: self.timeout_after_commit,
+                stall_secs: self.stall_secs,
+            },
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -56,6 +115,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::CreatePartner { email } => create_partner(config, &email).await,
+            Command::CwSandbox(args) => server::sandbox::serve(args.into_config()).await.map_err(|err| err.to_string()),
         }
     });
     match result {
@@ -70,6 +130,35 @@ fn main() -> ExitCode {
 async fn serve(config: Config) -> Result<(), String> {
     let leptos = get_configuration(None).map_err(|err| StartError::Leptos(err.to_string()).to_string())?;
     let addr = leptos.leptos_options.site_addr;
+    // Dev mode: the ConnectWise sandbox in-process, with the demo account (CW_SANDBOX_ADDR=off disables it).
+    let _sandbox = match config.cw_sandbox_addr.filter(|_| !config.is_production()) {
+        Some(sandbox_addr) => {
+            let sandbox_config = server::sandbox::SandboxConfig {
+                addr: sandbox_addr,
+                client_id: config
+                    .connectwise_client_id
+                    .clone()
+                    .unwrap_or_else(|| server::sandbox::DEMO_CLIENT_ID.into()),
+                ..Default::default()
+            };
+            // The dashboard still starts without it (a sandbox left running on the port, say): the demo just
+            // points at whichever sandbox answers there.
+            match server::sandbox::spawn(sandbox_config).await {
+                Ok(running) => {
+                    server::sandbox::log_started(&running);
+                    Some(running)
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        "could not start the ConnectWise sandbox on {sandbox_addr}: {err} (set CW_SANDBOX_ADDR to \
+                         another address, or off)"
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let state = server::build_state(config, leptos.leptos_options).await.map_err(|err| err.to_string())?;
     let app = server::routes::router(state);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -25,7 +25,9 @@ async fn harness(vars: &[(&str, &str)]) -> Harness {
     let config = Config::from_lookup(|name| map.get(name).cloned()).expect("config");
     let db = app::testing::sqlite().await;
     let options = LeptosOptions::builder().output_name("dwid-integrations").build();
-    let state = AppState { leptos_options: options, db, config: Arc::new(config) };
+    let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))
+        .expect("connectwise client");
+    let state = AppState { leptos_options: options, db, config: Arc::new(config), connectwise };
     Harness { router: server::routes::router(state.clone()), state }
 }
 

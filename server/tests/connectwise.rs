@@ -1,0 +1,619 @@
+//! The ConnectWise client against the sandbox, both in this process over real HTTP on loopback; a tiny fake Manage
+//! for what the sandbox never does (exact headers, 403, HTML, truncated bodies, redirects, a stalled answer); and the
+//! outbound-safety rules (no traffic ever leaves loopback: refused names are refused before any connection).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use app::connectwise::{Auth, AuthKind, ClientConfig, Credentials, CwClient, CwError, CwSession, SitePolicy};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+use server::sandbox::{self, Faults, RunningSandbox, SandboxConfig};
+
+async fn start_sandbox() -> RunningSandbox {
+    let config = SandboxConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Default::default() };
+    sandbox::spawn(config).await.expect("sandbox starts")
+}
+
+fn client_with(policy: SitePolicy, timeout: Duration, client_id: Option<&str>) -> CwClient {
+    CwClient::new(ClientConfig {
+        client_id: client_id.map(Into::into),
+        connect_timeout: Duration::from_secs(2),
+        timeout,
+        policy,
+    })
+    .expect("client")
+}
+
+fn client() -> CwClient {
+    client_with(SitePolicy::dev(), Duration::from_secs(10), Some(sandbox::DEMO_CLIENT_ID))
+}
+
+fn api_member(site: &str) -> Credentials {
+    Credentials {
+        site: site.into(),
+        company_id: sandbox::DEMO_COMPANY_ID.into(),
+        auth: Auth::ApiMember {
+            public_key: sandbox::DEMO_PUBLIC_KEY.into(),
+            private_key: sandbox::DEMO_PRIVATE_KEY.into(),
+        },
+    }
+}
+
+async fn session(sb: &RunningSandbox) -> CwSession {
+    client().session(&api_member(&sb.url())).await.expect("session")
+}
+
+fn raw() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().expect("raw client")
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+async fn stored_tickets(sb: &RunningSandbox) -> Vec<Value> {
+    raw().get(format!("{}/_sandbox/tickets", sb.url())).send().await.expect("tickets").json().await.expect("json")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Operations against the sandbox
+
+#[tokio::test]
+async fn test_connection_discovers_the_codebase_once_per_site() {
+    let sb = start_sandbox().await;
+    let client = client();
+    let session = client.session(&api_member(&sb.url())).await.expect("session");
+    assert_eq!(session.codebase().base.as_str(), format!("http://{}/v2025_1/apis/3.0/", sb.addr));
+    let info = session.test_connection().await.expect("system/info");
+    assert_eq!(info.version, sandbox::VERSION_NUMBER);
+    // A second session on the same site and company uses the cached codebase.
+    client.session(&api_member(&sb.url())).await.expect("second session").test_connection().await.expect("info");
+    assert_eq!(sb.sandbox.stats(), (1, 2));
+    // A company ID the site does not know: discovery answers with an empty body.
+    let mut unknown = api_member(&sb.url());
+    unknown.company_id = "nosuchco".into();
+    let err = client.session(&unknown).await.expect_err("unknown company");
+    assert!(matches!(&err, CwError::NotFound { what } if what.contains("nosuchco")), "{err:?}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn both_authentications_and_their_refusals() {
+    let sb = start_sandbox().await;
+    let client = client();
+    let mut integrator = api_member(&sb.url());
+    integrator.auth = Auth::Integrator {
+        username: sandbox::DEMO_INTEGRATOR_USERNAME.into(),
+        password: sandbox::DEMO_INTEGRATOR_PASSWORD.into(),
+    };
+    client.session(&integrator).await.expect("session").test_connection().await.expect("integrator login works");
+
+    integrator.auth = Auth::Integrator { username: sandbox::DEMO_INTEGRATOR_USERNAME.into(), password: "wrong".into() };
+    let err = client.session(&integrator).await.expect("session").test_connection().await.expect_err("refused");
+    assert_eq!(err, CwError::Unauthorized { kind: AuthKind::Integrator });
+    assert!(err.to_string().contains("integrator"));
+
+    let mut wrong_key = api_member(&sb.url());
+    wrong_key.auth = Auth::ApiMember { public_key: sandbox::DEMO_PUBLIC_KEY.into(), private_key: "nope".into() };
+    let err = client.session(&wrong_key).await.expect("session").test_connection().await.expect_err("refused");
+    assert_eq!(err, CwError::Unauthorized { kind: AuthKind::ApiMember });
+    assert!(err.to_string().contains("public and private key"));
+    assert!(!err.is_retryable());
+
+    // The API member's keys sent as an integrator login are refused too.
+    let mut crossed = api_member(&sb.url());
+    crossed.auth =
+        Auth::Integrator { username: sandbox::DEMO_PUBLIC_KEY.into(), password: sandbox::DEMO_PRIVATE_KEY.into() };
+    let err = client.session(&crossed).await.expect("session").test_connection().await.expect_err("refused");
+    assert_eq!(err, CwError::Unauthorized { kind: AuthKind::Integrator });
+}
+
+#[tokio::test]
+async fn a_missing_or_unknown_client_id_is_refused_with_401() {
+    let sb = start_sandbox().await;
+    let without = client_with(SitePolicy::dev(), Duration::from_secs(5), None);
+    let err = without.session(&api_member(&sb.url())).await.expect("session").test_connection().await.expect_err("401");
+    assert!(matches!(err, CwError::Unauthorized { .. }), "{err:?}");
+    let unknown = client_with(SitePolicy::dev(), Duration::from_secs(5), Some("not-registered"));
+    let err = unknown.session(&api_member(&sb.url())).await.expect("session").test_connection().await.expect_err("401");
+    assert!(matches!(err, CwError::Unauthorized { .. }), "{err:?}");
+
+    // On the wire: 401 with Manage's error body, whatever the credentials.
+    let auth =
+        Auth::ApiMember { public_key: sandbox::DEMO_PUBLIC_KEY.into(), private_key: sandbox::DEMO_PRIVATE_KEY.into() }
+            .authorization(sandbox::DEMO_COMPANY_ID);
+    let response = raw()
+        .get(format!("{}/v2025_1/apis/3.0/system/info", sb.url()))
+        .header("authorization", auth)
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.expect("json");
+    assert!(body["message"].as_str().unwrap_or_default().contains("clientId"), "{body}");
+}
+
+#[tokio::test]
+async fn every_lookup_of_the_wizard() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    let boards = s.boards().await.expect("boards");
+    assert_eq!(boards.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["Help Desk", "Security Operations"]);
+    let names = |list: Vec<app::connectwise::Named>| list.into_iter().map(|n| n.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.board_statuses(1).await.expect("statuses")),
+        ["New", "In Progress", "Waiting on Client", "Closed"]
+    );
+    assert_eq!(names(s.board_statuses(2).await.expect("statuses")), ["New", "Triage", "Contained", "Resolved"]);
+    assert_eq!(names(s.board_types(2).await.expect("types")), ["Breach", "Phishing", "Malware"]);
+    assert_eq!(names(s.board_subtypes(1).await.expect("subtypes")), ["Account Compromise", "Password Reset", "Other"]);
+    assert_eq!(names(s.board_items(2).await.expect("items")), ["Dark Web ID", "Endpoint"]);
+    assert_eq!(s.priorities().await.expect("priorities").len(), 5);
+    assert_eq!(names(s.sources().await.expect("sources")), ["Call", "Email", "Portal", "Dark Web ID"]);
+    let err = s.board_statuses(999).await.expect_err("no such board");
+    assert!(matches!(err, CwError::NotFound { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn companies_are_read_past_25_and_past_1000_rows() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    let (_, calls_before) = sb.sandbox.stats();
+    let companies = s.companies().await.expect("companies");
+    let expected = 1 + sandbox::data::DEMO_COMPANIES.len() + sandbox::data::GENERATED_COMPANIES;
+    assert_eq!(companies.len(), expected);
+    assert!(companies.len() > 2000);
+    let (_, calls_after) = sb.sandbox.stats();
+    assert_eq!(calls_after - calls_before, 3, "three pages of 1000");
+    let ids: std::collections::HashSet<i64> = companies.iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), expected, "no row twice");
+    assert!(companies.windows(2).all(|w| w[0].name.to_lowercase() <= w[1].name.to_lowercase()), "orderBy name");
+
+    // What a naive client gets: 25 rows and a Link to the next page; never more than 1000 per page.
+    let auth =
+        Auth::ApiMember { public_key: sandbox::DEMO_PUBLIC_KEY.into(), private_key: sandbox::DEMO_PRIVATE_KEY.into() }
+            .authorization(sandbox::DEMO_COMPANY_ID);
+    let get = |query: &str| {
+        raw()
+            .get(format!("{}/v2025_1/apis/3.0/company/companies{query}", sb.url()))
+            .header("authorization", auth.clone())
+            .header("clientId", sandbox::DEMO_CLIENT_ID)
+            .send()
+    };
+    let response = get("").await.expect("default page");
+    let link = response.headers().get("link").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
+    assert!(link.contains("page=2>; rel=\"next\""), "{link}");
+    assert_eq!(response.json::<Vec<Value>>().await.expect("json").len(), 25);
+    let response = get("?pageSize=5000&page=3").await.expect("last page");
+    let link = response.headers().get("link").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
+    assert!(!link.contains("rel=\"next\"") && link.contains("rel=\"prev\""), "{link}");
+    assert_eq!(response.json::<Vec<Value>>().await.expect("json").len(), expected - 2000);
+    let rows: Vec<Value> =
+        get("?conditions=name%20like%20%22Initech*%22&fields=id,name").await.expect("like").json().await.expect("json");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].as_object().map(|o| o.len()), Some(2), "fields trims the rows: {}", rows[0]);
+    let rows: Vec<Value> = get("?conditions=name%20like%20%22Initech*%22%20and%20name%20contains%20%22Hold%22")
+        .await
+        .expect("and")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["name"], "Initech Holdings");
+}
+
+#[tokio::test]
+async fn finds_a_company_by_its_exact_name_only() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    let acme = s.find_company_by_name("Acme Corporation").await.expect("lookup").expect("found");
+    assert_eq!((acme.name.as_str(), acme.identifier.as_str()), ("Acme Corporation", "AcmeCorporation"));
+    let globex = s.find_company_by_name("Globex, Inc.").await.expect("lookup").expect("found");
+    assert_eq!(globex.name, "Globex, Inc.");
+    assert_eq!(s.find_company_by_name("Globex Inc").await.expect("lookup"), None, "a near miss is not a match");
+    let initech = s.find_company_by_name("initech").await.expect("lookup").expect("found without case");
+    assert_eq!(initech.name, "Initech");
+    assert_eq!(s.find_company_by_name("Acme").await.expect("lookup"), None);
+    assert_eq!(s.find_company_by_name(r#"Evil" or name like "*"#).await.expect("quoted safely"), None);
+}
+
+fn full_ticket(xref: &str) -> Map<String, Value> {
+    object(json!({
+        "summary": "Dark Web ID: 3 new compromises for Acme Corporation",
+        "company": { "identifier": "AcmeCorporation" },
+        "board": { "name": "Security Operations" },
+        "status": { "name": "Triage" },
+        "type": { "name": "Breach" },
+        "subType": { "name": "Credential Leak" },
+        "item": { "name": "Dark Web ID" },
+        "priority": { "id": 2 },
+        "source": { "name": "Dark Web ID" },
+        "initialDescription": "j.doe@acme.example found in a combo list.\nSource: pastebin",
+        "externalXRef": xref,
+        "contactEmailAddress": "it@acme.example",
+        "requiredDate": "2026-11-27T10:00:00Z",
+        "automaticEmailCcFlag": false,
+    }))
+}
+
+#[tokio::test]
+async fn creates_a_ticket_and_finds_it_by_external_reference() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    let created = s.create_ticket(&full_ticket("dwid:0b7c6a52-1111-4e2f-9a5d-000000000001")).await.expect("created");
+    assert!(created.id > 0);
+    assert_eq!(created.body["board"]["name"], "Security Operations");
+    assert_eq!(created.body["status"]["name"], "Triage");
+    assert_eq!(created.body["status"]["id"], 12);
+    assert_eq!(created.body["company"]["name"], "Acme Corporation");
+    assert_eq!(created.body["priority"]["name"], "Priority 2 - Quick Response");
+    assert!(created.body.get("initialDescription").is_none(), "POST-only, not returned");
+    assert!(created.body["_info"]["dateEntered"].is_string());
+
+    // Defaults: the first board, its first status, the default priority.
+    let minimal = object(json!({ "summary": "Minimal", "company": { "id": 2 } }));
+    let second = s.create_ticket(&minimal).await.expect("minimal ticket");
+    assert_eq!(second.body["board"]["name"], "Help Desk");
+    assert_eq!(second.body["status"]["name"], "New");
+    assert_eq!(second.body["priority"]["name"], "Priority 3 - Normal Response");
+
+    let stored = stored_tickets(&sb).await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0]["initialDescription"], "j.doe@acme.example found in a combo list.\nSource: pastebin");
+    assert_eq!(stored[0]["externalXRef"], "dwid:0b7c6a52-1111-4e2f-9a5d-000000000001");
+
+    let found = s.find_ticket_by_external_xref("dwid:0b7c6a52-1111-4e2f-9a5d-000000000001").await.expect("lookup");
+    assert_eq!(found, Some(created.id));
+    assert_eq!(s.find_ticket_by_external_xref("dwid:unknown").await.expect("lookup"), None);
+
+    // The sandbox's page lists them, newest first, escaped.
+    let page = raw().get(sb.url()).send().await.expect("page").text().await.expect("html");
+    let (newest, oldest) =
+        (page.find("Minimal").expect("minimal shown"), page.find("3 new compromises").expect("shown"));
+    assert!(newest < oldest, "newest first");
+    assert!(page.contains("<tbody>"));
+}
+
+#[tokio::test]
+async fn manage_validation_is_reported_field_by_field() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    let expect_validation = |err: CwError| -> (String, Vec<(String, String)>) {
+        assert!(!err.is_retryable());
+        match err {
+            CwError::Validation { message, errors } => {
+                (message, errors.into_iter().map(|e| (e.field, e.code)).collect())
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    };
+    let (_, fields) =
+        expect_validation(s.create_ticket(&object(json!({ "initialDescription": "x" }))).await.expect_err("400"));
+    assert_eq!(
+        fields,
+        [("summary".into(), "MissingRequiredField".into()), ("company".into(), "MissingRequiredField".into())]
+    );
+
+    let mut long = full_ticket("dwid:long");
+    long.insert("summary".into(), json!("x".repeat(101)));
+    long.insert("zip".into(), json!("1234567890123"));
+    let (_, fields) = expect_validation(s.create_ticket(&long).await.expect_err("400"));
+    assert!(fields.contains(&("summary".into(), "InvalidField".into())), "{fields:?}");
+    assert!(fields.contains(&("zip".into(), "InvalidField".into())), "{fields:?}");
+
+    let mut other_board = full_ticket("dwid:board");
+    other_board.insert("board".into(), json!({ "name": "Help Desk" }));
+    let err = s.create_ticket(&other_board).await.expect_err("Triage is not on Help Desk");
+    assert!(err.to_string().contains("Status not found on board 'Help Desk'"), "{err}");
+    let (_, fields) = expect_validation(err);
+    for field in ["status/name", "type/name", "subType/name", "item/name"] {
+        assert!(fields.contains(&(field.into(), "NotFound".into())), "{field}: {fields:?}");
+    }
+
+    let mut unknown_company = full_ticket("dwid:company");
+    unknown_company.insert("company".into(), json!({ "identifier": "NoSuchCompany" }));
+    let (_, fields) = expect_validation(s.create_ticket(&unknown_company).await.expect_err("400"));
+    assert_eq!(fields, [("company/identifier".into(), "NotFound".into())]);
+
+    let mut scalar = full_ticket("dwid:scalar");
+    scalar.insert("company".into(), json!(24));
+    let (message, _) = expect_validation(s.create_ticket(&scalar).await.expect_err("400"));
+    assert!(message.contains("Error converting value 24") && message.contains("Path 'company'"), "{message}");
+
+    let mut unknown_member = full_ticket("dwid:member");
+    unknown_member.insert("colour".into(), json!("red"));
+    let (message, _) = expect_validation(s.create_ticket(&unknown_member).await.expect_err("400"));
+    assert!(message.contains("Could not find member 'colour' on object of type 'Ticket'"), "{message}");
+
+    let mut bad_date = full_ticket("dwid:date");
+    bad_date.insert("requiredDate".into(), json!("next tuesday"));
+    expect_validation(s.create_ticket(&bad_date).await.expect_err("400"));
+
+    assert!(stored_tickets(&sb).await.is_empty(), "nothing refused was stored");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Faults
+
+#[tokio::test]
+async fn injected_faults_map_to_retryable_errors() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    sb.sandbox.set_faults(Faults { rate_limit_rate: 1.0, retry_after_secs: 7, ..Faults::default() }).await;
+    let err = s.test_connection().await.expect_err("429");
+    assert_eq!(err, CwError::RateLimited { retry_after: Some(Duration::from_secs(7)) });
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("7 s"));
+
+    sb.sandbox.set_faults(Faults { error_rate: 1.0, ..Faults::default() }).await;
+    let err = s.create_ticket(&full_ticket("dwid:500")).await.expect_err("500");
+    assert!(matches!(&err, CwError::Transient { reason } if reason.contains("500")), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(stored_tickets(&sb).await.is_empty());
+
+    // Set at run time over HTTP, as a person would; an unknown member is refused.
+    let url = format!("{}/_sandbox/faults", sb.url());
+    let response = raw().post(&url).body(r#"{"latency_ms": 250}"#).send().await.expect("set");
+    assert_eq!(response.status(), StatusCode::OK);
+    let faults: Faults = raw().get(&url).send().await.expect("get").json().await.expect("json");
+    assert_eq!(faults, Faults { latency_ms: 250, ..Faults::default() }, "members left out are off");
+    let started = Instant::now();
+    s.test_connection().await.expect("slow but fine");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    let response = raw().post(&url).body(r#"{"error_rate": 2}"#).send().await.expect("bad rate");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = raw().post(&url).body(r#"{"typo": 1}"#).send().await.expect("bad member");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    raw().post(&url).body("{}").send().await.expect("reset");
+    assert_eq!(sb.sandbox.faults().await, Faults::default());
+}
+
+#[tokio::test]
+async fn a_timeout_after_commit_leaves_a_ticket_the_retry_finds() {
+    let sb = start_sandbox().await;
+    let impatient = client_with(SitePolicy::dev(), Duration::from_millis(800), Some(sandbox::DEMO_CLIENT_ID));
+    let s = impatient.session(&api_member(&sb.url())).await.expect("session");
+    sb.sandbox.set_faults(Faults { timeout_after_commit: true, stall_secs: 30, ..Faults::default() }).await;
+    let started = Instant::now();
+    let err = s.create_ticket(&full_ticket("dwid:committed")).await.expect_err("times out");
+    assert!(matches!(err, CwError::Transient { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(started.elapsed() < Duration::from_secs(5), "the client's timeout, not the stall");
+    assert_eq!(stored_tickets(&sb).await.len(), 1, "the ticket was created all the same");
+    sb.sandbox.set_faults(Faults::default()).await;
+    let found = s.find_ticket_by_external_xref("dwid:committed").await.expect("lookup");
+    assert_eq!(found, stored_tickets(&sb).await[0]["id"].as_i64());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A fake Manage for answers the sandbox never gives. The company ID picks the behaviour: discovery answers with the
+// codebase "{companyId}/", and every API call under it behaves as that name says.
+
+#[derive(Clone, Default)]
+struct Fake {
+    headers: Arc<Mutex<Vec<HeaderMap>>>,
+    hits: Arc<Mutex<Vec<String>>>,
+}
+
+async fn fake_company_info(Path(id): Path<String>) -> Response {
+    if id == "htmldiscovery" {
+        return axum::response::Html("<html><body>Sign in</body></html>").into_response();
+    }
+    axum::Json(json!({ "CompanyName": "Fake", "Codebase": format!("{id}/"), "IsCloud": "True" })).into_response()
+}
+
+async fn fake_api(
+    State(fake): State<Fake>,
+    Path((codebase, rest)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    fake.hits.lock().expect("lock").push(format!("{codebase}/{rest}"));
+    let info = json!({ "version": "v2025.1.1", "isCloud": true });
+    match codebase.as_str() {
+        "headers" => {
+            fake.headers.lock().expect("lock").push(headers);
+            axum::Json(info).into_response()
+        }
+        "forbidden" => (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"code": "Forbidden", "message": "You do not have access to system/info"})),
+        )
+            .into_response(),
+        "html" => axum::response::Html("<!DOCTYPE html><html><body>Maintenance</body></html>").into_response(),
+        "html500" => (StatusCode::BAD_GATEWAY, axum::response::Html("<html>Bad gateway</html>")).into_response(),
+        "truncated" => {
+            ([(http::header::CONTENT_TYPE, "application/json")], r#"{"version":"v2025.1.1","isCl"#).into_response()
+        }
+        "wrongshape" => axum::Json(json!([1, 2, 3])).into_response(),
+        "garbage" => ([(http::header::CONTENT_TYPE, "application/json")], "Service Unavailable!").into_response(),
+        "stall" => {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            axum::Json(info).into_response()
+        }
+        "moved" if rest == "system/info" => {
+            (StatusCode::FOUND, [(http::header::LOCATION, "/moved/apis/3.0/system/info2")]).into_response()
+        }
+        "moved" if rest == "system/info2" => axum::Json(info).into_response(),
+        "moved" => {
+            (StatusCode::TEMPORARY_REDIRECT, [(http::header::LOCATION, "/moved/apis/3.0/elsewhere")]).into_response()
+        }
+        "offsite" => {
+            (StatusCode::FOUND, [(http::header::LOCATION, "http://169.254.169.254/latest/meta-data/")]).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn start_fake() -> (String, Fake) {
+    let fake = Fake::default();
+    let app = axum::Router::new()
+        .route("/login/companyinfo/{id}", axum::routing::get(fake_company_info))
+        .route("/{codebase}/apis/3.0/{*rest}", axum::routing::any(fake_api))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), fake)
+}
+
+fn fake_credentials(site: &str, company_id: &str, auth: Auth) -> Credentials {
+    Credentials { site: site.into(), company_id: company_id.into(), auth }
+}
+
+#[tokio::test]
+async fn sends_the_exact_headers_for_a_known_key_pair() {
+    let (site, fake) = start_fake().await;
+    let c = client();
+    let keys = Auth::ApiMember { public_key: "PublicKey1".into(), private_key: "PrivateKey2".into() };
+    c.session(&fake_credentials(&site, "headers", keys)).await.expect("session").test_connection().await.expect("ok");
+    let integrator = Auth::Integrator { username: "ops".into(), password: "Pass w0rd:x".into() };
+    c.session(&fake_credentials(&site, "headers", integrator))
+        .await
+        .expect("session")
+        .test_connection()
+        .await
+        .expect("ok");
+    let seen = fake.headers.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2);
+    let h = |i: usize, name: &str| seen[i].get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    // base64("headers+PublicKey1:PrivateKey2")
+    assert_eq!(h(0, "authorization").as_deref(), Some("Basic aGVhZGVycytQdWJsaWNLZXkxOlByaXZhdGVLZXky"));
+    assert_eq!(h(0, "accept").as_deref(), Some("application/vnd.connectwise.com+json; version=2025.1"));
+    assert_eq!(h(0, "clientid").as_deref(), Some(sandbox::DEMO_CLIENT_ID));
+    assert_eq!(h(0, "x-cw-usertype"), None);
+    // base64("headers+ops:Pass w0rd:x")
+    assert_eq!(h(1, "authorization").as_deref(), Some("Basic aGVhZGVycytvcHM6UGFzcyB3MHJkOng="));
+    assert_eq!(h(1, "x-cw-usertype").as_deref(), Some("integrator"));
+}
+
+#[tokio::test]
+async fn forbidden_html_truncated_and_garbage_answers() {
+    let (site, _fake) = start_fake().await;
+    let c = client();
+    let keys = || Auth::ApiMember { public_key: "p".into(), private_key: "s".into() };
+    let call = |company: &'static str| {
+        let c = c.clone();
+        let creds = fake_credentials(&site, company, keys());
+        async move { c.session(&creds).await?.test_connection().await }
+    };
+    let err = call("forbidden").await.expect_err("403");
+    assert!(matches!(&err, CwError::Forbidden { message } if message.contains("system/info")), "{err:?}");
+    assert!(err.to_string().contains("security role") && !err.is_retryable());
+    for (company, reason) in
+        [("html", "HTML"), ("truncated", "truncated"), ("wrongshape", "unexpected shape"), ("garbage", "not JSON")]
+    {
+        let err = call(company).await.expect_err(company);
+        assert!(matches!(&err, CwError::UnexpectedResponse { reason: r } if r.contains(reason)), "{company}: {err:?}");
+        assert!(!err.is_retryable());
+    }
+    let err = call("html500").await.expect_err("502");
+    assert!(matches!(&err, CwError::Transient { reason } if reason.contains("502")), "{err:?}");
+    let err = c.session(&fake_credentials(&site, "htmldiscovery", keys())).await.expect_err("html discovery");
+    assert!(matches!(&err, CwError::UnexpectedResponse { reason } if reason.contains("HTML")), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_stalled_answer_hits_the_timeout() {
+    let (site, _fake) = start_fake().await;
+    let c = client_with(SitePolicy::dev(), Duration::from_millis(600), Some("x"));
+    let session = c
+        .session(&fake_credentials(&site, "stall", Auth::ApiMember { public_key: "p".into(), private_key: "s".into() }))
+        .await
+        .expect("session");
+    let started = Instant::now();
+    let err = session.test_connection().await.expect_err("timeout");
+    assert!(matches!(&err, CwError::Transient { reason } if reason.contains("no answer")), "{err:?}");
+    assert!(err.is_retryable());
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(550) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn redirects_are_followed_on_get_within_the_site_only_and_never_on_post() {
+    let (site, fake) = start_fake().await;
+    let c = client();
+    let keys = || Auth::ApiMember { public_key: "p".into(), private_key: "s".into() };
+    let moved = c.session(&fake_credentials(&site, "moved", keys())).await.expect("session");
+    moved.test_connection().await.expect("same-site GET redirect followed");
+    let err = moved.create_ticket(&object(json!({ "summary": "x" }))).await.expect_err("POST redirect");
+    assert!(matches!(&err, CwError::UnexpectedResponse { reason } if reason.contains("redirect")), "{err:?}");
+    assert!(!fake.hits.lock().expect("lock").iter().any(|h| h.ends_with("elsewhere")), "the POST was not re-sent");
+    let offsite = c.session(&fake_credentials(&site, "offsite", keys())).await.expect("session");
+    let err = offsite.test_connection().await.expect_err("redirect to another site");
+    assert!(matches!(&err, CwError::UnexpectedResponse { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outbound safety
+
+fn production(policy: SitePolicy) -> CwClient {
+    client_with(policy, Duration::from_secs(2), Some("x"))
+}
+
+#[tokio::test]
+async fn production_refuses_local_and_private_sites_before_connecting() {
+    let keys = || Auth::ApiMember { public_key: "p".into(), private_key: "s".into() };
+    let policy = SitePolicy::production()
+        .with_static_host("cw.evil.example", &["10.0.0.1".parse().expect("ip")])
+        .with_static_host("metadata.evil.example", &["169.254.169.254".parse().expect("ip")])
+        .with_static_host(
+            "mixed.evil.example",
+            &["93.184.215.14".parse().expect("ip"), "127.0.0.1".parse().expect("ip")],
+        );
+    let c = production(policy.clone());
+    for (site, needle) in [
+        ("cw.evil.example", "10.0.0.1"),
+        ("metadata.evil.example", "169.254.169.254"),
+        ("mixed.evil.example", "127.0.0.1"),
+        ("169.254.169.254", "169.254.169.254"),
+        ("[::1]", "::1"),
+        ("http://na.myconnectwise.net", "https"),
+        ("https://user:pw@na.myconnectwise.net", "user name and password"),
+        ("na.myconnectwise.net:8080", ":8080"),
+        ("localhost", "full host name"),
+        ("na.myconnectwise.net/v4_6_release/apis/3.0", "without a path"),
+    ] {
+        let started = Instant::now();
+        let err = c.session(&fake_credentials(site, "acme", keys())).await.expect_err(site);
+        assert!(matches!(&err, CwError::SiteRefused { reason } if reason.contains(needle)), "{site}: {err:?}");
+        assert!(!err.is_retryable());
+        assert!(started.elapsed() < Duration::from_secs(1), "{site}: refused without a connection attempt");
+    }
+    // A real name that resolves to loopback.
+    let refused = policy.resolve("localhost").await.expect_err("localhost resolves to loopback");
+    assert!(refused.to_string().contains("localhost"), "{refused}");
+    assert!(SitePolicy::dev().resolve("localhost").await.is_ok());
+    let v4: IpAddr = "10.0.0.1".parse().expect("ip");
+    assert!(!SitePolicy::production().allows_ip(v4) && !SitePolicy::dev().allows_ip(v4));
+}
+
+#[tokio::test]
+async fn the_checked_address_is_the_one_connected_to() {
+    // dev mode: a name mapped to the sandbox's loopback address is called there; the same name mapped to a private
+    // address is refused, so the resolver (not the system's DNS) decides where the connection goes.
+    let sb = start_sandbox().await;
+    let port = sb.addr.port();
+    let loopback = SitePolicy::dev().with_static_host("sandbox.test", &["127.0.0.1".parse().expect("ip")]);
+    let c = client_with(loopback, Duration::from_secs(5), Some(sandbox::DEMO_CLIENT_ID));
+    let mut creds = api_member(&format!("http://sandbox.test:{port}"));
+    c.session(&creds).await.expect("session").test_connection().await.expect("reached through the resolver");
+
+    let private = SitePolicy::dev().with_static_host("sandbox.test", &["10.0.0.1".parse().expect("ip")]);
+    let c = client_with(private, Duration::from_secs(5), Some(sandbox::DEMO_CLIENT_ID));
+    let err = c.session(&creds).await.expect_err("private address");
+    assert!(matches!(&err, CwError::SiteRefused { reason } if reason.contains("10.0.0.1")), "{err:?}");
+
+    // Production never talks plain http, even to a name that would resolve to a public address.
+    let public = SitePolicy::production().with_static_host("cw.example.com", &["93.184.215.14".parse().expect("ip")]);
+    creds.site = "http://cw.example.com".into();
+    let err = production(public).session(&creds).await.expect_err("http");
+    assert!(matches!(err, CwError::SiteRefused { .. }), "{err:?}");
+}
