@@ -11,6 +11,7 @@ pub mod auth;
 pub mod connectwise_site;
 pub mod error;
 pub mod integrations;
+pub mod mapping;
 pub mod organizations;
 pub mod ui;
 

@@ -1,0 +1,441 @@
+//! Mapping rows: their live preview, their validation against the catalogs and the site's lookups, and the
+//! defaults a new integration starts with.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::fields::{EXTERNAL_XREF_KEY, FieldDef, FieldKind, field};
+use super::template::{
+    Segment, connectwise_len, flatten_lines, is_email, is_literal_utc, normalize_lines, render_segments, scan,
+    to_connectwise_date, truncate_for_connectwise,
+};
+use super::tokens::{Compromise, DATE_TOKENS, OPTIONAL_TOKENS};
+
+/// One row of the field mapping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappingRow {
+    /// A [`FieldDef::key`], e.g. `"summary"`.
+    pub field: String,
+    /// The template text; for a Reference field the chosen id as decimal text; empty for Company.
+    pub value: String,
+}
+
+impl MappingRow {
+    pub fn new(field: impl Into<String>, value: impl Into<String>) -> Self {
+        MappingRow { field: field.into(), value: value.into() }
+    }
+}
+
+/// A problem on one mapping row, in words a partner can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct RowError {
+    /// The row's index (0-based) in the rows given, or [`RowError::NO_ROW`] for a problem of the mapping as a whole
+    /// (no Summary row, a bad external reference).
+    pub row: usize,
+    /// The row's field key (as given, even if unknown).
+    pub field: String,
+    pub message: String,
+}
+
+impl RowError {
+    /// The `row` of an error that belongs to no row.
+    pub const NO_ROW: usize = usize::MAX;
+
+    pub(crate) fn new(row: usize, field: &str, message: impl Into<String>) -> Self {
+        RowError { row, field: field.to_owned(), message: message.into() }
+    }
+
+    /// Whether the error belongs to the mapping as a whole rather than to one row.
+    pub fn is_form_level(&self) -> bool {
+        self.row == Self::NO_ROW
+    }
+}
+
+/// One entry of a ConnectWise setup table (board, status, priority, …).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupItem {
+    pub id: i64,
+    pub name: String,
+}
+
+/// The site's setup tables, as the wizard loaded them. Board-specific lists are keyed by board id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lookups {
+    pub boards: Vec<LookupItem>,
+    pub statuses: BTreeMap<i64, Vec<LookupItem>>,
+    pub types: BTreeMap<i64, Vec<LookupItem>>,
+    pub subtypes: BTreeMap<i64, Vec<LookupItem>>,
+    pub items: BTreeMap<i64, Vec<LookupItem>>,
+    pub priorities: Vec<LookupItem>,
+    pub sources: Vec<LookupItem>,
+}
+
+/// What a row renders to for one compromise, exactly as the ticket would carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The text sent (after line-break handling and truncation); for a Reference the id; for Company a note.
+    pub text: String,
+    /// The length before truncation, counted as ConnectWise counts ([`super::connectwise_len`]: characters, except
+    /// that an emoji outside the Basic Multilingual Plane counts 2). Over `max` when something is cut.
+    pub length: usize,
+    pub max: Option<usize>,
+    /// What is cut off to fit `max`, if anything.
+    pub cut: Option<String>,
+}
+
+impl Preview {
+    /// `"87 / 100"`, or `"87"` for a field without a maximum.
+    pub fn counter(&self) -> String {
+        match self.max {
+            Some(max) => format!("{} / {max}", self.length),
+            None => self.length.to_string(),
+        }
+    }
+
+    /// Whether the value is too long and will be cut.
+    pub fn is_cut(&self) -> bool {
+        self.cut.is_some()
+    }
+}
+
+/// The preview text of the automatic Company row.
+pub const COMPANY_PREVIEW: &str = "The ConnectWise company matched to the organization";
+
+/// How a row's value goes into the ticket. Shared by [`preview`] and [`super::build_ticket`] so that the preview
+/// shows exactly what is delivered.
+pub(crate) enum Rendered {
+    /// Nothing to send (an empty value).
+    Empty,
+    Text {
+        full: String,
+        kept: String,
+        cut: Option<String>,
+    },
+    Reference(i64),
+    Company,
+    /// The value is not acceptable for this compromise; delivery leaves the field out rather than lose the ticket,
+    /// the preview shows the reason.
+    Omitted {
+        reason: String,
+    },
+}
+
+/// Renders one row's value for a compromise. `Err` is a partner-facing message (a template or id mistake).
+pub(crate) fn render_field(def: &FieldDef, value: &str, compromise: &Compromise) -> Result<Rendered, String> {
+    match def.kind {
+        FieldKind::Company => return Ok(Rendered::Company),
+        FieldKind::Reference => return parse_id(def, value).map(Rendered::Reference),
+        FieldKind::Text | FieldKind::LongText | FieldKind::Email | FieldKind::Date => {}
+    }
+    let (segments, errors) = scan(value);
+    if let Some(error) = errors.into_iter().next() {
+        return Err(error.to_string());
+    }
+    let raw = render_segments(&segments, compromise);
+    let mut full = if def.kind == FieldKind::LongText { normalize_lines(&raw) } else { flatten_lines(&raw) };
+    if full.is_empty() {
+        return Ok(Rendered::Empty);
+    }
+    if def.kind == FieldKind::Date {
+        match to_connectwise_date(&full) {
+            Some(date) => full = date,
+            None => {
+                return Ok(Rendered::Omitted {
+                    reason: format!("\"{full}\" is not a date, so {} would be left out of the ticket.", def.label),
+                });
+            }
+        }
+    }
+    let (kept, cut) = match def.max_len {
+        Some(max) => truncate_for_connectwise(&full, max),
+        None => (full.clone(), None),
+    };
+    if def.kind == FieldKind::Email && !email_list_ok(def, &kept) {
+        return Ok(Rendered::Omitted {
+            reason: format!(
+                "With this compromise the value is \"{kept}\", which is not an email address, so {} would be left \
+                 out of the ticket.",
+                def.label
+            ),
+        });
+    }
+    Ok(Rendered::Text { full, kept, cut })
+}
+
+fn email_list_ok(def: &FieldDef, value: &str) -> bool {
+    if def.key == "automaticEmailCc" {
+        let mut parts = value.split([';', ',']).map(str::trim).filter(|p| !p.is_empty()).peekable();
+        parts.peek().is_some() && parts.all(is_email)
+    } else {
+        is_email(value.trim())
+    }
+}
+
+fn parse_id(def: &FieldDef, value: &str) -> Result<i64, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("Choose a {} from the list.", def.label));
+    }
+    match value.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(format!("Choose a {} from the list: \"{value}\" is not one of the site's entries.", def.label)),
+    }
+}
+
+/// Renders one row with a compromise (the wizard uses [`Compromise::sample`]). The error's `row` is 0; use
+/// [`preview_rows`] for errors that carry their row index.
+pub fn preview(row: &MappingRow, compromise: &Compromise) -> Result<Preview, RowError> {
+    let error = |message: String| RowError::new(0, &row.field, message);
+    let def = field(&row.field).ok_or_else(|| error(unknown_field_message(&row.field)))?;
+    match render_field(def, &row.value, compromise).map_err(error)? {
+        Rendered::Empty => Ok(Preview { text: String::new(), length: 0, max: def.max_len, cut: None }),
+        Rendered::Text { full, kept, cut } => {
+            Ok(Preview { text: kept, length: connectwise_len(&full), max: def.max_len, cut })
+        }
+        Rendered::Reference(id) => {
+            let text = id.to_string();
+            Ok(Preview { length: text.chars().count(), text, max: None, cut: None })
+        }
+        Rendered::Company => {
+            Ok(Preview { text: COMPANY_PREVIEW.to_owned(), length: COMPANY_PREVIEW.len(), max: None, cut: None })
+        }
+        Rendered::Omitted { reason } => Err(error(reason)),
+    }
+}
+
+/// [`preview`] for every row, errors carrying their row index.
+pub fn preview_rows(rows: &[MappingRow], compromise: &Compromise) -> Vec<Result<Preview, RowError>> {
+    rows.iter()
+        .enumerate()
+        .map(|(index, row)| preview(row, compromise).map_err(|e| RowError { row: index, ..e }))
+        .collect()
+}
+
+fn unknown_field_message(key: &str) -> String {
+    if key.trim().is_empty() {
+        "Choose a ConnectWise field for this row.".to_owned()
+    } else if key == EXTERNAL_XREF_KEY {
+        "External Reference is set by Dark Web ID on every ticket (to avoid duplicate tickets) and cannot be mapped; \
+         remove this row."
+            .to_owned()
+    } else {
+        format!("\"{key}\" is not a ConnectWise ticket field this integration can set; choose a field from the list.")
+    }
+}
+
+/// The board-specific lists, by field key.
+const BOARD_FIELDS: &[&str] = &["status", "type", "subType", "item"];
+
+/// Checks a mapping before it is saved. With `lookups`, Reference ids are checked against the site's tables
+/// (status, type, sub type and item against the board chosen in the Board row); without, only their form.
+/// Errors come in row order, form-level errors (no Summary row) last.
+pub fn validate(rows: &[MappingRow], lookups: Option<&Lookups>) -> Vec<RowError> {
+    let mut errors = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let board_row = rows.iter().position(|r| r.field == "board");
+    // The board the dependent lists are checked against: only when the Board row itself is sound.
+    let mut board: Option<(i64, String)> = None;
+    if let (Some(index), Some(def)) = (board_row, field("board")) {
+        if let Ok(id) = parse_id(def, &rows[index].value) {
+            match lookups {
+                Some(l) => board = l.boards.iter().find(|b| b.id == id).map(|b| (id, b.name.clone())),
+                None => board = Some((id, String::new())),
+            }
+        }
+    }
+
+    for (index, row) in rows.iter().enumerate() {
+        let key = row.field.as_str();
+        let push = |errors: &mut Vec<RowError>, message: String| errors.push(RowError::new(index, key, message));
+        let Some(def) = field(key) else {
+            push(&mut errors, unknown_field_message(key));
+            continue;
+        };
+        if let Some(&first) = seen.get(def.key) {
+            push(
+                &mut errors,
+                format!("{} is mapped twice (rows {} and {}); remove one of them.", def.label, first + 1, index + 1),
+            );
+            continue;
+        }
+        seen.insert(def.key, index);
+
+        match def.kind {
+            FieldKind::Company => {
+                if !row.value.trim().is_empty() {
+                    push(
+                        &mut errors,
+                        "Company is set automatically to the organization's matched ConnectWise company; leave its \
+                         value empty."
+                            .to_owned(),
+                    );
+                }
+            }
+            FieldKind::Reference => {
+                let id = match parse_id(def, &row.value) {
+                    Ok(id) => id,
+                    Err(message) => {
+                        push(&mut errors, message);
+                        continue;
+                    }
+                };
+                if BOARD_FIELDS.contains(&def.key) && board_row.is_none() {
+                    push(
+                        &mut errors,
+                        format!(
+                            "{} belongs to a service board: add a Board row and choose the board first.",
+                            def.label
+                        ),
+                    );
+                    continue;
+                }
+                if let Some(lookups) = lookups
+                    && let Some(message) = check_lookup(def, id, board.as_ref(), lookups)
+                {
+                    push(&mut errors, message);
+                }
+            }
+            FieldKind::Text | FieldKind::LongText | FieldKind::Email | FieldKind::Date => {
+                for message in check_template(def, &row.value) {
+                    push(&mut errors, message);
+                }
+            }
+        }
+    }
+
+    if !seen.contains_key("summary") {
+        errors.push(RowError::new(
+            RowError::NO_ROW,
+            "summary",
+            "Add a Summary row: ConnectWise requires a summary on every ticket.",
+        ));
+    }
+    errors
+}
+
+fn check_lookup(def: &FieldDef, id: i64, board: Option<&(i64, String)>, lookups: &Lookups) -> Option<String> {
+    let plain = |list: &[LookupItem], what: &str| {
+        (!list.iter().any(|item| item.id == id))
+            .then(|| format!("{} {id} is not {what} on this ConnectWise site; choose one from the list.", def.label))
+    };
+    let per_board = |map: &BTreeMap<i64, Vec<LookupItem>>, what: &str| {
+        // An unknown board is reported on the Board row; its dependents are not checked against it.
+        let (board_id, board_name) = board?;
+        let found = map.get(board_id).is_some_and(|list| list.iter().any(|item| item.id == id));
+        (!found).then(|| {
+            format!(
+                "{} {id} is not {what} of the board \"{board_name}\"; choose one from that board's list.",
+                def.label
+            )
+        })
+    };
+    match def.key {
+        "board" => plain(&lookups.boards, "a service board"),
+        "priority" => plain(&lookups.priorities, "a priority"),
+        "source" => plain(&lookups.sources, "a service source"),
+        "status" => per_board(&lookups.statuses, "a status"),
+        "type" => per_board(&lookups.types, "a type"),
+        "subType" => per_board(&lookups.subtypes, "a sub type"),
+        "item" => per_board(&lookups.items, "an item"),
+        _ => None,
+    }
+}
+
+fn check_template(def: &FieldDef, value: &str) -> Vec<String> {
+    let (segments, template_errors) = scan(value);
+    let mut messages: Vec<String> = template_errors.iter().map(ToString::to_string).collect();
+    let tokens: Vec<&str> =
+        segments.iter().filter_map(|s| if let Segment::Token(name) = s { Some(*name) } else { None }).collect();
+    let literal: String =
+        segments.iter().filter_map(|s| if let Segment::Text(text) = s { Some(text.as_str()) } else { None }).collect();
+    let literal = if def.kind == FieldKind::LongText { normalize_lines(&literal) } else { flatten_lines(&literal) };
+
+    if literal.is_empty() && tokens.is_empty() {
+        if template_errors.is_empty() {
+            messages.push(if def.key == "summary" {
+                "Summary is required: enter the ticket's title, for example \"Dark Web ID: [record_type] compromise \
+                 for [organization_name]\"."
+                    .to_owned()
+            } else {
+                format!("Enter a value for {}, or remove the row.", def.label)
+            });
+        }
+        return messages;
+    }
+    if def.key == "summary" && literal.is_empty() && tokens.iter().all(|t| OPTIONAL_TOKENS.contains(t)) {
+        messages.push(
+            "Summary could be empty for a compromise without a password or website: add some text or a token that \
+             always has a value, such as [compromise]."
+                .to_owned(),
+        );
+    }
+    if let Some(max) = def.max_len {
+        let length = connectwise_len(&literal);
+        if length > max {
+            messages.push(format!(
+                "The fixed text of {} is already {length} characters, over ConnectWise's maximum of {max}; shorten \
+                 it.",
+                def.label
+            ));
+        }
+    }
+    match def.kind {
+        FieldKind::Date => {
+            let only_one_date_token =
+                tokens.len() == 1 && DATE_TOKENS.contains(&tokens[0]) && literal.trim().is_empty();
+            if !tokens.is_empty() && !only_one_date_token {
+                messages.push(format!(
+                    "{} takes a single date: [date_added], [date_found], or a UTC date such as \
+                     2026-11-27T10:00:00Z.",
+                    def.label
+                ));
+            } else if tokens.is_empty() && !is_literal_utc(&literal) {
+                messages.push(format!(
+                    "\"{literal}\" is not an ISO-8601 UTC date; write it as 2026-11-27T10:00:00Z, or use \
+                     [date_found]."
+                ));
+            }
+        }
+        FieldKind::Email if tokens.is_empty() && !email_list_ok(def, &literal) => {
+            messages.push(if def.key == "automaticEmailCc" {
+                format!(
+                    "\"{literal}\" is not a list of email addresses; separate addresses with semicolons, e.g. \
+                     soc@example.com; noc@example.com."
+                )
+            } else {
+                format!("\"{literal}\" is not a valid email address.")
+            });
+        }
+        _ => {}
+    }
+    messages
+}
+
+/// The rows a new integration starts with: Summary, Initial Description and the automatic Company. The wizard adds
+/// Board, Status, Priority, Type, Sub Type, Item and Source from the site's lookups.
+pub fn default_rows() -> Vec<MappingRow> {
+    vec![
+        MappingRow::new("summary", "Dark Web ID: [record_type] compromise for [organization_name] – [compromise]"),
+        MappingRow::new("initialDescription", DEFAULT_DESCRIPTION),
+        MappingRow::new("company", ""),
+    ]
+}
+
+/// One fact a line, each readable on its own, so the note still reads well should ConnectWise flatten line breaks.
+/// The plain-text `[password]` is left out on purpose: ticket notes are widely visible.
+const DEFAULT_DESCRIPTION: &str = "Dark Web ID found a new compromise for [organization_name].
+
+Compromised: [compromise] ([record_type])
+Monitored search value: [search_value]
+Source: [source]
+Website: [website]
+Password (obscured): [obscured_password]
+Password criteria: [password_criteria]
+Date found: [date_found]
+Date added to Dark Web ID: [date_added]
+Dark Web ID record: [uuid]
+
+Recommended next steps: reset this password everywhere it is used, turn on multi-factor authentication, and review \
+the account for unusual activity.";
