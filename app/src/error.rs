@@ -24,6 +24,9 @@ pub enum AppError {
     /// Too many attempts; `retry_after_secs` says when to try again (HTTP 429).
     #[error("Too many failed sign-in attempts. Please wait {} minute(s) and try again.", retry_after_secs.div_ceil(60).max(1))]
     RateLimited { retry_after_secs: u64 },
+    /// ConnectWise answered with an error, or could not be reached; the sentence says what to check (HTTP 502).
+    #[error("{0}")]
+    ConnectWise(String),
     /// A failure on our side; the cause was logged on the server (HTTP 500).
     #[error("Something went wrong on our side. Please try again; if it keeps happening, contact support.")]
     Internal,
@@ -45,6 +48,7 @@ impl AppError {
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
             Self::RateLimited { .. } => 429,
+            Self::ConnectWise(_) => 502,
             Self::Internal | Self::Network => 500,
         }
     }

@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 use crate::config::Config;
 use crate::connectwise::CwClient;
 use crate::db::Db;
+use crate::secrets::SecretBox;
 
 /// Passed to the router and provided to every server function as context; no globals.
 #[derive(Clone)]
@@ -17,6 +18,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The ConnectWise client (one connection pool and codebase cache for the process).
     pub connectwise: CwClient,
+    /// Seals and opens the ConnectWise credentials partners store.
+    pub secrets: SecretBox,
 }
 
 impl FromRef<AppState> for LeptosOptions {

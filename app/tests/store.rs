@@ -81,15 +81,15 @@ async fn organizations_are_sorted_unique_per_partner_and_scoped() {
         let a = partner(&db, "a@example.com").await;
         let b = partner(&db, "b@example.com").await;
         for name in ["globex", "Acme", "Ärzte Praxis", "Initech"] {
-            orgs::add(&db, a, name).await.expect("add");
+            orgs::add(&db, a, name, None).await.expect("add");
         }
         let names: Vec<_> = orgs::list(&db, a).await.expect("list").into_iter().map(|o| o.name).collect();
         assert_eq!(names, ["Acme", "globex", "Initech", "Ärzte Praxis"], "{:?}", db.backend);
 
         // Case-insensitive uniqueness, Unicode included; another partner may use the same name.
-        assert!(matches!(orgs::add(&db, a, "ACME").await, Err(StoreError::Conflict(_))));
-        assert!(matches!(orgs::add(&db, a, "ärzte praxis").await, Err(StoreError::Conflict(_))));
-        let b_acme = orgs::add(&db, b, "Acme").await.expect("other partner");
+        assert!(matches!(orgs::add(&db, a, "ACME", None).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(orgs::add(&db, a, "ärzte praxis", None).await, Err(StoreError::Conflict(_))));
+        let b_acme = orgs::add(&db, b, "Acme", None).await.expect("other partner");
 
         let acme = orgs::list(&db, a).await.expect("list").remove(0);
         let renamed = orgs::rename(&db, a, acme.id, "Acme Corporation").await.expect("rename");
@@ -106,5 +106,68 @@ async fn organizations_are_sorted_unique_per_partner_and_scoped() {
         orgs::delete(&db, a, acme.id).await.expect("delete");
         assert!(matches!(orgs::delete(&db, a, acme.id).await, Err(StoreError::NotFound(_))));
         assert_eq!(orgs::list(&db, a).await.expect("list").len(), 3);
+    }
+}
+
+fn write(name: &str) -> app::integrations::store::IntegrationWrite<'_> {
+    app::integrations::store::IntegrationWrite {
+        name,
+        system: "connectwise",
+        site: "https://na.myconnectwise.net",
+        company_id: "acme",
+        auth_kind: app::integrations::AuthKind::ApiKeys,
+        credentials_sealed: "v1:00",
+        mapping_json: "[]",
+    }
+}
+
+#[tokio::test]
+async fn integrations_are_scoped_associated_and_keep_their_health() {
+    use app::integrations::Health;
+    use app::integrations::store as ints;
+    for db in all_backends().await {
+        let a = partner(&db, "a@example.com").await;
+        let b = partner(&db, "b@example.com").await;
+        let acme = orgs::add(&db, a, "Acme", None).await.expect("org");
+        orgs::add(&db, b, "Other", None).await.expect("org");
+
+        let first = ints::create(&db, a, &write("CW Prod")).await.expect("create");
+        assert!(matches!(ints::create(&db, a, &write("cw prod")).await, Err(StoreError::Conflict(_))));
+        ints::create(&db, b, &write("CW Prod")).await.expect("same name, other partner");
+        let globex = orgs::add(&db, a, "Globex", None).await.expect("org");
+        assert_eq!(globex.integration_ids, vec![first], "a new organization gets every integration");
+
+        let listed = ints::list(&db, a).await.expect("list");
+        assert_eq!(listed.len(), 1, "{:?}", db.backend);
+        let (stored, names) = &listed[0];
+        assert_eq!((stored.active, stored.health), (false, Health::NotChecked));
+        assert_eq!(names, &["Acme".to_string(), "Globex".to_string()], "created with every organization");
+
+        ints::record_health(&db, first, Err("ConnectWise rejected the keys")).await.expect("health");
+        let stored = ints::get(&db, a, first).await.expect("get");
+        assert_eq!(stored.health, Health::Unhealthy);
+        assert_eq!(stored.health_error.as_deref(), Some("ConnectWise rejected the keys"));
+        assert!(stored.health_at.is_some());
+        ints::record_health(&db, first, Ok(())).await.expect("health");
+        let stored = ints::get(&db, a, first).await.expect("get");
+        assert_eq!((stored.health, stored.health_error), (Health::Healthy, None));
+
+        // Partner B reaches none of it.
+        assert!(matches!(ints::get(&db, b, first).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(ints::set_active(&db, b, first, true).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(ints::update(&db, b, first, &write("x")).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(ints::set_association(&db, b, acme.id, first, false).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(ints::remove(&db, b, first).await, Err(StoreError::NotFound(_))));
+
+        ints::set_active(&db, a, first, true).await.expect("enable");
+        assert!(ints::get(&db, a, first).await.expect("get").active);
+        ints::set_association(&db, a, acme.id, first, false).await.expect("untick");
+        ints::set_association(&db, a, acme.id, first, false).await.expect("untick twice");
+        ints::set_association(&db, a, globex.id, first, true).await.expect("tick twice is fine");
+        assert_eq!(ints::list(&db, a).await.expect("list")[0].1, vec!["Globex".to_string()]);
+
+        ints::remove(&db, a, first).await.expect("remove");
+        assert!(ints::list(&db, a).await.expect("list").is_empty());
+        assert!(orgs::list(&db, a).await.expect("orgs").iter().all(|o| o.integration_ids.is_empty()));
     }
 }

@@ -34,7 +34,7 @@ pub enum StartError {
 pub async fn build_state(config: Config, leptos_options: LeptosOptions) -> Result<AppState, StartError> {
     let db = Db::connect(&config.database_url, config.database_max_connections).await?;
     tracing::info!(database = %app::db::redact_url(&config.database_url), "database ready");
-    keys::load_or_create(&config)?;
+    let key = keys::load_or_create(&config)?;
     if config.mode == Mode::Dev {
         seed::seed_demo_if_empty(&db).await.map_err(|err| StartError::Seed(err.to_string()))?;
     }
@@ -42,5 +42,6 @@ pub async fn build_state(config: Config, leptos_options: LeptosOptions) -> Resul
         tracing::warn!("CONNECTWISE_CLIENT_ID is not set: ConnectWise will refuse calls without a clientId");
     }
     let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))?;
-    Ok(AppState { leptos_options, db, config: Arc::new(config), connectwise })
+    let secrets = app::secrets::SecretBox::new(&key);
+    Ok(AppState { leptos_options, db, config: Arc::new(config), connectwise, secrets })
 }

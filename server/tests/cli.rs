@@ -115,7 +115,7 @@ async fn serve_honours_the_environment_seeds_once_and_keeps_data_across_restarts
     let db = open(&dir).await;
     let demo = app::auth::store::authenticate(&db, "demo@partner.example", "demo password for the test").await;
     let demo = demo.expect("query").expect("the printed credentials sign in");
-    app::organizations::store::add(&db, demo.id, "Added Between Runs").await.expect("add");
+    app::organizations::store::add(&db, demo.id, "Added Between Runs", None).await.expect("add");
 
     std::fs::write(dir.join("server.log"), "").expect("truncate log");
     {

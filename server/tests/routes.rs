@@ -1,90 +1,10 @@
 //! Route tests: the real router (pages, server functions, session gate) on a real SQLite database, driven with
 //! `oneshot` requests.
 
-use std::sync::Arc;
+mod common;
 
-use axum::Router;
-use axum::body::{Body, to_bytes};
-use http::{Request, StatusCode, header};
-use leptos::config::LeptosOptions;
-use tower::ServiceExt;
-
-use app::config::Config;
-use app::state::AppState;
-
-const PASSWORD: &str = "correct horse battery";
-
-struct Harness {
-    router: Router,
-    state: AppState,
-}
-
-async fn harness(vars: &[(&str, &str)]) -> Harness {
-    let map: std::collections::HashMap<String, String> =
-        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let config = Config::from_lookup(|name| map.get(name).cloned()).expect("config");
-    let db = app::testing::sqlite().await;
-    let options = LeptosOptions::builder().output_name("dwid-integrations").build();
-    let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))
-        .expect("connectwise client");
-    let state = AppState { leptos_options: options, db, config: Arc::new(config), connectwise };
-    Harness { router: server::routes::router(state.clone()), state }
-}
-
-impl Harness {
-    async fn partner(&self, email: &str) -> i64 {
-        app::auth::store::create_partner(&self.state.db, email, PASSWORD).await.expect("partner").id
-    }
-
-    async fn send(&self, request: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
-        let response = self.router.clone().oneshot(request).await.expect("response");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = to_bytes(response.into_body(), 10 << 20).await.expect("body");
-        (status, headers, String::from_utf8_lossy(&body).into_owned())
-    }
-
-    /// Calls a server function the way the browser's server-fn client does (form-encoded POST).
-    async fn call(&self, endpoint: &str, form: &str, cookie: Option<&str>) -> (StatusCode, http::HeaderMap, String) {
-        let mut request = Request::post(format!("/api/{endpoint}"))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json");
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        self.send(request.body(Body::from(form.to_string())).expect("request")).await
-    }
-
-    async fn get(&self, path: &str, cookie: Option<&str>) -> (StatusCode, http::HeaderMap, String) {
-        let mut request = Request::get(path).header(header::ACCEPT, "text/html");
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        self.send(request.body(Body::empty()).expect("request")).await
-    }
-
-    /// Signs in and returns the `Cookie` header value that carries the session.
-    async fn sign_in(&self, email: &str) -> String {
-        let (status, headers, body) =
-            self.call("sign_in", &form(&[("email", email), ("password", PASSWORD)]), None).await;
-        assert!(status.is_success(), "sign in: {status} {body}");
-        let set_cookie = headers.get(header::SET_COOKIE).expect("cookie").to_str().expect("ascii");
-        set_cookie.split(';').next().expect("pair").to_string()
-    }
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                v.replace('%', "%25").replace('&', "%26").replace('+', "%2B").replace(' ', "+").replace('@', "%40")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
+use common::{PASSWORD, form, harness};
+use http::{StatusCode, header};
 
 #[tokio::test]
 async fn pages_need_a_session_and_sign_in_sets_a_safe_cookie() {
@@ -181,7 +101,7 @@ async fn failed_sign_ins_are_rate_limited_per_email_and_per_address() {
 async fn server_functions_answer_401_without_a_session() {
     let h = harness(&[]).await;
     let id = h.partner("owner@example.com").await;
-    app::organizations::store::add(&h.state.db, id, "Secret Client").await.expect("org");
+    app::organizations::store::add(&h.state.db, id, "Secret Client", None).await.expect("org");
     for (endpoint, body) in [
         ("current_partner", ""),
         ("organizations/list", ""),
@@ -203,7 +123,7 @@ async fn a_partner_cannot_see_or_change_another_partners_organizations() {
     let h = harness(&[]).await;
     let first = h.partner("first@example.com").await;
     h.partner("second@example.com").await;
-    let secret = app::organizations::store::add(&h.state.db, first, "First's Client").await.expect("org");
+    let secret = app::organizations::store::add(&h.state.db, first, "First's Client", None).await.expect("org");
     let second = h.sign_in("second@example.com").await;
 
     let (status, _, body) = h.call("organizations/list", "", Some(&second)).await;

@@ -1,44 +1,235 @@
-//! Integrations: the partner's ticketing integrations. For now the page and its empty state; the wizard, the table
-//! and delivery build on it.
+//! Integrations: the partner's ticketing integrations. Shared DTOs and validation, the server functions, the
+//! Integrations table (with live health), and on the server the store and the credential sealing.
 
 use leptos::prelude::*;
-use leptos_router::components::A;
+use serde::{Deserialize, Serialize};
 
-/// The Integrations page.
-#[component]
-pub fn IntegrationsPage() -> impl IntoView {
-    view! {
-        <leptos_meta::Title text="Integrations · Dark Web ID Partner Dashboard"/>
-        <div class="page-header">
-            <div>
-                <h1>"Integrations"</h1>
-                <p class="page-header__lead">
-                    "Create a ConnectWise Manage service ticket automatically for every new compromise of your organizations."
-                </p>
-            </div>
-            <A href="/integrations/new" attr:class="button button--primary">"+ ADD NEW INTEGRATION"</A>
-        </div>
-        <section class="card empty-state">
-            <p class="empty-state__title">"You have not added any integrations."</p>
-            <p class="muted">"Add one to start sending new compromises to your ticketing system."</p>
-        </section>
+use crate::error::AppError;
+
+#[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
+pub mod store;
+mod table;
+
+pub use table::{IntegrationsPage, NewIntegrationPage};
+
+pub const NAME_MAX_CHARS: usize = 100;
+/// The only system that can be chosen today; the wizard shows the others as "Coming soon".
+pub const CONNECTWISE: &str = "connectwise";
+
+/// The health of an integration, from the most recent ConnectWise request it made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Health {
+    NotChecked,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Health::NotChecked => "not_checked",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+
+    pub fn from_db(value: &str) -> Self {
+        match value {
+            "healthy" => Health::Healthy,
+            "unhealthy" => Health::Unhealthy,
+            _ => Health::NotChecked,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Health::NotChecked => "Not checked",
+            Health::Healthy => "Healthy",
+            Health::Unhealthy => "Unhealthy",
+        }
     }
 }
 
-/// Where "+ ADD NEW INTEGRATION" leads until the wizard lands.
-#[component]
-pub fn NewIntegrationPage() -> impl IntoView {
-    view! {
-        <leptos_meta::Title text="Add an integration · Dark Web ID Partner Dashboard"/>
-        <div class="page-header">
-            <div>
-                <h1>"Add an integration"</h1>
-            </div>
-        </div>
-        <section class="card empty-state">
-            <p class="empty-state__title">"The integration wizard is coming soon."</p>
-            <p class="muted">"You will choose your ticketing system, connect ConnectWise Manage and map ticket fields here."</p>
-            <A href="/integrations" attr:class="button">"Back to Integrations"</A>
-        </section>
+/// How the integration signs in to ConnectWise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum AuthKind {
+    /// An API member's public and private key (recommended by the guide).
+    #[default]
+    ApiKeys,
+    /// An integrator username and password.
+    Integrator,
+}
+
+impl AuthKind {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            AuthKind::ApiKeys => "api_keys",
+            AuthKind::Integrator => "integrator",
+        }
+    }
+
+    pub fn from_db(value: &str) -> Self {
+        if value == "integrator" { AuthKind::Integrator } else { AuthKind::ApiKeys }
+    }
+}
+
+/// A row of the Integrations table. Carries no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IntegrationRow {
+    pub id: i64,
+    pub name: String,
+    pub system: String,
+    pub active: bool,
+    pub health: Health,
+    pub health_error: Option<String>,
+    /// When health was last recorded, formatted on the server in UTC (identical in SSR and hydration).
+    pub health_at: Option<String>,
+    pub organizations: Vec<String>,
+}
+
+/// What the wizard saves. Blank secret fields keep the stored values when editing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IntegrationInput {
+    pub name: String,
+    pub site: String,
+    pub company_id: String,
+    pub auth_kind: AuthKind,
+    pub public_key: String,
+    pub private_key: String,
+    pub username: String,
+    pub password: String,
+    pub mapping: Vec<crate::mapping::MappingRow>,
+}
+
+/// A saved integration as the wizard edits it: never any secret, only whether one is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationSettings {
+    pub id: i64,
+    pub name: String,
+    pub site: String,
+    pub company_id: String,
+    pub auth_kind: AuthKind,
+    pub credentials_set: bool,
+    pub mapping: Vec<crate::mapping::MappingRow>,
+}
+
+/// A valid integration name, trimmed: 1–100 characters, no control characters.
+pub fn validate_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("Enter a name for the integration.".into());
+    }
+    if name.chars().count() > NAME_MAX_CHARS {
+        return Err(format!("The name is too long: at most {NAME_MAX_CHARS} characters."));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("The name cannot contain line breaks or control characters.".into());
+    }
+    Ok(name.to_string())
+}
+
+/// The form integration names are compared in for uniqueness: case-insensitive.
+pub fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+#[server(endpoint = "integrations/list")]
+pub async fn list_integrations() -> Result<Vec<IntegrationRow>, AppError> {
+    crate::error::respond(
+        async {
+            let partner = crate::auth::require_partner().await?;
+            service::list(&crate::state::db(), partner.id).await
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "integrations/get")]
+pub async fn get_integration(id: i64) -> Result<IntegrationSettings, AppError> {
+    crate::error::respond(
+        async {
+            let partner = crate::auth::require_partner().await?;
+            service::settings(&crate::state::db(), partner.id, id).await
+        }
+        .await,
+    )
+}
+
+/// Creates (`id` = None) or updates an integration; returns its id. New integrations are Inactive.
+#[server(endpoint = "integrations/save", input = server_fn::codec::Json)]
+pub async fn save_integration(id: Option<i64>, input: IntegrationInput) -> Result<i64, AppError> {
+    crate::error::respond(
+        async {
+            let partner = crate::auth::require_partner().await?;
+            let state = expect_context::<crate::state::AppState>();
+            service::save(&state, partner.id, id, input).await
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "integrations/set_active")]
+pub async fn set_integration_active(id: i64, active: bool) -> Result<(), AppError> {
+    crate::error::respond(
+        async {
+            let partner = crate::auth::require_partner().await?;
+            Ok(store::set_active(&crate::state::db(), partner.id, id, active).await?)
+        }
+        .await,
+    )
+}
+
+/// Removes an integration with its stored secrets and associations.
+#[server(endpoint = "integrations/remove")]
+pub async fn remove_integration(id: i64) -> Result<(), AppError> {
+    crate::error::respond(
+        async {
+            let partner = crate::auth::require_partner().await?;
+            Ok(store::remove(&crate::state::db(), partner.id, id).await?)
+        }
+        .await,
+    )
+}
+
+/// Ticks or unticks one integration for one organization.
+#[server(endpoint = "integrations/associate")]
+pub async fn set_organization_integration(
+    organization_id: i64,
+    integration_id: i64,
+    associated: bool,
+) -> Result<(), AppError> {
+    crate::error::respond(
+        async {
+            let partner = crate::auth::require_partner().await?;
+            let db = crate::state::db();
+            Ok(store::set_association(&db, partner.id, organization_id, integration_id, associated).await?)
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(validate_name("  CW production ").as_deref(), Ok("CW production"));
+        assert!(validate_name(" ").is_err());
+        assert!(validate_name(&"ü".repeat(100)).is_ok());
+        assert!(validate_name(&"ü".repeat(101)).is_err());
+        assert_eq!(name_key("CW Prod"), name_key("cw prod"));
+    }
+
+    #[test]
+    fn stored_enums_round_trip() {
+        for health in [Health::NotChecked, Health::Healthy, Health::Unhealthy] {
+            assert_eq!(Health::from_db(health.as_db()), health);
+        }
+        for kind in [AuthKind::ApiKeys, AuthKind::Integrator] {
+            assert_eq!(AuthKind::from_db(kind.as_db()), kind);
+        }
     }
 }

@@ -15,6 +15,8 @@ pub const NAME_MAX_CHARS: usize = 255;
 pub struct Organization {
     pub id: i64,
     pub name: String,
+    /// The partner's integrations that create tickets for this organization's compromises.
+    pub integration_ids: Vec<i64>,
 }
 
 /// A valid organization name, trimmed: 1–255 characters, no control characters.
@@ -48,13 +50,20 @@ pub async fn list_organizations() -> Result<Vec<Organization>, AppError> {
     )
 }
 
+/// Adds an organization. With `choose_integrations` it is associated with exactly the ticked `integration_ids`;
+/// without (an API caller that does not say), with every integration of the partner.
 #[server(endpoint = "organizations/add")]
-pub async fn add_organization(name: String) -> Result<Organization, AppError> {
+pub async fn add_organization(
+    name: String,
+    #[server(default)] choose_integrations: bool,
+    #[server(default)] integration_ids: Vec<i64>,
+) -> Result<Organization, AppError> {
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
             let name = validate_name(&name).map_err(AppError::Invalid)?;
-            Ok(store::add(&crate::state::db(), partner.id, &name).await?)
+            let chosen = choose_integrations.then_some(integration_ids.as_slice());
+            Ok(store::add(&crate::state::db(), partner.id, &name, chosen).await?)
         }
         .await,
     )
@@ -90,6 +99,15 @@ pub fn OrganizationsPage() -> impl IntoView {
     // Bumped by a row after a rename or delete, so the list reloads.
     let changed = RwSignal::new(0u32);
     let organizations = Resource::new(move || (add.version().get(), changed.get()), |_| list_organizations());
+    // The partner's integrations, for the "Integrations" checkboxes (ids and names only).
+    let integrations = Resource::new(
+        || (),
+        |_| async {
+            crate::integrations::list_integrations()
+                .await
+                .map(|rows| rows.into_iter().map(|r| (r.id, r.name)).collect::<Vec<_>>())
+        },
+    );
 
     let add_error = move || match add.value().get() {
         Some(Err(err)) => Some(view! { <p class="form-error" role="alert">{err.to_string()}</p> }),
@@ -132,21 +150,51 @@ pub fn OrganizationsPage() -> impl IntoView {
                 <button type="submit" class="button button--primary" disabled=move || add.pending().get()>
                     "Add organization"
                 </button>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        integrations.await.ok().filter(|list| !list.is_empty()).map(|list| view! { <NewOrganizationIntegrations list/> })
+                    })}
+                </Transition>
             </ActionForm>
             {add_error}
         </section>
         <Transition fallback=|| view! { <p class="muted">"Loading organizations…"</p> }>
             <ErrorBoundary fallback=|errors| view! { <ErrorNotice errors/> }>
                 {move || Suspend::new(async move {
-                    organizations.await.map(|list| view! { <OrganizationTable list changed/> })
+                    let all = integrations.await.unwrap_or_default();
+                    organizations.await.map(|list| view! { <OrganizationTable list all changed/> })
                 })}
             </ErrorBoundary>
         </Transition>
     }
 }
 
+/// "Integrations" of the add form: one checkbox per integration, all ticked, as a new organization gets every
+/// integration by default.
 #[component]
-fn OrganizationTable(list: Vec<Organization>, changed: RwSignal<u32>) -> impl IntoView {
+fn NewOrganizationIntegrations(list: Vec<(i64, String)>) -> impl IntoView {
+    view! {
+        <fieldset class="checkbox-group">
+            <legend>"Integrations"</legend>
+            <input type="hidden" name="choose_integrations" value="true"/>
+            {list
+                .into_iter()
+                .enumerate()
+                .map(|(index, (id, name))| {
+                    view! {
+                        <label class="checkbox">
+                            <input type="checkbox" name=format!("integration_ids[{index}]") value=id checked/>
+                            {name}
+                        </label>
+                    }
+                })
+                .collect_view()}
+        </fieldset>
+    }
+}
+
+#[component]
+fn OrganizationTable(list: Vec<Organization>, all: Vec<(i64, String)>, changed: RwSignal<u32>) -> impl IntoView {
     let count = list.len();
     if count == 0 {
         return view! {
@@ -168,12 +216,13 @@ fn OrganizationTable(list: Vec<Organization>, changed: RwSignal<u32>) -> impl In
                 <thead>
                     <tr>
                         <th scope="col">"Name"</th>
+                        <th scope="col">"Integrations"</th>
                         <th scope="col" class="table__actions">"Actions"</th>
                     </tr>
                 </thead>
                 <tbody>
                     <For each=move || list.clone() key=|org| (org.id, org.name.clone()) let:org>
-                        <OrganizationRow org changed/>
+                        <OrganizationRow org all=all.clone() changed/>
                     </For>
                 </tbody>
             </table>
@@ -190,7 +239,7 @@ enum RowMode {
 }
 
 #[component]
-fn OrganizationRow(org: Organization, changed: RwSignal<u32>) -> impl IntoView {
+fn OrganizationRow(org: Organization, all: Vec<(i64, String)>, changed: RwSignal<u32>) -> impl IntoView {
     let mode = RwSignal::new(RowMode::View);
     let rename = ServerAction::<RenameOrganization>::new();
     let delete = ServerAction::<DeleteOrganization>::new();
@@ -272,6 +321,9 @@ fn OrganizationRow(org: Organization, changed: RwSignal<u32>) -> impl IntoView {
                     }
                 }
             </td>
+            <td>
+                <IntegrationToggles organization=org.clone() all/>
+            </td>
             <td class="table__actions">
                 <Show when=move || mode.get() == RowMode::View>
                     <button
@@ -294,6 +346,62 @@ fn OrganizationRow(org: Organization, changed: RwSignal<u32>) -> impl IntoView {
             </td>
         </tr>
     }
+}
+
+/// One checkbox per integration; ticking or unticking saves at once, and a failure puts the box back.
+#[component]
+fn IntegrationToggles(organization: Organization, all: Vec<(i64, String)>) -> impl IntoView {
+    if all.is_empty() {
+        return view! { <span class="muted">"No integrations yet"</span> }.into_any();
+    }
+    let org_id = organization.id;
+    let boxes = all
+        .into_iter()
+        .map(|(integration_id, name)| {
+            let toggle = ServerAction::<crate::integrations::SetOrganizationIntegration>::new();
+            let initially = organization.integration_ids.contains(&integration_id);
+            let ticked = RwSignal::new(initially);
+            let requested = RwSignal::new(ticked.get_untracked());
+            Effect::new(move |_| {
+                if let Some(Err(_)) = toggle.value().get() {
+                    ticked.set(!requested.get_untracked());
+                }
+            });
+            let error = move || match toggle.value().get() {
+                Some(Err(err)) => {
+                    Some(view! { <span class="form-error form-error--inline" role="alert">{err.to_string()}</span> })
+                }
+                _ => None,
+            };
+            view! {
+                <label class="checkbox">
+                    <input
+                        type="checkbox"
+                        checked=initially
+                        prop:checked=move || ticked.get()
+                        on:change=move |ev| {
+                            let associated = event_target_checked(&ev);
+                            ticked.set(associated);
+                            requested.set(associated);
+                            toggle.dispatch(crate::integrations::SetOrganizationIntegration {
+                                organization_id: org_id,
+                                integration_id,
+                                associated,
+                            });
+                        }
+                    />
+                    {name}
+                </label>
+                {error}
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="checkbox-group checkbox-group--compact" role="group" aria-label=format!("Integrations of {}", organization.name)>
+            {boxes}
+        </div>
+    }
+    .into_any()
 }
 
 #[cfg(test)]

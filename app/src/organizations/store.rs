@@ -10,26 +10,40 @@ fn duplicate(name: &str) -> StoreError {
     StoreError::Conflict(format!("An organization named \"{name}\" already exists."))
 }
 
-fn not_found() -> StoreError {
+pub fn not_found() -> StoreError {
     StoreError::NotFound("That organization no longer exists. Reload the page to see the current list.".into())
 }
 
 fn from_row(row: &AnyRow) -> Result<Organization, sqlx::Error> {
-    Ok(Organization { id: row.try_get("id")?, name: row.try_get("name")? })
+    Ok(Organization { id: row.try_get("id")?, name: row.try_get("name")?, integration_ids: Vec::new() })
 }
 
-/// The partner's organizations, sorted by name (case-insensitive).
+/// The partner's organizations, sorted by name (case-insensitive), each with its integrations' ids.
 pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<Organization>, StoreError> {
     let rows = sqlx::query("SELECT id, name FROM organizations WHERE partner_id = $1 ORDER BY name_key, id")
         .bind(partner_id)
         .fetch_all(&db.pool)
         .await?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    let mut associations = crate::integrations::store::associations(db, partner_id).await?;
+    rows.iter()
+        .map(|row| {
+            let mut org = from_row(row)?;
+            org.integration_ids = associations.remove(&org.id).unwrap_or_default();
+            Ok(org)
+        })
+        .collect()
 }
 
-/// Adds an organization; `name` must already be validated.
-pub async fn add(db: &Db, partner_id: i64, name: &str) -> Result<Organization, StoreError> {
+/// Adds an organization (`name` already validated) and associates it with the given integrations of the
+/// partner, or with every one of them when `integration_ids` is `None` (the default for new organizations).
+pub async fn add(
+    db: &Db,
+    partner_id: i64,
+    name: &str,
+    integration_ids: Option<&[i64]>,
+) -> Result<Organization, StoreError> {
     let now = now_millis();
+    let mut tx = db.pool.begin().await?;
     let row = sqlx::query(
         "INSERT INTO organizations (partner_id, name, name_key, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $4) RETURNING id, name",
@@ -38,10 +52,25 @@ pub async fn add(db: &Db, partner_id: i64, name: &str) -> Result<Organization, S
     .bind(name)
     .bind(name_key(name))
     .bind(now)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *tx)
     .await
     .map_err(|err| if is_unique_violation(&err) { duplicate(name) } else { err.into() })?;
-    Ok(from_row(&row)?)
+    let mut org = from_row(&row)?;
+    let partner_integrations: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM integrations WHERE partner_id = $1 ORDER BY id")
+            .bind(partner_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    for id in partner_integrations.into_iter().filter(|id| integration_ids.is_none_or(|wanted| wanted.contains(id))) {
+        sqlx::query("INSERT INTO organization_integrations (organization_id, integration_id) VALUES ($1, $2)")
+            .bind(org.id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        org.integration_ids.push(id);
+    }
+    tx.commit().await?;
+    Ok(org)
 }
 
 /// Renames one of the partner's organizations; another partner's id is reported as not found.
@@ -58,7 +87,10 @@ pub async fn rename(db: &Db, partner_id: i64, id: i64, name: &str) -> Result<Org
     .fetch_optional(&db.pool)
     .await
     .map_err(|err| if is_unique_violation(&err) { duplicate(name) } else { err.into() })?;
-    row.as_ref().map(from_row).transpose()?.ok_or_else(not_found)
+    let mut org = row.as_ref().map(from_row).transpose()?.ok_or_else(not_found)?;
+    org.integration_ids =
+        crate::integrations::store::associations(db, partner_id).await?.remove(&org.id).unwrap_or_default();
+    Ok(org)
 }
 
 pub async fn delete(db: &Db, partner_id: i64, id: i64) -> Result<(), StoreError> {

@@ -1,0 +1,234 @@
+//! The integration service (server only): validates what the wizard sends, seals credentials before they reach
+//! the store, opens them for ConnectWise calls, and records health from every call's outcome.
+
+use crate::connectwise::{Auth, Credentials, CwError};
+use crate::connectwise_site::{SiteMode, validate_company_id, validate_site};
+use crate::db::Db;
+use crate::error::AppError;
+use crate::mapping::MappingRow;
+use crate::state::AppState;
+
+use super::store::{self, IntegrationWrite, StoredIntegration};
+use super::{AuthKind, CONNECTWISE, IntegrationInput, IntegrationRow, IntegrationSettings, validate_name};
+
+/// The associated data sealed credentials are bound to: a secret moved onto another partner's row cannot be
+/// opened.
+fn credentials_context(partner_id: i64) -> String {
+    format!("dwid:partner:{partner_id}:connectwise-credentials")
+}
+
+/// `2026-11-27 15:43 UTC`: formatted on the server so SSR and hydration show the same text.
+pub fn format_time(millis: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+fn system_label(system: &str) -> String {
+    if system == CONNECTWISE { "ConnectWise".into() } else { system.to_string() }
+}
+
+pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<IntegrationRow>, AppError> {
+    Ok(store::list(db, partner_id)
+        .await?
+        .into_iter()
+        .map(|(i, organizations)| IntegrationRow {
+            id: i.id,
+            name: i.name,
+            system: system_label(&i.system),
+            active: i.active,
+            health: i.health,
+            health_error: i.health_error,
+            health_at: i.health_at.map(format_time),
+            organizations,
+        })
+        .collect())
+}
+
+fn parse_mapping(stored: &StoredIntegration) -> Vec<MappingRow> {
+    serde_json::from_str(&stored.mapping_json).unwrap_or_else(|err| {
+        tracing::error!(integration_id = stored.id, error = %err, "stored mapping is unreadable");
+        Vec::new()
+    })
+}
+
+pub async fn settings(db: &Db, partner_id: i64, id: i64) -> Result<IntegrationSettings, AppError> {
+    let stored = store::get(db, partner_id, id).await?;
+    Ok(IntegrationSettings {
+        id: stored.id,
+        mapping: parse_mapping(&stored),
+        name: stored.name,
+        site: stored.site,
+        company_id: stored.company_id,
+        auth_kind: stored.auth_kind,
+        credentials_set: !stored.credentials_sealed.is_empty(),
+    })
+}
+
+fn site_mode(state: &AppState) -> SiteMode {
+    if state.config.is_production() { SiteMode::Production } else { SiteMode::Dev }
+}
+
+/// The credentials from the form; blank secret fields fall back to `existing` (the stored ones, when editing an
+/// integration that signs in the same way).
+fn credentials_from_input(input: &IntegrationInput, existing: Option<&Auth>) -> Result<Auth, AppError> {
+    let keep = |typed: &str, stored: Option<&str>, what: &str| -> Result<String, AppError> {
+        let typed = typed.trim();
+        if !typed.is_empty() {
+            Ok(typed.to_string())
+        } else {
+            stored.map(str::to_string).ok_or_else(|| AppError::invalid(format!("Enter the {what}.")))
+        }
+    };
+    match input.auth_kind {
+        AuthKind::ApiKeys => {
+            let (public, private) = match existing {
+                Some(Auth::ApiMember { public_key, private_key }) => {
+                    (Some(public_key.as_str()), Some(private_key.as_str()))
+                }
+                _ => (None, None),
+            };
+            Ok(Auth::ApiMember {
+                public_key: keep(&input.public_key, public, "API member's public key")?,
+                private_key: keep(&input.private_key, private, "API member's private key")?,
+            })
+        }
+        AuthKind::Integrator => {
+            let (user, pass) = match existing {
+                Some(Auth::Integrator { username, password }) => (Some(username.as_str()), Some(password.as_str())),
+                _ => (None, None),
+            };
+            Ok(Auth::Integrator {
+                username: keep(&input.username, user, "integrator username")?,
+                // Passwords are taken as typed: spaces may be part of them.
+                password: if input.password.is_empty() {
+                    pass.map(str::to_string).ok_or_else(|| AppError::invalid("Enter the integrator password."))?
+                } else {
+                    input.password.clone()
+                },
+            })
+        }
+    }
+}
+
+pub fn open_credentials(state: &AppState, stored: &StoredIntegration) -> Result<Credentials, AppError> {
+    let json =
+        state.secrets.open(&stored.credentials_sealed, &credentials_context(stored.partner_id)).map_err(|err| {
+            tracing::error!(integration_id = stored.id, error = %err, "cannot open stored credentials");
+            AppError::Internal
+        })?;
+    let auth: Auth = serde_json::from_str(&json).map_err(|err| {
+        tracing::error!(integration_id = stored.id, error = %err, "stored credentials are unreadable");
+        AppError::Internal
+    })?;
+    Ok(Credentials { site: stored.site.clone(), company_id: stored.company_id.clone(), auth })
+}
+
+/// Validates the form and returns the credentials it describes (for "Test connection" before saving, too).
+pub async fn credentials_for(
+    state: &AppState,
+    partner_id: i64,
+    id: Option<i64>,
+    input: &IntegrationInput,
+) -> Result<(Credentials, Option<StoredIntegration>), AppError> {
+    let site = validate_site(&input.site, site_mode(state)).map_err(|err| AppError::invalid(err.to_string()))?;
+    let company_id = validate_company_id(&input.company_id).map_err(|err| AppError::invalid(err.to_string()))?;
+    let existing = match id {
+        Some(id) => Some(store::get(&state.db, partner_id, id).await?),
+        None => None,
+    };
+    let existing_auth = match &existing {
+        Some(stored) => Some(open_credentials(state, stored)?.auth),
+        None => None,
+    };
+    let auth = credentials_from_input(input, existing_auth.as_ref())?;
+    Ok((Credentials { site: site.to_string(), company_id, auth }, existing))
+}
+
+pub async fn save(
+    state: &AppState,
+    partner_id: i64,
+    id: Option<i64>,
+    input: IntegrationInput,
+) -> Result<i64, AppError> {
+    let name = validate_name(&input.name).map_err(AppError::Invalid)?;
+    let (credentials, _) = credentials_for(state, partner_id, id, &input).await?;
+    if let Some(first) = crate::mapping::validate(&input.mapping, None).first() {
+        return Err(AppError::invalid(first.message.clone()));
+    }
+    let auth_json = serde_json::to_string(&credentials.auth).map_err(|_| AppError::Internal)?;
+    let sealed = state.secrets.seal(&auth_json, &credentials_context(partner_id)).map_err(|err| {
+        tracing::error!(error = %err, "cannot seal credentials");
+        AppError::Internal
+    })?;
+    let mapping_json = serde_json::to_string(&input.mapping).map_err(|_| AppError::Internal)?;
+    let write = IntegrationWrite {
+        name: &name,
+        system: CONNECTWISE,
+        site: &credentials.site,
+        company_id: &credentials.company_id,
+        auth_kind: input.auth_kind,
+        credentials_sealed: &sealed,
+        mapping_json: &mapping_json,
+    };
+    match id {
+        Some(id) => {
+            store::update(&state.db, partner_id, id, &write).await?;
+            tracing::info!(partner_id, integration_id = id, "integration updated");
+            Ok(id)
+        }
+        None => {
+            let id = store::create(&state.db, partner_id, &write).await?;
+            tracing::info!(partner_id, integration_id = id, "integration created");
+            Ok(id)
+        }
+    }
+}
+
+/// Records an integration's health from the outcome of a ConnectWise call and hands the outcome back, with the
+/// error as a sentence the partner can act on.
+pub async fn recorded<T>(db: &Db, integration_id: Option<i64>, outcome: Result<T, CwError>) -> Result<T, AppError> {
+    if let Some(id) = integration_id {
+        let health = match &outcome {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(err) = store::record_health(db, id, health.as_ref().map(|_| ()).map_err(String::as_str)).await {
+            tracing::error!(integration_id = id, error = %err, "could not record health");
+        }
+    }
+    outcome.map_err(|err| AppError::ConnectWise(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_formatted_in_utc() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(1_795_794_180_000), "2026-11-27 15:43 UTC");
+    }
+
+    #[test]
+    fn blank_secret_fields_keep_the_stored_ones_of_the_same_kind() {
+        let stored = Auth::ApiMember { public_key: "pub".into(), private_key: "priv".into() };
+        let mut input = IntegrationInput { auth_kind: AuthKind::ApiKeys, ..Default::default() };
+        assert_eq!(credentials_from_input(&input, Some(&stored)).expect("kept"), stored);
+        input.private_key = "new".into();
+        assert_eq!(
+            credentials_from_input(&input, Some(&stored)).expect("replaced"),
+            Auth::ApiMember { public_key: "pub".into(), private_key: "new".into() }
+        );
+        // Switching to a username and password needs both.
+        input.auth_kind = AuthKind::Integrator;
+        input.username = "api-user".into();
+        let err = credentials_from_input(&input, Some(&stored)).expect_err("password required");
+        assert_eq!(err.to_string(), "Enter the integrator password.");
+        // A new integration needs every field.
+        let err = credentials_from_input(&IntegrationInput::default(), None).expect_err("keys required");
+        assert_eq!(err.to_string(), "Enter the API member's public key.");
+    }
+}

@@ -1,0 +1,268 @@
+//! Integration storage; every query is scoped to one partner (server only). Credentials arrive here already
+//! sealed: this layer never sees a plaintext secret.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{AuthKind, Health, name_key};
+use crate::db::{Db, StoreError, is_unique_violation, now_millis};
+
+/// One integration as stored (sealed credentials and mapping JSON included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIntegration {
+    pub id: i64,
+    pub partner_id: i64,
+    pub name: String,
+    pub system: String,
+    pub active: bool,
+    pub site: String,
+    pub company_id: String,
+    pub auth_kind: AuthKind,
+    pub credentials_sealed: String,
+    pub mapping_json: String,
+    pub health: Health,
+    pub health_error: Option<String>,
+    pub health_at: Option<i64>,
+}
+
+/// What create and update write.
+#[derive(Debug, Clone)]
+pub struct IntegrationWrite<'a> {
+    pub name: &'a str,
+    pub system: &'a str,
+    pub site: &'a str,
+    pub company_id: &'a str,
+    pub auth_kind: AuthKind,
+    pub credentials_sealed: &'a str,
+    pub mapping_json: &'a str,
+}
+
+const COLUMNS: &str = "id, partner_id, name, system, active, site, company_id, auth_kind, credentials_sealed, \
+                       mapping, health, health_error, health_at";
+
+fn duplicate(name: &str) -> StoreError {
+    StoreError::Conflict(format!("An integration named \"{name}\" already exists. Choose another name."))
+}
+
+pub fn not_found() -> StoreError {
+    StoreError::NotFound("That integration no longer exists. Reload the page to see the current list.".into())
+}
+
+fn from_row(row: &AnyRow) -> Result<StoredIntegration, sqlx::Error> {
+    let auth: String = row.try_get("auth_kind")?;
+    let health: String = row.try_get("health")?;
+    Ok(StoredIntegration {
+        id: row.try_get("id")?,
+        partner_id: row.try_get("partner_id")?,
+        name: row.try_get("name")?,
+        system: row.try_get("system")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        site: row.try_get("site")?,
+        company_id: row.try_get("company_id")?,
+        auth_kind: AuthKind::from_db(&auth),
+        credentials_sealed: row.try_get("credentials_sealed")?,
+        mapping_json: row.try_get("mapping")?,
+        health: Health::from_db(&health),
+        health_error: row.try_get("health_error")?,
+        health_at: row.try_get("health_at")?,
+    })
+}
+
+/// The partner's integrations sorted by name, each with the names of its organizations (sorted).
+pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<(StoredIntegration, Vec<String>)>, StoreError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM integrations WHERE partner_id = $1 ORDER BY name_key, id"
+    )))
+    .bind(partner_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let links = sqlx::query(
+        "SELECT oi.integration_id, o.name FROM organization_integrations oi \
+         JOIN organizations o ON o.id = oi.organization_id \
+         WHERE o.partner_id = $1 ORDER BY o.name_key, o.id",
+    )
+    .bind(partner_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut names: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for link in &links {
+        names.entry(link.try_get("integration_id")?).or_default().push(link.try_get("name")?);
+    }
+    rows.iter()
+        .map(|row| {
+            let integration = from_row(row)?;
+            let orgs = names.remove(&integration.id).unwrap_or_default();
+            Ok((integration, orgs))
+        })
+        .collect()
+}
+
+pub async fn get(db: &Db, partner_id: i64, id: i64) -> Result<StoredIntegration, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM integrations WHERE id = $1 AND partner_id = $2"
+    )))
+    .bind(id)
+    .bind(partner_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()?.ok_or_else(not_found)
+}
+
+/// Creates an Inactive integration and associates it with every organization of the partner.
+pub async fn create(db: &Db, partner_id: i64, write: &IntegrationWrite<'_>) -> Result<i64, StoreError> {
+    let now = now_millis();
+    let mut tx = db.pool.begin().await?;
+    let row = sqlx::query(
+        "INSERT INTO integrations (partner_id, name, name_key, system, active, site, company_id, auth_kind, \
+         credentials_sealed, mapping, health, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, 'not_checked', $10, $10) RETURNING id",
+    )
+    .bind(partner_id)
+    .bind(write.name)
+    .bind(name_key(write.name))
+    .bind(write.system)
+    .bind(write.site)
+    .bind(write.company_id)
+    .bind(write.auth_kind.as_db())
+    .bind(write.credentials_sealed)
+    .bind(write.mapping_json)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|err| if is_unique_violation(&err) { duplicate(write.name) } else { err.into() })?;
+    let id: i64 = row.try_get("id")?;
+    sqlx::query(
+        "INSERT INTO organization_integrations (organization_id, integration_id) \
+         SELECT id, $1 FROM organizations WHERE partner_id = $2",
+    )
+    .bind(id)
+    .bind(partner_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn update(db: &Db, partner_id: i64, id: i64, write: &IntegrationWrite<'_>) -> Result<(), StoreError> {
+    let result = sqlx::query(
+        "UPDATE integrations SET name = $1, name_key = $2, site = $3, company_id = $4, auth_kind = $5, \
+         credentials_sealed = $6, mapping = $7, updated_at = $8 WHERE id = $9 AND partner_id = $10",
+    )
+    .bind(write.name)
+    .bind(name_key(write.name))
+    .bind(write.site)
+    .bind(write.company_id)
+    .bind(write.auth_kind.as_db())
+    .bind(write.credentials_sealed)
+    .bind(write.mapping_json)
+    .bind(now_millis())
+    .bind(id)
+    .bind(partner_id)
+    .execute(&db.pool)
+    .await
+    .map_err(|err| if is_unique_violation(&err) { duplicate(write.name) } else { err.into() })?;
+    if result.rows_affected() == 0 { Err(not_found()) } else { Ok(()) }
+}
+
+pub async fn set_active(db: &Db, partner_id: i64, id: i64, active: bool) -> Result<(), StoreError> {
+    let result = sqlx::query("UPDATE integrations SET active = $1, updated_at = $2 WHERE id = $3 AND partner_id = $4")
+        .bind(i64::from(active))
+        .bind(now_millis())
+        .bind(id)
+        .bind(partner_id)
+        .execute(&db.pool)
+        .await?;
+    if result.rows_affected() == 0 { Err(not_found()) } else { Ok(()) }
+}
+
+/// Removes the integration, its sealed credentials and its associations.
+pub async fn remove(db: &Db, partner_id: i64, id: i64) -> Result<(), StoreError> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "DELETE FROM organization_integrations WHERE integration_id = \
+         (SELECT id FROM integrations WHERE id = $1 AND partner_id = $2)",
+    )
+    .bind(id)
+    .bind(partner_id)
+    .execute(&mut *tx)
+    .await?;
+    let result = sqlx::query("DELETE FROM integrations WHERE id = $1 AND partner_id = $2")
+        .bind(id)
+        .bind(partner_id)
+        .execute(&mut *tx)
+        .await?;
+    if result.rows_affected() == 0 {
+        return Err(not_found());
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records the outcome of the most recent ConnectWise request: Healthy clears the error, Unhealthy keeps the
+/// message until a later request succeeds.
+pub async fn record_health(db: &Db, id: i64, outcome: Result<(), &str>) -> Result<(), StoreError> {
+    let (health, error) = match outcome {
+        Ok(()) => (Health::Healthy, None),
+        Err(message) => (Health::Unhealthy, Some(message)),
+    };
+    sqlx::query("UPDATE integrations SET health = $1, health_error = $2, health_at = $3 WHERE id = $4")
+        .bind(health.as_db())
+        .bind(error)
+        .bind(now_millis())
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Ids of the partner's integrations associated with each of its organizations.
+pub async fn associations(db: &Db, partner_id: i64) -> Result<BTreeMap<i64, Vec<i64>>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT oi.organization_id, oi.integration_id FROM organization_integrations oi \
+         JOIN organizations o ON o.id = oi.organization_id WHERE o.partner_id = $1 \
+         ORDER BY oi.organization_id, oi.integration_id",
+    )
+    .bind(partner_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut map: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for row in &rows {
+        map.entry(row.try_get("organization_id")?).or_default().push(row.try_get("integration_id")?);
+    }
+    Ok(map)
+}
+
+/// Associates (or dissociates) one organization and one integration, both the partner's.
+pub async fn set_association(
+    db: &Db,
+    partner_id: i64,
+    organization_id: i64,
+    integration_id: i64,
+    associated: bool,
+) -> Result<(), StoreError> {
+    let owned = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM organizations WHERE id = $1 AND partner_id = $3) AS orgs, \
+                (SELECT COUNT(*) FROM integrations WHERE id = $2 AND partner_id = $3) AS ints",
+    )
+    .bind(organization_id)
+    .bind(integration_id)
+    .bind(partner_id)
+    .fetch_one(&db.pool)
+    .await?;
+    if owned.try_get::<i64, _>("orgs")? == 0 {
+        return Err(crate::organizations::store::not_found());
+    }
+    if owned.try_get::<i64, _>("ints")? == 0 {
+        return Err(not_found());
+    }
+    let sql = if associated {
+        "INSERT INTO organization_integrations (organization_id, integration_id) VALUES ($1, $2) \
+         ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM organization_integrations WHERE organization_id = $1 AND integration_id = $2"
+    };
+    sqlx::query(sql).bind(organization_id).bind(integration_id).execute(&db.pool).await?;
+    Ok(())
+}
