@@ -6,6 +6,8 @@ import * as path from 'path';
 // The tests run against the built release server (target/release/server serving target/site), started here on its
 // own port with a fresh SQLite database, in Debian's Chromium. `make test` builds both first.
 const port = Number(process.env.E2E_PORT ?? 3100);
+// The ConnectWise sandbox the server runs in-process (dev mode), on a port of its own.
+export const sandboxURL = `http://127.0.0.1:${port + 5}`;
 export const baseURL = `http://127.0.0.1:${port}`;
 export const demoEmail = 'demo@partner.example';
 export const demoPassword = process.env.DEMO_PASSWORD ?? 'e2e-demo-password-42';
@@ -54,6 +56,7 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: `${root}/target/site`,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LOG_LEVEL: 'info,tower_http=warn',
+      CW_SANDBOX_ADDR: `127.0.0.1:${port + 5}`,
     },
   },
 });

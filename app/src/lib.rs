@@ -1,4 +1,4 @@
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 //! The Dark Web ID Partner Dashboard: shared components and server functions, compiled for the server (`ssr`) and
 //! the browser (`hydrate`). One module per concern; server-only code sits behind `ssr`.
 
@@ -29,7 +29,7 @@ pub mod state;
 pub mod testing;
 
 use auth::{SignInPage, SignOut};
-use integrations::{IntegrationsPage, NewIntegrationPage};
+use integrations::{IntegrationsPage, WizardPage};
 use organizations::OrganizationsPage;
 
 /// The HTML document around the app, rendered on the server.
@@ -65,7 +65,10 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=DashboardLayout>
                     <Route path=path!("") view=|| view! { <Redirect path="/integrations"/> }/>
                     <Route path=path!("integrations") view=IntegrationsPage/>
-                    <Route path=path!("integrations/new") view=NewIntegrationPage/>
+                    <Route path=path!("integrations/new") view=|| view! { <Redirect path="/integrations/new/1"/> }/>
+                    <Route path=path!("integrations/new/:step") view=WizardPage/>
+                    <Route path=path!("integrations/:id/edit") view=EditRedirect/>
+                    <Route path=path!("integrations/:id/edit/:step") view=WizardPage/>
                     <Route path=path!("organizations") view=OrganizationsPage/>
                 </ParentRoute>
             </Routes>
@@ -106,6 +109,14 @@ fn DashboardLayout() -> impl IntoView {
             <Outlet/>
         </main>
     }
+}
+
+/// `/integrations/:id/edit` opens the wizard's first step.
+#[component]
+fn EditRedirect() -> impl IntoView {
+    let params = leptos_router::hooks::use_params_map();
+    let id = params.with_untracked(|p| p.get("id").unwrap_or_default());
+    view! { <Redirect path=format!("/integrations/{id}/edit/1")/> }
 }
 
 /// Any unknown address: a 404 with a way back.

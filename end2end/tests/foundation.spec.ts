@@ -27,7 +27,7 @@ test('sign in, see the empty Integrations page, sign out', async ({ page }) => {
   await shot(page, '03-integrations-empty');
 
   await page.getByRole('link', { name: '+ ADD NEW INTEGRATION' }).click();
-  await expect(page).toHaveURL(/\/integrations\/new$/);
+  await expect(page).toHaveURL(/\/integrations\/new\/1$/);
   await expect(page.getByRole('heading', { name: 'Add an integration' })).toBeVisible();
 
   // A reload is served by the server (SSR) and hydrates without warnings.

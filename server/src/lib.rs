@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! The dashboard's server: configuration at start, the HTTP routes, demo data and operator commands.
 
 pub mod keys;

@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! `server`: runs the Partner Dashboard, and the operator commands beside it.
 
 use std::io::{BufRead, IsTerminal};

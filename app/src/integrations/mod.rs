@@ -6,13 +6,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 
+pub mod matching;
 #[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
 pub mod store;
 mod table;
+mod wizard;
+pub mod wizard_api;
+#[cfg(feature = "ssr")]
+pub mod wizard_service;
 
-pub use table::{IntegrationsPage, NewIntegrationPage};
+pub use table::IntegrationsPage;
+pub use wizard::WizardPage;
+pub use wizard_api::{CompanyMatch, TestOutcome};
 
 pub const NAME_MAX_CHARS: usize = 100;
 /// The only system that can be chosen today; the wizard shows the others as "Coming soon".

@@ -215,21 +215,3 @@ fn OrganizationCount(names: Vec<String>) -> impl IntoView {
         </span>
     }
 }
-
-/// Where "+ ADD NEW INTEGRATION" and "Edit" lead until the wizard lands.
-#[component]
-pub fn NewIntegrationPage() -> impl IntoView {
-    view! {
-        <leptos_meta::Title text="Add an integration · Dark Web ID Partner Dashboard"/>
-        <div class="page-header">
-            <div>
-                <h1>"Add an integration"</h1>
-            </div>
-        </div>
-        <section class="card empty-state">
-            <p class="empty-state__title">"The integration wizard is coming soon."</p>
-            <p class="muted">"You will choose your ticketing system, connect ConnectWise Manage and map ticket fields here."</p>
-            <A href="/integrations" attr:class="button">"Back to Integrations"</A>
-        </section>
-    }
-}

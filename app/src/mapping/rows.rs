@@ -32,7 +32,9 @@ impl MappingRow {
 #[error("{message}")]
 pub struct RowError {
     /// The row's index (0-based) in the rows given, or [`RowError::NO_ROW`] for a problem of the mapping as a whole
-    /// (no Summary row, a bad external reference).
+    /// (no Summary row, a bad external reference). On the wire [`RowError::NO_ROW`] is `null`: `usize::MAX` of the
+    /// 64-bit server would not fit the browser's 32-bit `usize`.
+    #[serde(with = "row_index")]
     pub row: usize,
     /// The row's field key (as given, even if unknown).
     pub field: String,
@@ -50,6 +52,26 @@ impl RowError {
     /// Whether the error belongs to the mapping as a whole rather than to one row.
     pub fn is_form_level(&self) -> bool {
         self.row == Self::NO_ROW
+    }
+}
+
+/// `RowError::row` as JSON: the index, or `null` for [`RowError::NO_ROW`], the same on every platform.
+mod row_index {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::RowError;
+
+    pub fn serialize<S: Serializer>(row: &usize, serializer: S) -> Result<S::Ok, S::Error> {
+        match u64::try_from(*row) {
+            Ok(index) if *row != RowError::NO_ROW => serializer.serialize_some(&index),
+            _ => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+        Ok(Option::<u64>::deserialize(deserializer)?
+            .and_then(|index| usize::try_from(index).ok())
+            .unwrap_or(RowError::NO_ROW))
     }
 }
 

@@ -1,0 +1,713 @@
+//! Step 5: the field mapping. Rows of (ConnectWise field, value) with a live preview rendered from a sample
+//! compromise by the same code that renders delivered tickets; palettes of fields and tokens (drag them, or use
+//! the keyboard path); Save, and Save and Submit a Test Compromise.
+
+use leptos::prelude::*;
+
+use super::{StepNav, StepTitle, Wizard};
+use crate::integrations::SaveIntegration;
+use crate::integrations::wizard_api::{FetchLookups, SaveAndSubmitTest, TestOutcome};
+use crate::mapping::{
+    Compromise, FIELDS, FieldKind, LookupItem, Lookups, MappingRow, RowError, TOKENS, field, preview, validate,
+};
+
+const FIELD_MIME: &str = "application/x-dwid-field";
+const ROW_MIME: &str = "application/x-dwid-row";
+
+/// Whether a drag carries a field from the palette or a row (a token is plain text, which inputs take by
+/// themselves).
+fn carries_ours(ev: &leptos::ev::DragEvent) -> bool {
+    ev.data_transfer()
+        .is_some_and(|data| data.types().iter().filter_map(|t| t.as_string()).any(|t| t == FIELD_MIME || t == ROW_MIME))
+}
+
+fn value_id(index: usize) -> String {
+    format!("mapping-value-{index}")
+}
+
+/// The board chosen in the mapping's Board row, if any.
+fn chosen_board(rows: &[MappingRow]) -> Option<i64> {
+    rows.iter().find(|r| r.field == "board").and_then(|r| r.value.trim().parse().ok())
+}
+
+/// Lookups for validation: a status (type, sub type, item) is known when it exists on any board of the site; that
+/// it belongs to the chosen board is ConnectWise's to say, on the row, when a test compromise is submitted.
+fn site_wide(lookups: &Lookups, board: Option<i64>) -> Lookups {
+    let union = |map: &std::collections::BTreeMap<i64, Vec<LookupItem>>| {
+        let mut all: Vec<LookupItem> = map.values().flatten().cloned().collect();
+        all.dedup_by_key(|i| i.id);
+        all
+    };
+    let mut wide = lookups.clone();
+    if let Some(board) = board {
+        wide.statuses.insert(board, union(&lookups.statuses));
+        wide.types.insert(board, union(&lookups.types));
+        wide.subtypes.insert(board, union(&lookups.subtypes));
+        wide.items.insert(board, union(&lookups.items));
+    }
+    wide
+}
+
+/// The options of a list field, from the site's lookups.
+fn options(key: &str, lookups: &Lookups, board: Option<i64>) -> Vec<LookupItem> {
+    let of_board = |map: &std::collections::BTreeMap<i64, Vec<LookupItem>>| {
+        board.and_then(|b| map.get(&b).cloned()).unwrap_or_default()
+    };
+    match key {
+        "board" => lookups.boards.clone(),
+        "status" => of_board(&lookups.statuses),
+        "type" => of_board(&lookups.types),
+        "subType" => of_board(&lookups.subtypes),
+        "item" => of_board(&lookups.items),
+        "priority" => lookups.priorities.clone(),
+        "source" => lookups.sources.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn merge(into: &mut Lookups, from: Lookups) {
+    if !from.boards.is_empty() {
+        into.boards = from.boards;
+    }
+    if !from.priorities.is_empty() {
+        into.priorities = from.priorities;
+    }
+    if !from.sources.is_empty() {
+        into.sources = from.sources;
+    }
+    into.statuses.extend(from.statuses);
+    into.types.extend(from.types);
+    into.subtypes.extend(from.subtypes);
+    into.items.extend(from.items);
+}
+
+#[component]
+pub fn MappingStep() -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
+    let fetch = ServerAction::<FetchLookups>::new();
+    let rows = Memo::new(move |_| wizard.draft.with(|d| d.input.mapping.clone()));
+    let board = Memo::new(move |_| rows.with(|r| chosen_board(r)));
+    // The site's lists, after hydration and whenever the chosen board changes.
+    Effect::new(move |_| {
+        let board_id = board.get();
+        fetch.dispatch(FetchLookups { id: wizard.id.get_untracked(), input: wizard.input(), board_id });
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(lookups)) = fetch.value().get() {
+            wizard.lookups.update(|l| merge(l, lookups));
+        }
+    });
+    let lookups_error = move || match fetch.value().get() {
+        Some(Err(err)) => Some(view! {
+            <p class="form-error" role="alert">
+                {format!("Could not load the site's boards and lists: {err}")}
+            </p>
+        }),
+        _ => None,
+    };
+    // Validation on every keystroke, against the site's lists once they are loaded.
+    let errors = Memo::new(move |_| {
+        let loaded = wizard.lookups.with(|l| !l.boards.is_empty());
+        rows.with(|r| {
+            if loaded {
+                validate(r, Some(&site_wide(&wizard.lookups.get(), chosen_board(r))))
+            } else {
+                validate(r, None)
+            }
+        })
+    });
+    let focused = RwSignal::new(0usize);
+
+    let add_row = move |key: String, at: Option<usize>| {
+        wizard.draft.update(|d| {
+            let rows = &mut d.input.mapping;
+            let row = MappingRow::new(key, "");
+            match at {
+                Some(at) if at <= rows.len() => rows.insert(at, row),
+                _ => rows.push(row),
+            }
+        });
+        wizard.remote_errors.set(Vec::new());
+    };
+    let move_row = move |from: usize, to: usize| {
+        wizard.draft.update(|d| {
+            let rows = &mut d.input.mapping;
+            if from < rows.len() && to < rows.len() && from != to {
+                let row = rows.remove(from);
+                rows.insert(to, row);
+            }
+        });
+        wizard.remote_errors.set(Vec::new());
+    };
+    let on_drop = move |ev: leptos::ev::DragEvent, at: Option<usize>| {
+        let Some(data) = ev.data_transfer() else { return };
+        if let Ok(key) = data.get_data(FIELD_MIME)
+            && !key.is_empty()
+        {
+            ev.prevent_default();
+            add_row(key, at);
+        } else if let Ok(from) = data.get_data(ROW_MIME)
+            && let Ok(from) = from.parse::<usize>()
+        {
+            ev.prevent_default();
+            move_row(from, at.unwrap_or(usize::MAX).min(rows.with_untracked(Vec::len).saturating_sub(1)));
+        }
+    };
+
+    view! {
+        <StepTitle number=5>"Map Dark Web ID tokens to ConnectWise ticket fields"</StepTitle>
+        <p class="muted">
+            "Each row fills one field of the ticket. Type text, insert tokens, and watch the preview: it is rendered "
+            "from a sample compromise exactly as tickets will be."
+        </p>
+        {lookups_error}
+        <div class="mapping">
+            <div class="mapping__rows">
+                <ol
+                    class="mapping-list"
+                    aria-label="Field mapping"
+                    on:dragover=move |ev| {
+                        if carries_ours(&ev) {
+                            ev.prevent_default();
+                        }
+                    }
+                    on:drop=move |ev| on_drop(ev, None)
+                >
+                    {move || {
+                        let count = rows.with(Vec::len);
+                        (0..count)
+                            .map(|index| {
+                                view! {
+                                    <MappingRowView
+                                        index
+                                        errors
+                                        focused
+                                        on_drop=Callback::new(move |ev: leptos::ev::DragEvent| on_drop(ev, Some(index)))
+                                    />
+                                }
+                            })
+                            .collect_view()
+                    }}
+                    <li class="mapping-list__drop" aria-hidden="true">"Drop a field here to add it"</li>
+                </ol>
+                <FormLevelErrors errors/>
+                <SaveBar errors/>
+            </div>
+            <aside class="mapping__palettes">
+                <FieldPalette add_row=Callback::new(move |key: String| add_row(key, None))/>
+                <TokenPalette focused/>
+            </aside>
+        </div>
+        <StepNav number=5 hide_next=true/>
+    }
+}
+
+#[component]
+fn MappingRowView(
+    index: usize,
+    errors: Memo<Vec<RowError>>,
+    focused: RwSignal<usize>,
+    on_drop: Callback<leptos::ev::DragEvent>,
+) -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
+    let row = Memo::new(move |_| wizard.draft.with(|d| d.input.mapping.get(index).cloned()));
+    let key = move || row.with(|r| r.as_ref().map(|r| r.field.clone()).unwrap_or_default());
+    let def = move || field(&key());
+    let label = move || def().map(|d| d.label.to_string()).unwrap_or_else(key);
+    let set_value = move |value: String| {
+        wizard.draft.update(|d| {
+            if let Some(row) = d.input.mapping.get_mut(index) {
+                row.value = value;
+            }
+        });
+        wizard.remote_errors.update(|e| e.retain(|err| err.row != index));
+    };
+    let remove = move |_| {
+        wizard.draft.update(|d| {
+            if index < d.input.mapping.len() {
+                d.input.mapping.remove(index);
+            }
+        });
+        wizard.remote_errors.set(Vec::new());
+    };
+    let row_errors = move || {
+        let mut messages: Vec<String> =
+            errors.with(|e| e.iter().filter(|e| e.row == index).map(|e| e.message.clone()).collect());
+        wizard.remote_errors.with(|e| messages.extend(e.iter().filter(|e| e.row == index).map(|e| e.message.clone())));
+        messages
+    };
+    let sample = Compromise::sample();
+    let preview_view = move || {
+        let row = row.get()?;
+        let def = field(&row.field)?;
+        if def.kind == FieldKind::Company {
+            return Some(
+                view! { <p class="preview preview--auto">"Set automatically to the organization's matched ConnectWise company."</p> }
+                    .into_any(),
+            );
+        }
+        if def.kind == FieldKind::Reference {
+            return None;
+        }
+        let p = preview(&row, &sample).ok()?;
+        let over = p.is_cut();
+        Some(
+            view! {
+                <div class="preview">
+                    <div class="preview__head">
+                        <span class="preview__label">"Preview"</span>
+                        <span class=if over { "preview__counter preview__counter--over" } else { "preview__counter" }>
+                            {p.counter()}
+                        </span>
+                    </div>
+                    <p class="preview__text">
+                        {p.text.clone()}
+                        {p.cut.clone().map(|cut| view! { <del class="preview__cut" title="Cut to fit ConnectWise's maximum">{cut}</del> })}
+                    </p>
+                    {over.then(|| view! { <p class="preview__note">"The struck-out end is cut to fit ConnectWise's maximum length."</p> })}
+                </div>
+            }
+                .into_any(),
+        )
+    };
+    let editor = move || {
+        let def = def()?;
+        let id = value_id(index);
+        let value = move || row.with(|r| r.as_ref().map(|r| r.value.clone()).unwrap_or_default());
+        Some(match def.kind {
+            FieldKind::Company => view! {
+                <input id=id type="text" value="Automatic" disabled class="input--auto"/>
+            }
+            .into_any(),
+            FieldKind::Reference => {
+                let key = def.key;
+                let choices = move || {
+                    let board = wizard.draft.with(|d| chosen_board(&d.input.mapping));
+                    let mut list = wizard.lookups.with(|l| options(key, l, board));
+                    let current = value();
+                    if let Ok(id) = current.trim().parse::<i64>()
+                        && !list.iter().any(|i| i.id == id)
+                    {
+                        // Chosen on another board: keep it, and say so.
+                        let known = wizard.lookups.with(|l| {
+                            let boards = match key {
+                                "status" => &l.statuses,
+                                "type" => &l.types,
+                                "subType" => &l.subtypes,
+                                "item" => &l.items,
+                                _ => return None,
+                            };
+                            boards.values().flatten().find(|i| i.id == id).map(|i| i.name.clone())
+                        });
+                        let name = known.unwrap_or_else(|| format!("#{id}"));
+                        list.push(LookupItem { id, name: format!("{name} (not on the chosen board)") });
+                    }
+                    list
+                };
+                view! {
+                    <select
+                        id=id
+                        prop:value=value
+                        on:change=move |ev| set_value(event_target_value(&ev))
+                        on:focus=move |_| focused.set(index)
+                    >
+                        <option value="">"Choose…"</option>
+                        {move || {
+                            let current = value();
+                            choices()
+                                .into_iter()
+                                .map(|item| {
+                                    let selected = item.id.to_string() == current;
+                                    view! { <option value=item.id.to_string() selected=selected>{item.name}</option> }
+                                })
+                                .collect_view()
+                        }}
+                    </select>
+                }
+                .into_any()
+            }
+            FieldKind::LongText => view! {
+                <textarea
+                    id=id
+                    rows="6"
+                    prop:value=value
+                    on:input=move |ev| set_value(event_target_value(&ev))
+                    on:focus=move |_| focused.set(index)
+                ></textarea>
+            }
+            .into_any(),
+            FieldKind::Text | FieldKind::Email | FieldKind::Date => view! {
+                <input
+                    id=id
+                    type="text"
+                    prop:value=value
+                    on:input=move |ev| set_value(event_target_value(&ev))
+                    on:focus=move |_| focused.set(index)
+                />
+            }
+            .into_any(),
+        })
+    };
+    let kind_label = move || {
+        def().map(|d| {
+            let mut text = d.kind.label().to_string();
+            if let Some(max) = d.max_len {
+                text.push_str(&format!(", max {max}"));
+            }
+            text
+        })
+    };
+    view! {
+        <li
+            class="mapping-row"
+            class:mapping-row--error=move || !row_errors().is_empty()
+            on:dragover=move |ev: leptos::ev::DragEvent| {
+                if carries_ours(&ev) {
+                    ev.prevent_default();
+                }
+            }
+            on:drop=move |ev: leptos::ev::DragEvent| {
+                on_drop.run(ev.clone());
+                ev.stop_propagation();
+            }
+        >
+            <div class="mapping-row__head">
+                <span
+                    class="mapping-row__handle"
+                    draggable="true"
+                    title="Drag to reorder"
+                    aria-hidden="true"
+                    on:dragstart=move |ev: leptos::ev::DragEvent| {
+                        if let Some(data) = ev.data_transfer() {
+                            let _ = data.set_data(ROW_MIME, &index.to_string());
+                            data.set_effect_allowed("move");
+                        }
+                    }
+                >
+                    "⠿"
+                </span>
+                <label class="mapping-row__label" for=value_id(index)>{label}</label>
+                <span class="mapping-row__kind">{kind_label}</span>
+                <button
+                    type="button"
+                    class="link-button link-button--danger mapping-row__remove"
+                    aria-label=move || format!("Remove {}", label())
+                    on:click=remove
+                >
+                    "Remove"
+                </button>
+            </div>
+            {editor}
+            {preview_view}
+            {move || {
+                row_errors()
+                    .into_iter()
+                    .map(|message| view! { <p class="form-error form-error--row" role="alert">{message}</p> })
+                    .collect_view()
+            }}
+        </li>
+    }
+}
+
+#[component]
+fn FormLevelErrors(errors: Memo<Vec<RowError>>) -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
+    move || {
+        let mut messages: Vec<String> =
+            errors.with(|e| e.iter().filter(|e| e.is_form_level()).map(|e| e.message.clone()).collect());
+        wizard
+            .remote_errors
+            .with(|e| messages.extend(e.iter().filter(|e| e.is_form_level()).map(|e| e.message.clone())));
+        messages.into_iter().map(|m| view! { <p class="form-error" role="alert">{m}</p> }).collect_view()
+    }
+}
+
+/// "Available ConnectWise Fields": drag one onto the mapping, or choose it and press "Add field".
+#[component]
+fn FieldPalette(add_row: Callback<String>) -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
+    let chosen = RwSignal::new(String::new());
+    let unused = move || {
+        let used: Vec<String> = wizard.draft.with(|d| d.input.mapping.iter().map(|r| r.field.clone()).collect());
+        FIELDS.iter().filter(move |f| !used.iter().any(|u| u == f.key)).copied().collect::<Vec<_>>()
+    };
+    view! {
+        <section class="palette" aria-labelledby="field-palette-title">
+            <h3 id="field-palette-title">"Available ConnectWise Fields"</h3>
+            <div class="palette__add">
+                <label for="add-field">"Add field"</label>
+                <div class="inline-form">
+                    <select id="add-field" prop:value=move || chosen.get() on:change=move |ev| chosen.set(event_target_value(&ev))>
+                        <option value="">"Choose a field…"</option>
+                        {move || unused().into_iter().map(|f| view! { <option value=f.key>{f.label}</option> }).collect_view()}
+                    </select>
+                    <button
+                        type="button"
+                        class="button"
+                        on:click=move |_| {
+                            let key = chosen.get();
+                            if !key.is_empty() {
+                                add_row.run(key);
+                                chosen.set(String::new());
+                            }
+                        }
+                    >
+                        "Add field"
+                    </button>
+                </div>
+            </div>
+            <ul class="palette__list">
+                {move || {
+                    unused()
+                        .into_iter()
+                        .map(|f| {
+                            let key = f.key;
+                            view! {
+                                <li
+                                    class="palette__item"
+                                    draggable="true"
+                                    data-field=key
+                                    title=f.help
+                                    on:dragstart=move |ev: leptos::ev::DragEvent| {
+                                        if let Some(data) = ev.data_transfer() {
+                                            let _ = data.set_data(FIELD_MIME, key);
+                                            data.set_effect_allowed("copy");
+                                        }
+                                    }
+                                >
+                                    <span class="palette__name">{f.label}</span>
+                                    <span class="palette__meta">
+                                        {f.kind.label()}
+                                        {f.max_len.map(|m| format!(" · max {m}"))}
+                                    </span>
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ul>
+        </section>
+    }
+}
+
+/// "Available Dark Web ID Tokens": click one to insert it at the cursor of the value being edited, or drag it onto
+/// a value.
+#[component]
+fn TokenPalette(focused: RwSignal<usize>) -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
+    let insert = move |token: String| {
+        let index = focused.get_untracked();
+        let (start, end) = selection(index);
+        wizard.draft.update(|d| {
+            if let Some(row) = d.input.mapping.get_mut(index) {
+                let chars: Vec<char> = row.value.chars().collect();
+                let start = start.unwrap_or(chars.len()).min(chars.len());
+                let end = end.unwrap_or(start).clamp(start, chars.len());
+                let mut value: String = chars[..start].iter().collect();
+                value.push_str(&token);
+                value.extend(&chars[end..]);
+                row.value = value;
+                restore_caret(index, start + token.chars().count());
+            }
+        });
+    };
+    view! {
+        <section class="palette" aria-labelledby="token-palette-title">
+            <h3 id="token-palette-title">"Available Dark Web ID Tokens"</h3>
+            <p class="muted palette__hint">"Click a token to insert it where the cursor is, or drag it onto a value."</p>
+            <ul class="palette__list">
+                {TOKENS
+                    .iter()
+                    .map(|t| {
+                        let text = format!("[{}]", t.name);
+                        let drag_text = text.clone();
+                        let click_text = text.clone();
+                        view! {
+                            <li class="palette__token">
+                                <button
+                                    type="button"
+                                    class="token"
+                                    draggable="true"
+                                    on:mousedown=move |ev| ev.prevent_default()
+                                    on:click=move |_| insert(click_text.clone())
+                                    on:dragstart=move |ev: leptos::ev::DragEvent| {
+                                        if let Some(data) = ev.data_transfer() {
+                                            let _ = data.set_data("text/plain", &drag_text);
+                                            data.set_effect_allowed("copy");
+                                        }
+                                    }
+                                >
+                                    {text}
+                                </button>
+                                <span class="palette__meta">{t.description}</span>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        </section>
+    }
+}
+
+/// The selection (in characters) of a value input or textarea.
+fn selection(index: usize) -> (Option<usize>, Option<usize>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let Some(element) =
+            web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id(&value_id(index)))
+        else {
+            return (None, None);
+        };
+        let (start, end, value) = if let Some(input) = element.dyn_ref::<web_sys::HtmlInputElement>() {
+            (input.selection_start().ok().flatten(), input.selection_end().ok().flatten(), input.value())
+        } else if let Some(area) = element.dyn_ref::<web_sys::HtmlTextAreaElement>() {
+            (area.selection_start().ok().flatten(), area.selection_end().ok().flatten(), area.value())
+        } else {
+            (None, None, String::new())
+        };
+        // The browser counts UTF-16 units; the draft counts characters.
+        let to_chars = |units: u32| {
+            let mut count = 0usize;
+            let mut seen = 0u32;
+            for c in value.chars() {
+                if seen >= units {
+                    break;
+                }
+                seen += c.len_utf16() as u32;
+                count += 1;
+            }
+            count
+        };
+        (start.map(to_chars), end.map(to_chars))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = index;
+        (None, None)
+    }
+}
+
+/// Puts the cursor after an inserted token, once the new value is on the page.
+fn restore_caret(index: usize, chars: usize) {
+    #[cfg(feature = "hydrate")]
+    request_animation_frame(move || {
+        use wasm_bindgen::JsCast;
+        let Some(element) =
+            web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id(&value_id(index)))
+        else {
+            return;
+        };
+        let apply = |value: String| {
+            let units: u32 = value.chars().take(chars).map(|c| c.len_utf16() as u32).sum();
+            units
+        };
+        if let Some(input) = element.dyn_ref::<web_sys::HtmlInputElement>() {
+            let units = apply(input.value());
+            let _ = input.focus();
+            let _ = input.set_selection_range(units, units);
+        } else if let Some(area) = element.dyn_ref::<web_sys::HtmlTextAreaElement>() {
+            let units = apply(area.value());
+            let _ = area.focus();
+            let _ = area.set_selection_range(units, units);
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (index, chars);
+}
+
+/// "Save" and "Save and Submit a Test Compromise".
+#[component]
+fn SaveBar(errors: Memo<Vec<RowError>>) -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
+    let save = ServerAction::<SaveIntegration>::new();
+    let test = ServerAction::<SaveAndSubmitTest>::new();
+    let navigate = leptos_router::hooks::use_navigate();
+    // Set by a click on Save while rows have problems; the message goes once they are fixed.
+    let attempted = RwSignal::new(false);
+    let ready = move || {
+        attempted.set(true);
+        errors.with(Vec::is_empty)
+    };
+    // Saved: forget the draft and go back to the table.
+    Effect::new({
+        let navigate = navigate.clone();
+        move |_| {
+            if let Some(Ok(_)) = save.value().get() {
+                wizard.clear_storage();
+                navigate("/integrations", Default::default());
+            }
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(outcome)) = test.value().get() {
+            let (id, remote) = match &outcome {
+                TestOutcome::Created { integration_id, .. } => (*integration_id, Vec::new()),
+                TestOutcome::Rejected { integration_id, row_errors, .. } => (*integration_id, row_errors.clone()),
+            };
+            wizard.id.set(Some(id));
+            wizard.remote_errors.set(remote);
+            // Saved on the server now: the keys are stored there.
+            wizard.draft.update(|d| d.credentials_set = true);
+        }
+    });
+    let outcome = move || {
+        test.value().get().map(|result| match result {
+            Ok(TestOutcome::Created { ticket_id, organization, summary, .. }) => view! {
+                <div class="notice notice--success" role="status">
+                    <strong>{format!("Saved. Test ticket #{ticket_id} created in ConnectWise")}</strong>
+                    {format!(" for {organization}: “{summary}”.")}
+                    " "
+                    <a href="/integrations">"Back to Integrations"</a>
+                </div>
+            }
+            .into_any(),
+            Ok(TestOutcome::Rejected { message, .. }) => view! {
+                <div class="notice notice--error" role="alert">
+                    <strong>"Saved, but the test ticket was not created. "</strong>
+                    {message}
+                </div>
+            }
+            .into_any(),
+            Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
+        })
+    };
+    let save_error = move || match save.value().get() {
+        Some(Err(err)) => Some(view! { <p class="form-error" role="alert">{err.to_string()}</p> }),
+        _ => None,
+    };
+    let busy = move || save.pending().get() || test.pending().get();
+    view! {
+        <div class="save-bar">
+            <button
+                type="button"
+                class="button button--primary"
+                disabled=busy
+                on:click=move |_| {
+                    if ready() {
+                        save.dispatch(SaveIntegration { id: wizard.id.get_untracked(), input: wizard.input() });
+                    }
+                }
+            >
+                "Save"
+            </button>
+            <button
+                type="button"
+                class="button"
+                disabled=busy
+                on:click=move |_| {
+                    if ready() {
+                        test.dispatch(SaveAndSubmitTest { id: wizard.id.get_untracked(), input: wizard.input() });
+                    }
+                }
+            >
+                {move || if test.pending().get() { "Submitting…" } else { "Save and Submit a Test Compromise" }}
+            </button>
+        </div>
+        {move || (attempted.get() && !errors.with(Vec::is_empty)).then(|| view! {
+            <p class="form-error" role="alert">"Fix the problems marked on the rows above before saving."</p>
+        })}
+        {save_error}
+        {outcome}
+    }
+}

@@ -1,0 +1,400 @@
+//! The server side of the wizard's ConnectWise calls (server only). See `wizard_api` for the contract.
+//!
+//! Every call made for a saved integration records its health through [`service::recorded`]: Healthy when every
+//! ConnectWise request of the call succeeded, Unhealthy with the client's sentence otherwise (a ticket ConnectWise
+//! refused included). Input the partner must correct is `AppError::Invalid` and makes no request.
+
+use std::collections::HashMap;
+
+use rand::RngCore;
+use serde_json::Value;
+
+use crate::connectwise::{Company, Credentials, CwError, CwSession, FieldError, Named};
+use crate::error::AppError;
+use crate::mapping::{self, Compromise, LookupItem, Lookups, MappingRow, RowError};
+use crate::organizations::Organization;
+use crate::state::AppState;
+
+use super::IntegrationInput;
+use super::matching::{self, CompanyNames};
+use super::service::{self, recorded};
+use super::store;
+use super::wizard_api::{CompanyMatch, TestOutcome};
+
+/// Appended to ConnectWise's sentence when it refuses the test ticket (the guide's hint).
+pub const CHECK_MAPPING_HINT: &str =
+    "Check the field mapping: each ConnectWise field must hold a value this ConnectWise site accepts.";
+
+/// "Save and Submit a Test Compromise" when no organization of the integration has an exact company match.
+pub const NO_MATCHING_ORGANIZATION: &str = "None of the organizations of this integration matches a ConnectWise \
+     company exactly. Rename one in step 4, or tick this integration for an organization that matches.";
+
+/// "Save and Submit a Test Compromise" when the integration serves no organization at all.
+pub const NO_ORGANIZATION: &str = "No organization uses this integration yet. Tick this integration for an \
+     organization whose name matches a ConnectWise company exactly (on the Organizations page), then test again.";
+
+/// "Save and Submit a Test Compromise" when the mapping cannot make a ticket of the test compromise (the rows say
+/// why). Rare: saving already checked the mapping.
+pub const MAPPING_CANNOT_BUILD: &str =
+    "The field mapping cannot make a ticket of the test compromise: correct the rows marked, then test again.";
+
+/// Organizations looked up one by one (`find_company_by_name`) before the whole company list is read instead: a
+/// partner with hundreds of unmatched organizations costs a few pages, not hundreds of requests.
+const LOOKUPS_BY_NAME: usize = 5;
+
+/// "Test connection": discovery and `system/info`.
+pub async fn test_connection(
+    state: &AppState,
+    partner_id: i64,
+    id: Option<i64>,
+    input: &IntegrationInput,
+) -> Result<String, AppError> {
+    let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
+    let outcome = async { state.connectwise.session(&credentials).await?.test_connection().await }.await;
+    let info = recorded(&state.db, stored.map(|s| s.id), outcome).await?;
+    Ok(connected_sentence(&info.version))
+}
+
+/// `Connected to ConnectWise Manage v2025.1.` from the version `system/info` gives.
+pub fn connected_sentence(version: &str) -> String {
+    let version = version.trim();
+    if version.is_empty() {
+        "Connected to ConnectWise Manage.".to_owned()
+    } else if version.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("Connected to ConnectWise Manage v{version}.")
+    } else {
+        format!("Connected to ConnectWise Manage {version}.")
+    }
+}
+
+/// Every organization of the partner beside the ConnectWise company named exactly like it, or near misses.
+pub async fn match_companies(
+    state: &AppState,
+    partner_id: i64,
+    id: Option<i64>,
+    input: &IntegrationInput,
+) -> Result<Vec<CompanyMatch>, AppError> {
+    let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
+    let organizations = crate::organizations::store::list(&state.db, partner_id).await?;
+    let outcome = async { state.connectwise.session(&credentials).await?.companies().await }.await;
+    let companies = recorded(&state.db, stored.map(|s| s.id), outcome).await?;
+    Ok(company_matches(organizations, companies))
+}
+
+fn company_matches(organizations: Vec<Organization>, companies: Vec<Company>) -> Vec<CompanyMatch> {
+    let names = CompanyNames::new(companies.into_iter().map(|c| c.name));
+    organizations
+        .into_iter()
+        .map(|org| {
+            let found = names.find(&org.name);
+            CompanyMatch {
+                organization_id: org.id,
+                organization_name: org.name,
+                company: found.exact,
+                suggestions: found.suggestions,
+            }
+        })
+        .collect()
+}
+
+/// Boards, priorities and sources; with `board_id`, that board's statuses, types, subtypes and items too (keyed by
+/// `board_id`). A `board_id` the site does not have (any more) gets no board lists: validating the mapping against
+/// these lookups then flags the Board row.
+pub async fn lookups(
+    state: &AppState,
+    partner_id: i64,
+    id: Option<i64>,
+    input: &IntegrationInput,
+    board_id: Option<i64>,
+) -> Result<Lookups, AppError> {
+    let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
+    let outcome = fetch_lookups(state, &credentials, board_id).await;
+    recorded(&state.db, stored.map(|s| s.id), outcome).await
+}
+
+fn items(named: Vec<Named>) -> Vec<LookupItem> {
+    named.into_iter().map(|n| LookupItem { id: n.id, name: n.name }).collect()
+}
+
+async fn fetch_lookups(state: &AppState, credentials: &Credentials, board_id: Option<i64>) -> Result<Lookups, CwError> {
+    let session = state.connectwise.session(credentials).await?;
+    let (boards, priorities, sources) = tokio::try_join!(session.boards(), session.priorities(), session.sources())?;
+    let mut lookups =
+        Lookups { boards: items(boards), priorities: items(priorities), sources: items(sources), ..Lookups::default() };
+    if let Some(board) = board_id.filter(|b| lookups.boards.iter().any(|known| known.id == *b)) {
+        let (statuses, types, subtypes, board_items) = tokio::try_join!(
+            session.board_statuses(board),
+            session.board_types(board),
+            session.board_subtypes(board),
+            session.board_items(board),
+        )?;
+        lookups.statuses.insert(board, items(statuses));
+        lookups.types.insert(board, items(types));
+        lookups.subtypes.insert(board, items(subtypes));
+        lookups.items.insert(board, items(board_items));
+    }
+    Ok(lookups)
+}
+
+/// Saves the integration, then creates a real ticket from a test compromise of the first organization (by name)
+/// of the integration whose name matches a ConnectWise company exactly.
+pub async fn save_and_submit_test(
+    state: &AppState,
+    partner_id: i64,
+    id: Option<i64>,
+    input: IntegrationInput,
+) -> Result<TestOutcome, AppError> {
+    let mapping = input.mapping.clone();
+    let integration_id = service::save(state, partner_id, id, input).await?;
+    // Exactly what was saved (blank secrets already replaced by the stored ones), as delivery will read it.
+    let stored = store::get(&state.db, partner_id, integration_id).await?;
+    let credentials = service::open_credentials(state, &stored)?;
+    let organizations: Vec<Organization> = crate::organizations::store::list(&state.db, partner_id)
+        .await?
+        .into_iter()
+        .filter(|org| org.integration_ids.contains(&integration_id))
+        .collect();
+    let rejected = |message: &str, row_errors: Vec<RowError>| TestOutcome::Rejected {
+        integration_id,
+        message: message.to_owned(),
+        row_errors,
+    };
+    if organizations.is_empty() {
+        return Ok(rejected(NO_ORGANIZATION, Vec::new()));
+    }
+
+    let submitted = match submit_test(state, &credentials, &organizations, &mapping).await {
+        Ok(submitted) => {
+            // A refused ticket is a failed request too: Unhealthy, with ConnectWise's sentence, until a request
+            // succeeds. The refusal itself is answered below, as a `Rejected` outcome.
+            let health = match &submitted {
+                Submitted::Refused(err) => Err(err.clone()),
+                _ => Ok(()),
+            };
+            let _: Result<(), AppError> = recorded(&state.db, Some(integration_id), health).await;
+            submitted
+        }
+        Err(err) => return recorded(&state.db, Some(integration_id), Err(err)).await,
+    };
+    Ok(match submitted {
+        Submitted::NoMatch => rejected(NO_MATCHING_ORGANIZATION, Vec::new()),
+        Submitted::Mapping(errors) => rejected(MAPPING_CANNOT_BUILD, errors),
+        Submitted::Refused(err) => {
+            rejected(&format!("{err} {CHECK_MAPPING_HINT}"), row_errors(err.field_errors(), &mapping))
+        }
+        Submitted::Created { ticket_id, organization, summary } => {
+            TestOutcome::Created { integration_id, ticket_id, organization, summary }
+        }
+    })
+}
+
+/// What submitting the test compromise came to, when every request that was made succeeded (or ConnectWise
+/// refused the ticket with a validation error).
+enum Submitted {
+    NoMatch,
+    Mapping(Vec<RowError>),
+    Created {
+        ticket_id: i64,
+        organization: String,
+        summary: String,
+    },
+    /// `create_ticket`'s [`CwError::Validation`].
+    Refused(CwError),
+}
+
+async fn submit_test(
+    state: &AppState,
+    credentials: &Credentials,
+    organizations: &[Organization],
+    rows: &[MappingRow],
+) -> Result<Submitted, CwError> {
+    let session = state.connectwise.session(credentials).await?;
+    let Some((organization, company)) = first_matching(&session, organizations).await? else {
+        return Ok(Submitted::NoMatch);
+    };
+    let uuid = uuid_v4();
+    let compromise =
+        Compromise { uuid: uuid.clone(), organization_name: organization.name.clone(), ..Compromise::sample() };
+    let ticket = match mapping::build_ticket(rows, &compromise, company.id, &mapping::external_xref(&uuid)) {
+        Ok(ticket) => ticket,
+        Err(errors) => return Ok(Submitted::Mapping(errors)),
+    };
+    let summary = ticket.get("summary").and_then(Value::as_str).unwrap_or_default().to_owned();
+    match session.create_ticket(&ticket).await {
+        Ok(created) => {
+            tracing::info!(ticket_id = created.id, company_id = company.id, uuid, "test compromise ticket created");
+            Ok(Submitted::Created { ticket_id: created.id, organization: organization.name.clone(), summary })
+        }
+        Err(err @ CwError::Validation { .. }) => Ok(Submitted::Refused(err)),
+        Err(err) => Err(err),
+    }
+}
+
+/// The first organization (in the order given) whose name matches a ConnectWise company exactly, with the company.
+async fn first_matching<'a>(
+    session: &CwSession,
+    organizations: &'a [Organization],
+) -> Result<Option<(&'a Organization, Company)>, CwError> {
+    for org in organizations.iter().take(LOOKUPS_BY_NAME) {
+        // ConnectWise compares names without case: keep only an exact match.
+        if let Some(company) = session.find_company_by_name(&org.name).await?
+            && matching::is_exact(&org.name, &company.name)
+        {
+            return Ok(Some((org, company)));
+        }
+    }
+    let rest = organizations.get(LOOKUPS_BY_NAME..).unwrap_or_default();
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let companies = session.companies().await?;
+    let mut by_name: HashMap<&str, &Company> = HashMap::new();
+    for company in &companies {
+        by_name.entry(company.name.trim()).or_insert(company);
+    }
+    Ok(rest.iter().find_map(|org| by_name.get(org.name.trim()).map(|company| (org, (*company).clone()))))
+}
+
+/// ConnectWise's field errors on the mapping rows they name: the row whose field key equals the part of the
+/// error's field before any `/` (`status/id` → the Status row), without case; others belong to no row.
+pub fn row_errors(errors: &[FieldError], rows: &[MappingRow]) -> Vec<RowError> {
+    errors
+        .iter()
+        .map(|error| {
+            let key = error.field.split_once('/').map_or(error.field.as_str(), |(head, _)| head).trim();
+            let message = if error.message.trim().is_empty() {
+                format!("ConnectWise refused this value ({}).", error.code)
+            } else {
+                error.message.clone()
+            };
+            let row = rows.iter().enumerate().find(|(_, r)| !key.is_empty() && r.field.eq_ignore_ascii_case(key));
+            match row {
+                Some((index, row)) => RowError { row: index, field: row.field.clone(), message },
+                None => RowError { row: RowError::NO_ROW, field: error.field.clone(), message },
+            }
+        })
+        .collect()
+}
+
+/// A fresh random UUID (version 4, RFC 9562 variant) as `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`.
+pub fn uuid_v4() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_random_version_4() {
+        let a = uuid_v4();
+        let b = uuid_v4();
+        assert_ne!(a, b);
+        let groups: Vec<&str> = a.split('-').collect();
+        assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(groups[2].starts_with('4'), "{a}");
+        assert!(matches!(groups[3].chars().next(), Some('8' | '9' | 'a' | 'b')), "{a}");
+        assert!(mapping::external_xref(&a).len() <= 100);
+    }
+
+    #[test]
+    fn the_connected_sentence_names_the_version() {
+        assert_eq!(connected_sentence("v2025.1"), "Connected to ConnectWise Manage v2025.1.");
+        assert_eq!(connected_sentence(" 2025.1.10431 "), "Connected to ConnectWise Manage v2025.1.10431.");
+        assert_eq!(connected_sentence(""), "Connected to ConnectWise Manage.");
+    }
+
+    #[test]
+    fn field_errors_land_on_the_rows_they_name() {
+        let rows = vec![
+            MappingRow::new("summary", "[compromise]"),
+            MappingRow::new("company", ""),
+            MappingRow::new("board", "1"),
+            MappingRow::new("status", "11"),
+            MappingRow::new("subType", "2"),
+        ];
+        let error = |field: &str, message: &str| FieldError {
+            field: field.into(),
+            code: "NotFound".into(),
+            message: message.into(),
+        };
+        let found = row_errors(
+            &[
+                error("status/id", "Status not found on board 'Help Desk'."),
+                error("SUBTYPE/name", "SubType not found."),
+                error("summary", "The field summary must be a string with a maximum length of 100."),
+                error("company", "company is required."),
+                error("priority/id", "Priority not found."),
+                error("", ""),
+            ],
+            &rows,
+        );
+        assert_eq!(
+            found,
+            vec![
+                RowError { row: 3, field: "status".into(), message: "Status not found on board 'Help Desk'.".into() },
+                RowError { row: 4, field: "subType".into(), message: "SubType not found.".into() },
+                RowError {
+                    row: 0,
+                    field: "summary".into(),
+                    message: "The field summary must be a string with a maximum length of 100.".into()
+                },
+                RowError { row: 1, field: "company".into(), message: "company is required.".into() },
+                RowError { row: RowError::NO_ROW, field: "priority/id".into(), message: "Priority not found.".into() },
+                RowError {
+                    row: RowError::NO_ROW,
+                    field: String::new(),
+                    message: "ConnectWise refused this value (NotFound).".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn row_errors_cross_the_wire_with_no_row_as_null() {
+        // `usize::MAX` would not fit the browser's 32-bit `usize`: the whole answer would fail to decode there.
+        let errors = vec![
+            RowError { row: 3, field: "status".into(), message: "Status not found.".into() },
+            RowError { row: RowError::NO_ROW, field: "priority/id".into(), message: "Priority not found.".into() },
+        ];
+        let json = serde_json::to_string(&errors).expect("json");
+        assert!(json.contains(r#""row":3,"#) && json.contains(r#""row":null,"#), "{json}");
+        assert_eq!(serde_json::from_str::<Vec<RowError>>(&json).expect("decoded"), errors);
+        let outcome = TestOutcome::Rejected { integration_id: 7, message: "m".into(), row_errors: errors };
+        let json = serde_json::to_string(&outcome).expect("json");
+        assert_eq!(serde_json::from_str::<TestOutcome>(&json).expect("decoded"), outcome);
+    }
+
+    #[test]
+    fn organizations_are_matched_against_every_company() {
+        let org = |id: i64, name: &str| Organization { id, name: name.into(), integration_ids: vec![] };
+        let company = |id: i64, name: &str| Company { id, identifier: format!("C{id}"), name: name.into() };
+        let matches = company_matches(
+            vec![org(1, "Acme Corporation"), org(2, "Globex Inc")],
+            vec![company(1, "Acme Corporation"), company(2, "Globex, Inc.")],
+        );
+        assert_eq!(
+            matches,
+            vec![
+                CompanyMatch {
+                    organization_id: 1,
+                    organization_name: "Acme Corporation".into(),
+                    company: Some("Acme Corporation".into()),
+                    suggestions: vec![],
+                },
+                CompanyMatch {
+                    organization_id: 2,
+                    organization_name: "Globex Inc".into(),
+                    company: None,
+                    suggestions: vec!["Globex, Inc.".into()],
+                },
+            ]
+        );
+    }
+}

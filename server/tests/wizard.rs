@@ -1,0 +1,476 @@
+//! The wizard's ConnectWise calls through the real router, against the ConnectWise sandbox started in this process
+//! on a free port: test connection, company matching (every page), lookups per board, and "Save and Submit a Test
+//! Compromise", with the integration's health recorded by every call and partners kept apart.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use app::error::AppError;
+use app::integrations::{Health, IntegrationRow, TestOutcome};
+use app::mapping::{Compromise, Lookups, RowError};
+use common::{Harness, harness, save_integration, signed_in};
+use http::StatusCode;
+use serde_json::{Value, json};
+use server::sandbox::{self, RunningSandbox, SandboxConfig};
+
+async fn start_sandbox() -> RunningSandbox {
+    let config = SandboxConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Default::default() };
+    sandbox::spawn(config).await.expect("sandbox starts")
+}
+
+const SUMMARY: &str = "Dark Web ID: [record_type] compromise for [organization_name]";
+
+/// The wizard's form for the sandbox's demo account, with a mapping onto the Help Desk board.
+fn input(sb: &RunningSandbox, name: &str) -> Value {
+    json!({
+        "name": name,
+        "site": sb.url(),
+        "company_id": sandbox::DEMO_COMPANY_ID,
+        "auth_kind": "ApiKeys",
+        "public_key": sandbox::DEMO_PUBLIC_KEY,
+        "private_key": sandbox::DEMO_PRIVATE_KEY,
+        "username": "",
+        "password": "",
+        "mapping": mapping("1", "2"),
+    })
+}
+
+/// Summary, Company, Board, Status (row 3) and Priority.
+fn mapping(board: &str, status: &str) -> Value {
+    json!([
+        { "field": "summary", "value": SUMMARY },
+        { "field": "company", "value": "" },
+        { "field": "board", "value": board },
+        { "field": "status", "value": status },
+        { "field": "priority", "value": "3" },
+    ])
+}
+
+/// The same form with the secrets left blank, as the wizard sends it when editing a saved integration.
+fn blank_secrets(mut input: Value) -> Value {
+    input["public_key"] = json!("");
+    input["private_key"] = json!("");
+    input
+}
+
+async fn add_organizations(h: &Harness, partner: i64, names: &[&str]) {
+    for name in names {
+        app::organizations::store::add(&h.state.db, partner, name, None).await.expect("organization");
+    }
+}
+
+async fn save(h: &Harness, cookie: &str, body: Value) -> i64 {
+    let (status, text) = save_integration(h, cookie, None, body).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    text.parse().expect("id")
+}
+
+async fn call(h: &Harness, endpoint: &str, args: Value, cookie: &str) -> (StatusCode, String) {
+    let (status, _, body) = h.call_json(&format!("integrations/{endpoint}"), &args, Some(cookie)).await;
+    (status, body)
+}
+
+fn app_error(body: &str) -> AppError {
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("not an AppError ({err}): {body}"))
+}
+
+async fn row(h: &Harness, cookie: &str, id: i64) -> IntegrationRow {
+    let (status, _, body) = h.call("integrations/list", "", Some(cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows: Vec<IntegrationRow> = serde_json::from_str(&body).expect("rows");
+    rows.into_iter().find(|r| r.id == id).expect("the integration is listed")
+}
+
+async fn sandbox_tickets(sb: &RunningSandbox) -> Vec<Value> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let response = client.get(format!("{}/_sandbox/tickets", sb.url())).send().await.expect("tickets");
+    response.json().await.expect("json")
+}
+
+fn rendered_summary(organization: &str) -> String {
+    let compromise = Compromise { organization_name: organization.into(), ..Compromise::sample() };
+    app::mapping::render(SUMMARY, &compromise).expect("renders")
+}
+
+fn is_uuid_v4(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
+        && text.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+        && groups[2].starts_with('4')
+        && groups[3].starts_with(['8', '9', 'a', 'b'])
+}
+
+#[tokio::test]
+async fn test_connection_reports_the_version_or_the_clients_sentence_and_records_health() {
+    let sb = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (_, cookie) = signed_in(&h, "owner@example.com").await;
+    let expected = format!("Connected to ConnectWise Manage {}.", sandbox::VERSION_NUMBER);
+
+    // Before saving: no integration, no health.
+    let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": input(&sb, "CW") }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(serde_json::from_str::<String>(&body).expect("sentence"), expected);
+
+    let id = save(&h, &cookie, input(&sb, "CW")).await;
+    assert_eq!(row(&h, &cookie, id).await.health, Health::NotChecked);
+
+    // A wrong private key typed while editing: 502 with the client's sentence, and the integration turns Unhealthy.
+    let mut wrong = input(&sb, "CW");
+    wrong["private_key"] = json!("not-the-key");
+    let (status, body) = call(&h, "test_connection", json!({ "id": id, "input": wrong }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let sentence = app_error(&body).to_string();
+    assert!(sentence.starts_with("ConnectWise rejected the keys"), "{sentence}");
+    assert!(!body.contains("not-the-key") && !body.contains(sandbox::DEMO_PRIVATE_KEY));
+    let unhealthy = row(&h, &cookie, id).await;
+    assert_eq!(unhealthy.health, Health::Unhealthy);
+    assert_eq!(unhealthy.health_error.as_deref(), Some(sentence.as_str()));
+    assert!(unhealthy.health_at.is_some());
+
+    // A test of an unsaved form says nothing about the saved integration: its error is kept.
+    let (status, _) = call(&h, "test_connection", json!({ "id": null, "input": input(&sb, "CW") }), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let kept = row(&h, &cookie, id).await;
+    assert_eq!((kept.health, kept.health_error.as_deref()), (Health::Unhealthy, Some(sentence.as_str())));
+
+    // The stored keys (blank fields) work: Healthy, the error cleared.
+    let (status, body) =
+        call(&h, "test_connection", json!({ "id": id, "input": blank_secrets(input(&sb, "CW")) }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(serde_json::from_str::<String>(&body).expect("sentence"), expected);
+    let healthy = row(&h, &cookie, id).await;
+    assert_eq!((healthy.health, healthy.health_error), (Health::Healthy, None));
+
+    // An integrator login with a wrong password names the login, not the keys.
+    let mut integrator = input(&sb, "CW");
+    integrator["auth_kind"] = json!("Integrator");
+    integrator["username"] = json!(sandbox::DEMO_INTEGRATOR_USERNAME);
+    integrator["password"] = json!("wrong password");
+    let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": integrator }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(app_error(&body).to_string().starts_with("ConnectWise rejected the integrator login"), "{body}");
+
+    // An unknown company ID: discovery fails, the integration turns Unhealthy again.
+    let mut unknown = blank_secrets(input(&sb, "CW"));
+    unknown["company_id"] = json!("nosuchco");
+    let (status, body) = call(&h, "test_connection", json!({ "id": id, "input": unknown }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(app_error(&body).to_string().contains("nosuchco"), "{body}");
+    assert_eq!(row(&h, &cookie, id).await.health, Health::Unhealthy);
+
+    // Bad form input is the partner's to correct: 400, no request, health unchanged.
+    for (field, value) in [("site", ""), ("company_id", ""), ("private_key", "")] {
+        let mut bad = input(&sb, "CW");
+        bad[field] = json!(value);
+        let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": bad }), &cookie).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {body}");
+        assert!(matches!(app_error(&body), AppError::Invalid(_)), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn match_companies_reads_every_page_and_suggests_near_misses() {
+    let sb = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (partner, cookie) = signed_in(&h, "owner@example.com").await;
+    add_organizations(
+        &h,
+        partner,
+        &[
+            "Acme Corporation",
+            "Globex Inc",
+            "Initech",
+            "Stark Industries",
+            "Umbrella Health",
+            "wayne enterprises",
+            // The last companies by name: on the third page of 1000.
+            "Woodgrove Veterinary Inc.",
+            "Woodgrove Veterinary",
+            "Nobody Like Us",
+        ],
+    )
+    .await;
+    let id = save(&h, &cookie, input(&sb, "CW")).await;
+    let (_, api_calls_before) = sb.sandbox.stats();
+
+    let (status, body) =
+        call(&h, "match_companies", json!({ "id": id, "input": blank_secrets(input(&sb, "CW")) }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let matches: Vec<app::integrations::CompanyMatch> = serde_json::from_str(&body).expect("matches");
+    let (_, api_calls_after) = sb.sandbox.stats();
+    assert_eq!(api_calls_after - api_calls_before, 3, "2,109 companies at 1000 a page");
+
+    let found: Vec<(&str, Option<&str>, Vec<&str>)> = matches
+        .iter()
+        .map(|m| {
+            (m.organization_name.as_str(), m.company.as_deref(), m.suggestions.iter().map(String::as_str).collect())
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("Acme Corporation", Some("Acme Corporation"), vec![]),
+            ("Globex Inc", None, vec!["Globex, Inc."]),
+            ("Initech", Some("Initech"), vec![]),
+            ("Nobody Like Us", None, vec![]),
+            ("Stark Industries", Some("Stark Industries"), vec![]),
+            ("Umbrella Health", Some("Umbrella Health"), vec![]),
+            ("wayne enterprises", None, vec!["Wayne Enterprises"]),
+            ("Woodgrove Veterinary", None, vec!["Woodgrove Veterinary LLC", "Woodgrove Veterinary Inc."]),
+            ("Woodgrove Veterinary Inc.", Some("Woodgrove Veterinary Inc."), vec![]),
+        ]
+    );
+    let orgs = app::organizations::store::list(&h.state.db, partner).await.expect("organizations");
+    for m in &matches {
+        let org = orgs.iter().find(|o| o.name == m.organization_name).expect("org");
+        assert_eq!(m.organization_id, org.id);
+    }
+    assert_eq!(row(&h, &cookie, id).await.health, Health::Healthy);
+
+    // Unsaved forms work too; a refused key is a 502 and makes the saved integration Unhealthy only when named.
+    let (status, _) = call(&h, "match_companies", json!({ "id": null, "input": input(&sb, "New") }), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut wrong = input(&sb, "CW");
+    wrong["public_key"] = json!("nope");
+    let (status, body) = call(&h, "match_companies", json!({ "id": id, "input": wrong }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(row(&h, &cookie, id).await.health, Health::Unhealthy);
+}
+
+#[tokio::test]
+async fn lookups_follow_the_chosen_board() {
+    let sb = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (_, cookie) = signed_in(&h, "owner@example.com").await;
+    let id = save(&h, &cookie, input(&sb, "CW")).await;
+    let lookups = |board: Option<i64>| {
+        let h = &h;
+        let cookie = cookie.clone();
+        let body = json!({ "id": id, "input": blank_secrets(input(&sb, "CW")), "board_id": board });
+        async move {
+            let (status, body) = call(h, "lookups", body, &cookie).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            serde_json::from_str::<Lookups>(&body).expect("lookups")
+        }
+    };
+    let names = |items: &[app::mapping::LookupItem]| items.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+
+    let site = lookups(None).await;
+    assert_eq!(names(&site.boards), ["Help Desk", "Security Operations"]);
+    assert_eq!(site.priorities.len(), 5);
+    assert_eq!(names(&site.sources), ["Call", "Email", "Portal", "Dark Web ID"]);
+    assert!(site.statuses.is_empty() && site.types.is_empty() && site.subtypes.is_empty() && site.items.is_empty());
+
+    let help_desk = lookups(Some(1)).await;
+    assert_eq!(help_desk.boards, site.boards);
+    assert_eq!(help_desk.statuses.keys().copied().collect::<Vec<_>>(), [1]);
+    assert_eq!(names(&help_desk.statuses[&1]), ["New", "In Progress", "Waiting on Client", "Closed"]);
+    assert_eq!(names(&help_desk.types[&1]), ["Incident", "Service Request", "Problem"]);
+    assert_eq!(names(&help_desk.subtypes[&1]), ["Account Compromise", "Password Reset", "Other"]);
+    assert_eq!(names(&help_desk.items[&1]), ["Email", "Workstation", "Network"]);
+
+    let security = lookups(Some(2)).await;
+    assert_eq!(security.statuses.keys().copied().collect::<Vec<_>>(), [2]);
+    assert_eq!(names(&security.statuses[&2]), ["New", "Triage", "Contained", "Resolved"]);
+    assert_eq!(security.statuses[&2].iter().map(|s| s.id).collect::<Vec<_>>(), [11, 12, 13, 14]);
+    assert_eq!(names(&security.items[&2]), ["Dark Web ID", "Endpoint"]);
+
+    // A board the site does not have: no board lists (validation then flags the Board row).
+    let gone = lookups(Some(99)).await;
+    assert_eq!(gone.boards, site.boards);
+    assert!(gone.statuses.is_empty());
+    let checked = row(&h, &cookie, id).await;
+    assert_eq!((checked.health, checked.health_error), (Health::Healthy, None));
+}
+
+#[tokio::test]
+async fn save_and_submit_test_creates_one_ticket_and_puts_connectwise_errors_on_their_rows() {
+    let sb = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (partner, cookie) = signed_in(&h, "owner@example.com").await;
+    // Sorted by name: neither "Aardvark Partners" nor "Globex Inc" matches a company exactly; "Initech" does.
+    add_organizations(&h, partner, &["Initech", "Globex Inc", "Aardvark Partners", "Stark Industries"]).await;
+
+    // A new integration: saved, then the ticket is created for the first organization that matches.
+    let (status, body) =
+        call(&h, "save_and_test", json!({ "id": null, "input": input(&sb, "CW production") }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let outcome: TestOutcome = serde_json::from_str(&body).expect("outcome");
+    let TestOutcome::Created { integration_id: id, ticket_id, organization, summary } = outcome else {
+        panic!("not created: {body}");
+    };
+    assert_eq!(organization, "Initech");
+    assert_eq!(summary, rendered_summary("Initech"));
+    assert_eq!(summary, "Dark Web ID: Email compromise for Initech");
+    let tickets = sandbox_tickets(&sb).await;
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    let ticket = &tickets[0];
+    assert_eq!(ticket["id"], json!(ticket_id));
+    assert_eq!(ticket["summary"], json!(summary));
+    assert_eq!(ticket["company"]["name"], json!("Initech"));
+    assert_eq!(ticket["board"]["name"], json!("Help Desk"));
+    assert_eq!(ticket["status"]["name"], json!("In Progress"));
+    let xref = ticket["externalXRef"].as_str().expect("externalXRef");
+    let uuid = xref.strip_prefix("dwid:").expect("dwid: prefix");
+    assert!(is_uuid_v4(uuid), "{xref}");
+    assert_ne!(uuid, Compromise::sample().uuid, "a fresh uuid for every test");
+    let checked = row(&h, &cookie, id).await;
+    assert_eq!((checked.name.as_str(), checked.health), ("CW production", Health::Healthy));
+
+    // A status of the other board: saved, refused by ConnectWise, the error on the Status row, Unhealthy.
+    let mut wrong = blank_secrets(input(&sb, "CW production"));
+    wrong["mapping"] = mapping("1", "11");
+    let (status, body) = call(&h, "save_and_test", json!({ "id": id, "input": wrong }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let outcome: TestOutcome = serde_json::from_str(&body).expect("outcome");
+    let TestOutcome::Rejected { integration_id, message, row_errors } = outcome else {
+        panic!("not rejected: {body}");
+    };
+    assert_eq!(integration_id, id);
+    assert!(message.starts_with("ConnectWise refused the ticket: Status not found on board 'Help Desk'."), "{message}");
+    assert!(message.ends_with(app::integrations::wizard_service::CHECK_MAPPING_HINT), "{message}");
+    assert_eq!(
+        row_errors,
+        vec![RowError { row: 3, field: "status".into(), message: "Status not found on board 'Help Desk'.".into() }]
+    );
+    assert_eq!(sandbox_tickets(&sb).await.len(), 1, "no ticket stored");
+    let unhealthy = row(&h, &cookie, id).await;
+    assert_eq!(unhealthy.health, Health::Unhealthy);
+    assert!(unhealthy.health_error.as_deref().is_some_and(|e| e.contains("Status not found")), "{unhealthy:?}");
+    let (_, _, saved) = h.call("integrations/get", &format!("id={id}"), Some(&cookie)).await;
+    let saved: app::integrations::IntegrationSettings = serde_json::from_str(&saved).expect("settings");
+    assert_eq!(saved.mapping[3].value, "11", "the mapping was saved before the test");
+
+    // Fixed (the status's own board): created, Healthy again.
+    let mut fixed = blank_secrets(input(&sb, "CW production"));
+    fixed["mapping"] = mapping("2", "11");
+    let (status, body) = call(&h, "save_and_test", json!({ "id": id, "input": fixed }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let outcome: TestOutcome = serde_json::from_str(&body).expect("outcome");
+    assert!(
+        matches!(&outcome, TestOutcome::Created { integration_id, organization, .. }
+        if *integration_id == id && organization == "Initech"),
+        "{body}"
+    );
+    let tickets = sandbox_tickets(&sb).await;
+    assert_eq!(tickets.len(), 2);
+    assert_eq!(tickets[1]["board"]["name"], json!("Security Operations"));
+    assert_eq!(tickets[1]["status"]["name"], json!("New"));
+    assert_ne!(tickets[1]["externalXRef"], tickets[0]["externalXRef"]);
+    let healthy = row(&h, &cookie, id).await;
+    assert_eq!((healthy.health, healthy.health_error), (Health::Healthy, None));
+
+    // Other ConnectWise failures are errors (502), recorded; the integration is saved all the same.
+    let mut wrong_key = input(&sb, "CW renamed");
+    wrong_key["private_key"] = json!("nope");
+    let (status, body) = call(&h, "save_and_test", json!({ "id": id, "input": wrong_key }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(app_error(&body).to_string().starts_with("ConnectWise rejected the keys"), "{body}");
+    let failed = row(&h, &cookie, id).await;
+    assert_eq!((failed.name.as_str(), failed.health), ("CW renamed", Health::Unhealthy));
+    assert_eq!(sandbox_tickets(&sb).await.len(), 2);
+
+    // Invalid input is not saved and makes no request.
+    let mut invalid = input(&sb, "  ");
+    invalid["private_key"] = json!("");
+    let (status, body) = call(&h, "save_and_test", json!({ "id": id, "input": invalid }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(row(&h, &cookie, id).await.name, "CW renamed");
+}
+
+#[tokio::test]
+async fn save_and_submit_test_needs_an_organization_that_matches_exactly() {
+    let sb = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (partner, cookie) = signed_in(&h, "owner@example.com").await;
+
+    // No organization uses the integration.
+    let (status, body) = call(&h, "save_and_test", json!({ "id": null, "input": input(&sb, "CW") }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let TestOutcome::Rejected { integration_id: id, message, row_errors } =
+        serde_json::from_str(&body).expect("outcome")
+    else {
+        panic!("not rejected: {body}");
+    };
+    assert_eq!(message, app::integrations::wizard_service::NO_ORGANIZATION);
+    assert!(row_errors.is_empty());
+
+    // Organizations with near misses only (more than are looked up one by one, so the list is read too).
+    add_organizations(
+        &h,
+        partner,
+        &["Globex Inc", "acme corporation", "Initech Inc", "Stark", "Umbrella", "Wayne Enterprises Ltd"],
+    )
+    .await;
+    // An exact match that does not use this integration does not count.
+    app::organizations::store::add(&h.state.db, partner, "Initech", Some(&[])).await.expect("organization");
+    let (status, body) =
+        call(&h, "save_and_test", json!({ "id": id, "input": blank_secrets(input(&sb, "CW")) }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let outcome: TestOutcome = serde_json::from_str(&body).expect("outcome");
+    assert_eq!(
+        outcome,
+        TestOutcome::Rejected {
+            integration_id: id,
+            message: "None of the organizations of this integration matches a ConnectWise company exactly. Rename \
+                      one in step 4, or tick this integration for an organization that matches."
+                .into(),
+            row_errors: vec![],
+        }
+    );
+    assert!(sandbox_tickets(&sb).await.is_empty());
+    assert_eq!(row(&h, &cookie, id).await.health, Health::Healthy, "every request succeeded");
+
+    // An exact match beyond the first five looked up by name (found in the company list) is used.
+    add_organizations(&h, partner, &["Woodgrove Veterinary Inc."]).await;
+    let (status, body) =
+        call(&h, "save_and_test", json!({ "id": id, "input": blank_secrets(input(&sb, "CW")) }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let outcome: TestOutcome = serde_json::from_str(&body).expect("outcome");
+    assert!(
+        matches!(&outcome, TestOutcome::Created { organization, .. } if organization == "Woodgrove Veterinary Inc."),
+        "{body}"
+    );
+    let tickets = sandbox_tickets(&sb).await;
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0]["company"]["name"], json!("Woodgrove Veterinary Inc."));
+}
+
+#[tokio::test]
+async fn a_partner_cannot_use_another_partners_integration_in_the_wizard() {
+    let sb = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (first_id, first) = signed_in(&h, "first@example.com").await;
+    let (_, second) = signed_in(&h, "second@example.com").await;
+    add_organizations(&h, first_id, &["Initech"]).await;
+    let id = save(&h, &first, input(&sb, "First's CW")).await;
+    let (_, api_calls_before) = sb.sandbox.stats();
+
+    // Blank secrets (the stored ones would be used) and full ones alike.
+    for form in [blank_secrets(input(&sb, "Hijacked")), input(&sb, "Hijacked")] {
+        for (endpoint, args) in [
+            ("test_connection", json!({ "id": id, "input": form })),
+            ("match_companies", json!({ "id": id, "input": form })),
+            ("lookups", json!({ "id": id, "input": form, "board_id": 1 })),
+            ("save_and_test", json!({ "id": id, "input": form })),
+        ] {
+            let (status, body) = call(&h, endpoint, args, &second).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{endpoint}: {body}");
+            assert!(!body.contains("First's CW") && !body.contains("Initech"), "{endpoint}: {body}");
+        }
+    }
+    assert_eq!(sb.sandbox.stats().1, api_calls_before, "no ConnectWise request was made");
+    assert!(sandbox_tickets(&sb).await.is_empty());
+    let untouched = row(&h, &first, id).await;
+    assert_eq!((untouched.name.as_str(), untouched.health), ("First's CW", Health::NotChecked));
+
+    // Without a session: 401.
+    for endpoint in ["test_connection", "match_companies", "lookups", "save_and_test"] {
+        let args = json!({ "id": null, "input": input(&sb, "x"), "board_id": null });
+        let (status, _, _) = h.call_json(&format!("integrations/{endpoint}"), &args, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{endpoint}");
+    }
+}
