@@ -12,6 +12,7 @@ pub mod connectwise_site;
 pub mod error;
 pub mod integrations;
 pub mod mapping;
+pub mod names;
 pub mod organizations;
 pub mod ui;
 

@@ -73,15 +73,31 @@ test('create an integration through every step, submit test compromises, follow 
   await expect(matches.getByRole('row', { name: /Globex, Inc\./ })).toContainText('✓ Globex, Inc.');
   await page.getByRole('button', { name: 'Next' }).click();
 
-  // 5. Field mapping: drag Board from the palette onto the mapping, add Status from the keyboard path.
+  // 5. Field mapping. The lists start on ConnectWise's defaults; choose the board and a status of it.
   await expect(page).toHaveURL(/\/integrations\/new\/5$/);
   const mapping = page.getByRole('list', { name: 'Field mapping' });
-  await page.locator('.palette__item[data-field="board"]').dragTo(mapping.locator('.mapping-list__drop'));
-  await expect(page.getByLabel('Board', { exact: true })).toBeVisible();
+  const rowKeys = () => mapping.locator('li.mapping-row label.mapping-row__label').allTextContents();
+  await expect(page.getByLabel('Board', { exact: true })).toHaveValue('');
   await page.getByLabel('Board', { exact: true }).selectOption({ label: 'Security Operations' });
-  await page.getByLabel('Add field').selectOption({ label: 'Status' });
-  await page.getByRole('button', { name: 'Add field', exact: true }).click();
   await page.getByLabel('Status', { exact: true }).selectOption({ label: 'Triage' });
+  // Drag a field from the palette onto a row: it is inserted there, with a value and a live preview.
+  const company = mapping.getByRole('listitem').filter({ has: page.getByLabel('Company', { exact: true }) });
+  await page.locator('.palette__item[data-field="initialInternalAnalysis"]').dragTo(company);
+  const analysis = page.getByLabel('Initial Internal Analysis', { exact: true });
+  expect((await rowKeys()).slice(0, 4)).toEqual(['Summary', 'Initial Description', 'Initial Internal Analysis', 'Company']);
+  await analysis.fill('Record [uuid]');
+  await expect(mapping.getByRole('listitem').filter({ has: analysis }).locator('.preview__text')).toHaveText(
+    'Record 5f0c2a7e-93d4-4b1e-a6f8-2c71e0d94b3a',
+  );
+  // Remove a row and add it back from the keyboard path; drag the Company row to the top by its handle.
+  await page.getByRole('button', { name: 'Remove Item' }).click();
+  await expect(page.getByLabel('Item', { exact: true })).toHaveCount(0);
+  await page.getByLabel('Add field').selectOption({ label: 'Item' });
+  await page.getByRole('button', { name: 'Add field', exact: true }).click();
+  await expect(page.getByLabel('Item', { exact: true })).toBeVisible();
+  expect((await rowKeys()).at(-1)).toBe('Item');
+  await company.locator('.mapping-row__handle').dragTo(mapping.getByRole('listitem').first());
+  await expect.poll(async () => (await rowKeys()).slice(0, 2)).toEqual(['Company', 'Summary']);
 
   // A token clicked goes where the cursor is; the preview follows, with its length against the maximum.
   const summary = page.getByLabel('Summary', { exact: true });

@@ -124,23 +124,10 @@ pub struct IntegrationSettings {
 
 /// A valid integration name, trimmed: 1–100 characters, no control characters.
 pub fn validate_name(name: &str) -> Result<String, String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err("Enter a name for the integration.".into());
-    }
-    if name.chars().count() > NAME_MAX_CHARS {
-        return Err(format!("The name is too long: at most {NAME_MAX_CHARS} characters."));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("The name cannot contain line breaks or control characters.".into());
-    }
-    Ok(name.to_string())
+    crate::names::validate(name, NAME_MAX_CHARS, "Enter a name for the integration.")
 }
 
-/// The form integration names are compared in for uniqueness: case-insensitive.
-pub fn name_key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
+pub use crate::names::key as name_key;
 
 #[server(endpoint = "integrations/list")]
 pub async fn list_integrations() -> Result<Vec<IntegrationRow>, AppError> {

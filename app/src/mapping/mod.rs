@@ -31,7 +31,8 @@ mod tests;
 
 pub use fields::{EXTERNAL_XREF_KEY, FIELDS, FieldDef, FieldKind, external_xref, field};
 pub use rows::{
-    COMPANY_PREVIEW, LookupItem, Lookups, MappingRow, Preview, RowError, default_rows, preview, preview_rows, validate,
+    COMPANY_PREVIEW, LookupItem, Lookups, MappingRow, Preview, RowError, default_rows, new_integration_rows, preview,
+    preview_rows, validate,
 };
 pub use template::{
     Segment, TemplateError, connectwise_len, parse, render, suggest_token, truncate_chars, truncate_for_connectwise,

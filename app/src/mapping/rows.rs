@@ -148,6 +148,8 @@ pub(crate) enum Rendered {
 pub(crate) fn render_field(def: &FieldDef, value: &str, compromise: &Compromise) -> Result<Rendered, String> {
     match def.kind {
         FieldKind::Company => return Ok(Rendered::Company),
+        // No choice: the field is left out and ConnectWise applies its default.
+        FieldKind::Reference if value.trim().is_empty() => return Ok(Rendered::Empty),
         FieldKind::Reference => return parse_id(def, value).map(Rendered::Reference),
         FieldKind::Text | FieldKind::LongText | FieldKind::Email | FieldKind::Date => {}
     }
@@ -295,6 +297,8 @@ pub fn validate(rows: &[MappingRow], lookups: Option<&Lookups>) -> Vec<RowError>
                     );
                 }
             }
+            // Left empty: not sent, ConnectWise's default applies.
+            FieldKind::Reference if row.value.trim().is_empty() => {}
             FieldKind::Reference => {
                 let id = match parse_id(def, &row.value) {
                     Ok(id) => id,
@@ -443,6 +447,17 @@ pub fn default_rows() -> Vec<MappingRow> {
         MappingRow::new("initialDescription", DEFAULT_DESCRIPTION),
         MappingRow::new("company", ""),
     ]
+}
+
+/// What a new integration starts with in the wizard: the [`default_rows`] and one row for each of the site's lists
+/// (Board, Status, Priority, Type, Sub Type, Item, Source), to be chosen from its live lookups; a list left empty
+/// is not sent, and ConnectWise applies its default.
+pub fn new_integration_rows() -> Vec<MappingRow> {
+    let mut rows = default_rows();
+    rows.extend(
+        ["board", "status", "priority", "type", "subType", "item", "source"].map(|key| MappingRow::new(key, "")),
+    );
+    rows
 }
 
 /// One fact a line, each readable on its own, so the note still reads well should ConnectWise flatten line breaks.

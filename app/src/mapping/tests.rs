@@ -497,8 +497,8 @@ fn a_literal_over_the_maximum_is_an_error() {
 #[test]
 fn references_must_be_ids_from_the_site_lookups() {
     let l = lookups();
-    let e = one_error(&rows_with(&[("board", "")]), Some(&l));
-    assert_eq!(e.message, "Choose a Board from the list.");
+    // An empty list value is no error: it is left out, and ConnectWise applies its default.
+    assert!(validate(&rows_with(&[("board", "")]), Some(&l)).is_empty());
     let e = one_error(&rows_with(&[("priority", "high")]), Some(&l));
     assert_eq!(e.message, "Choose a Priority from the list: \"high\" is not one of the site's entries.");
     let e = one_error(&rows_with(&[("priority", "-4")]), None);
@@ -763,4 +763,20 @@ fn mapping_types_round_trip_through_json() {
     let l = lookups();
     let json = serde_json::to_string(&l).expect("serialize");
     assert_eq!(serde_json::from_str::<Lookups>(&json).expect("lookups"), l);
+}
+
+#[test]
+fn a_new_integration_starts_with_every_list_left_to_connectwise() {
+    let rows = new_integration_rows();
+    assert!(validate(&rows, None).is_empty(), "{:?}", validate(&rows, None));
+    let ticket = build_ticket(&rows, &Compromise::sample(), 7, "dwid:x").expect("ticket");
+    for key in ["board", "status", "priority", "type", "subType", "item", "source"] {
+        assert!(rows.iter().any(|r| r.field == key), "{key} row");
+        assert!(!ticket.contains_key(key), "an empty {key} is not sent");
+    }
+    // Once chosen, a list is sent as a reference object.
+    let mut rows = rows;
+    rows.iter_mut().find(|r| r.field == "priority").expect("row").value = "3".into();
+    let ticket = build_ticket(&rows, &Compromise::sample(), 7, "dwid:x").expect("ticket");
+    assert_eq!(ticket["priority"], serde_json::json!({ "id": 3 }));
 }

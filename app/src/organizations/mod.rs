@@ -21,23 +21,10 @@ pub struct Organization {
 
 /// A valid organization name, trimmed: 1–255 characters, no control characters.
 pub fn validate_name(name: &str) -> Result<String, String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err("Enter the organization's name.".into());
-    }
-    if name.chars().count() > NAME_MAX_CHARS {
-        return Err(format!("The name is too long: at most {NAME_MAX_CHARS} characters."));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("The name cannot contain line breaks or control characters.".into());
-    }
-    Ok(name.to_string())
+    crate::names::validate(name, NAME_MAX_CHARS, "Enter the organization's name.")
 }
 
-/// The form names are compared in for uniqueness: case-insensitive.
-pub fn name_key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
+pub use crate::names::key as name_key;
 
 #[server(endpoint = "organizations/list")]
 pub async fn list_organizations() -> Result<Vec<Organization>, AppError> {

@@ -311,7 +311,7 @@ fn MappingRowView(
                         on:change=move |ev| set_value(event_target_value(&ev))
                         on:focus=move |_| focused.set(index)
                     >
-                        <option value="">"Choose…"</option>
+                        <option value="">"ConnectWise default"</option>
                         {move || {
                             let current = value();
                             choices()

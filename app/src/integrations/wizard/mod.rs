@@ -30,7 +30,7 @@ impl Default for Draft {
     fn default() -> Self {
         Draft {
             system_chosen: false,
-            input: IntegrationInput { mapping: crate::mapping::default_rows(), ..Default::default() },
+            input: IntegrationInput { mapping: crate::mapping::new_integration_rows(), ..Default::default() },
             credentials_set: false,
         }
     }
