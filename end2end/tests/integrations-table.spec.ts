@@ -67,6 +67,9 @@ test('the Integrations table: status, operations, organization count and hover l
   const eu = table.getByRole('row', { name: /ConnectWise EU/ });
   await eu.getByRole('button', { name: 'Remove' }).click();
   await expect(eu.getByText('Remove ConnectWise EU? Its stored keys are deleted.')).toBeVisible();
+  // The table refreshes by polling; the question stays open through a refresh.
+  await page.waitForResponse((r) => r.url().includes('/api/integrations/list'));
+  await expect(eu.getByText('Remove ConnectWise EU? Its stored keys are deleted.')).toBeVisible();
   await shot(page, '12-integrations-remove-confirm');
   await eu.getByRole('button', { name: 'Yes, remove' }).click();
   await expect(table.getByRole('row', { name: /ConnectWise EU/ })).toHaveCount(0);

@@ -89,6 +89,19 @@ async fn sandbox_tickets(sb: &RunningSandbox) -> Vec<Value> {
     response.json().await.expect("json")
 }
 
+async fn set_faults(sb: &RunningSandbox, faults: Value) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let response = client.post(format!("{}/_sandbox/faults", sb.url())).json(&faults).send().await.expect("faults");
+    assert!(response.status().is_success(), "faults refused: {}", response.status());
+}
+
+async fn sandbox_calls(sb: &RunningSandbox) -> Value {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let response = client.get(format!("{}/_sandbox/stats", sb.url())).send().await.expect("stats");
+    response.json().await.expect("json")
+}
+
 fn rendered_summary(organization: &str) -> String {
     let compromise = Compromise { organization_name: organization.into(), ..Compromise::sample() };
     app::mapping::render(SUMMARY, &compromise).expect("renders")
@@ -117,7 +130,8 @@ async fn test_connection_reports_the_version_or_the_clients_sentence_and_records
     let id = save(&h, &cookie, input(&sb, "CW")).await;
     assert_eq!(row(&h, &cookie, id).await.health, Health::NotChecked);
 
-    // A wrong private key typed while editing: 502 with the client's sentence, and the integration turns Unhealthy.
+    // A wrong private key typed while editing: 502 with the client's sentence, and the saved integration's health
+    // is left alone (it tells about what is saved, not about a draft).
     let mut wrong = input(&sb, "CW");
     wrong["private_key"] = json!("not-the-key");
     let (status, body) = call(&h, "test_connection", json!({ "id": id, "input": wrong }), &cookie).await;
@@ -125,10 +139,19 @@ async fn test_connection_reports_the_version_or_the_clients_sentence_and_records
     let sentence = app_error(&body).to_string();
     assert!(sentence.starts_with("ConnectWise rejected the keys"), "{sentence}");
     assert!(!body.contains("not-the-key") && !body.contains(sandbox::DEMO_PRIVATE_KEY));
+    assert_eq!(row(&h, &cookie, id).await.health, Health::NotChecked);
+
+    // The saved settings failing (the site answers 500s): Unhealthy, with the sentence and its time.
+    set_faults(&sb, json!({ "error_rate": 1.0 })).await;
+    let (status, body) =
+        call(&h, "test_connection", json!({ "id": id, "input": blank_secrets(input(&sb, "CW")) }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let sentence = app_error(&body).to_string();
     let unhealthy = row(&h, &cookie, id).await;
     assert_eq!(unhealthy.health, Health::Unhealthy);
     assert_eq!(unhealthy.health_error.as_deref(), Some(sentence.as_str()));
     assert!(unhealthy.health_at.is_some());
+    set_faults(&sb, json!({})).await;
 
     // A test of an unsaved form says nothing about the saved integration: its error is kept.
     let (status, _) = call(&h, "test_connection", json!({ "id": null, "input": input(&sb, "CW") }), &cookie).await;
@@ -153,13 +176,13 @@ async fn test_connection_reports_the_version_or_the_clients_sentence_and_records
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(app_error(&body).to_string().starts_with("ConnectWise rejected the integrator login"), "{body}");
 
-    // An unknown company ID: discovery fails, the integration turns Unhealthy again.
-    let mut unknown = blank_secrets(input(&sb, "CW"));
+    // An unknown company ID with the keys typed: discovery fails and says which company.
+    let mut unknown = input(&sb, "CW");
     unknown["company_id"] = json!("nosuchco");
     let (status, body) = call(&h, "test_connection", json!({ "id": id, "input": unknown }), &cookie).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(app_error(&body).to_string().contains("nosuchco"), "{body}");
-    assert_eq!(row(&h, &cookie, id).await.health, Health::Unhealthy);
+    assert_eq!(row(&h, &cookie, id).await.health, Health::Healthy, "a draft leaves health alone");
 
     // Bad form input is the partner's to correct: 400, no request, health unchanged.
     for (field, value) in [("site", ""), ("company_id", ""), ("private_key", "")] {
@@ -230,14 +253,14 @@ async fn match_companies_reads_every_page_and_suggests_near_misses() {
     }
     assert_eq!(row(&h, &cookie, id).await.health, Health::Healthy);
 
-    // Unsaved forms work too; a refused key is a 502 and makes the saved integration Unhealthy only when named.
+    // Unsaved forms work too; a refused key is a 502, and a draft's failure leaves the saved integration's health.
     let (status, _) = call(&h, "match_companies", json!({ "id": null, "input": input(&sb, "New") }), &cookie).await;
     assert_eq!(status, StatusCode::OK);
     let mut wrong = input(&sb, "CW");
     wrong["public_key"] = json!("nope");
     let (status, body) = call(&h, "match_companies", json!({ "id": id, "input": wrong }), &cookie).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert_eq!(row(&h, &cookie, id).await.health, Health::Unhealthy);
+    assert_eq!(row(&h, &cookie, id).await.health, Health::Healthy);
 }
 
 #[tokio::test]
@@ -363,12 +386,20 @@ async fn save_and_submit_test_creates_one_ticket_and_puts_connectwise_errors_on_
     let healthy = row(&h, &cookie, id).await;
     assert_eq!((healthy.health, healthy.health_error), (Health::Healthy, None));
 
-    // Other ConnectWise failures are errors (502), recorded; the integration is saved all the same.
+    // Other ConnectWise failures after saving: the integration is saved all the same, the failure recorded, and the
+    // answer still carries its id (so the wizard updates it next time instead of creating it twice).
     let mut wrong_key = input(&sb, "CW renamed");
     wrong_key["private_key"] = json!("nope");
     let (status, body) = call(&h, "save_and_test", json!({ "id": id, "input": wrong_key }), &cookie).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(app_error(&body).to_string().starts_with("ConnectWise rejected the keys"), "{body}");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    match serde_json::from_str::<TestOutcome>(&body).expect("outcome") {
+        TestOutcome::Rejected { integration_id, message, row_errors } => {
+            assert_eq!(integration_id, id);
+            assert!(message.starts_with("ConnectWise rejected the keys"), "{message}");
+            assert!(row_errors.is_empty());
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
     let failed = row(&h, &cookie, id).await;
     assert_eq!((failed.name.as_str(), failed.health), ("CW renamed", Health::Unhealthy));
     assert_eq!(sandbox_tickets(&sb).await.len(), 2);
@@ -473,4 +504,39 @@ async fn a_partner_cannot_use_another_partners_integration_in_the_wizard() {
         let (status, _, _) = h.call_json(&format!("integrations/{endpoint}"), &args, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{endpoint}");
     }
+}
+
+#[tokio::test]
+async fn stored_keys_are_only_ever_sent_to_the_site_and_company_they_were_saved_for() {
+    let sb = start_sandbox().await;
+    // Another host, standing for one a stolen session would point the integration at.
+    let elsewhere = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (_, cookie) = signed_in(&h, "owner@example.com").await;
+    let id = save(&h, &cookie, input(&sb, "CW")).await;
+    let before = sandbox_calls(&elsewhere).await;
+
+    for (field, value) in [("site", elsewhere.url()), ("company_id", "othercompany".to_string())] {
+        let mut moved = blank_secrets(input(&sb, "CW"));
+        moved[field] = json!(value);
+        for endpoint in ["test_connection", "match_companies", "lookups", "save_and_test"] {
+            let args = if endpoint == "lookups" {
+                json!({ "id": id, "input": moved, "board_id": null })
+            } else {
+                json!({ "id": id, "input": moved })
+            };
+            let (status, body) = call(&h, endpoint, args, &cookie).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{endpoint} with another {field}: {body}");
+            assert!(app_error(&body).to_string().contains("enter the keys again"), "{body}");
+        }
+    }
+    assert_eq!(sandbox_calls(&elsewhere).await, before, "nothing reached the other host");
+    // Saving the move without keys is refused too; the stored integration is unchanged.
+    let mut moved = blank_secrets(input(&sb, "CW"));
+    moved["site"] = json!(elsewhere.url());
+    let (status, _) = save_integration(&h, &cookie, Some(id), moved).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) =
+        call(&h, "test_connection", json!({ "id": id, "input": blank_secrets(input(&sb, "CW")) }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "the saved site still works with the stored keys");
 }

@@ -126,7 +126,12 @@ pub fn open_credentials(state: &AppState, stored: &StoredIntegration) -> Result<
     Ok(Credentials { site: stored.site.clone(), company_id: stored.company_id.clone(), auth })
 }
 
-/// Validates the form and returns the credentials it describes (for "Test connection" before saving, too).
+/// Validates the form and returns the credentials it describes (for "Test connection" before saving, too), and the
+/// saved integration when these are exactly its saved settings: only then does a call's outcome belong to its
+/// health.
+///
+/// Stored keys fill blank key fields only for the site and company they were saved for: a changed site gets the
+/// keys typed again, so a stored secret is never sent to a host it was not given for.
 pub async fn credentials_for(
     state: &AppState,
     partner_id: i64,
@@ -135,16 +140,40 @@ pub async fn credentials_for(
 ) -> Result<(Credentials, Option<StoredIntegration>), AppError> {
     let site = validate_site(&input.site, site_mode(state)).map_err(|err| AppError::invalid(err.to_string()))?;
     let company_id = validate_company_id(&input.company_id).map_err(|err| AppError::invalid(err.to_string()))?;
+    let site = site.to_string();
     let existing = match id {
         Some(id) => Some(store::get(&state.db, partner_id, id).await?),
         None => None,
     };
-    let existing_auth = match &existing {
-        Some(stored) => Some(open_credentials(state, stored)?.auth),
-        None => None,
+    let same_place =
+        existing.as_ref().is_some_and(|s| s.site == site && s.company_id.eq_ignore_ascii_case(&company_id));
+    let blanks = match input.auth_kind {
+        AuthKind::ApiKeys => input.public_key.trim().is_empty() || input.private_key.trim().is_empty(),
+        AuthKind::Integrator => input.username.trim().is_empty() || input.password.is_empty(),
     };
-    let auth = credentials_from_input(input, existing_auth.as_ref())?;
-    Ok((Credentials { site: site.to_string(), company_id, auth }, existing))
+    if blanks && existing.is_some() && !same_place {
+        return Err(AppError::invalid(
+            "The site or company ID changed: enter the keys again. Stored keys are only used with the site they were \
+             saved for.",
+        ));
+    }
+    // Opened only when needed, so keys typed afresh repair an integration whose stored ones cannot be read.
+    let stored_auth = match &existing {
+        Some(stored) if same_place && blanks => Some(open_credentials(state, stored)?.auth),
+        _ => None,
+    };
+    let auth = credentials_from_input(input, stored_auth.as_ref())?;
+    let saved = match existing {
+        Some(stored) if same_place => {
+            let unchanged = match stored_auth {
+                Some(stored_auth) => stored_auth == auth,
+                None => open_credentials(state, &stored).is_ok_and(|c| c.auth == auth),
+            };
+            unchanged.then_some(stored)
+        }
+        _ => None,
+    };
+    Ok((Credentials { site, company_id, auth }, saved))
 }
 
 pub async fn save(

@@ -16,6 +16,8 @@ pub fn IntegrationsPage() -> impl IntoView {
     let remove = ServerAction::<RemoveIntegration>::new();
     let integrations =
         Resource::new(move || (set_active.version().get(), remove.version().get()), |_| list_integrations());
+    // Which row asks "Remove …?": kept here, so the table re-rendered by a poll keeps the question open.
+    let confirming = RwSignal::new(None::<i64>);
 
     // Poll after hydration only (an Effect never runs on the server), and stop when the page is left.
     Effect::new(move |_| {
@@ -40,7 +42,7 @@ pub fn IntegrationsPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading integrations…"</p> }>
             <ErrorBoundary fallback=|errors| view! { <ErrorNotice errors/> }>
                 {move || Suspend::new(async move {
-                    integrations.await.map(|rows| view! { <IntegrationTable rows set_active remove/> })
+                    integrations.await.map(|rows| view! { <IntegrationTable rows set_active remove confirming/> })
                 })}
             </ErrorBoundary>
         </Transition>
@@ -52,6 +54,7 @@ fn IntegrationTable(
     rows: Vec<IntegrationRow>,
     set_active: ServerAction<SetIntegrationActive>,
     remove: ServerAction<RemoveIntegration>,
+    confirming: RwSignal<Option<i64>>,
 ) -> impl IntoView {
     if rows.is_empty() {
         return view! {
@@ -85,7 +88,7 @@ fn IntegrationTable(
                 </thead>
                 <tbody>
                     <For each=move || rows.clone() key=|row| row.clone() let:row>
-                        <IntegrationTableRow row set_active remove/>
+                        <IntegrationTableRow row set_active remove confirming/>
                     </For>
                 </tbody>
             </table>
@@ -99,8 +102,8 @@ fn IntegrationTableRow(
     row: IntegrationRow,
     set_active: ServerAction<SetIntegrationActive>,
     remove: ServerAction<RemoveIntegration>,
+    confirming: RwSignal<Option<i64>>,
 ) -> impl IntoView {
-    let confirming = RwSignal::new(false);
     let id = row.id;
     let name = row.name.clone();
     let active = row.active;
@@ -121,7 +124,7 @@ fn IntegrationTableRow(
             </td>
             <td class="table__actions">
                 <Show
-                    when=move || confirming.get()
+                    when=move || confirming.get() == Some(id)
                     fallback=move || {
                         view! {
                             <div class="operations">
@@ -138,7 +141,7 @@ fn IntegrationTableRow(
                                 <span class="operations__sep" aria-hidden="true">"|"</span>
                                 <a class="link-button" href=format!("/integrations/{id}/edit")>"Edit"</a>
                                 <span class="operations__sep" aria-hidden="true">"|"</span>
-                                <button type="button" class="link-button link-button--danger" on:click=move |_| confirming.set(true)>
+                                <button type="button" class="link-button link-button--danger" on:click=move |_| confirming.set(Some(id))>
                                     "Remove"
                                 </button>
                             </div>
@@ -157,7 +160,7 @@ fn IntegrationTableRow(
                         >
                             "Yes, remove"
                         </button>
-                        <button type="button" class="button button--small" on:click=move |_| confirming.set(false)>
+                        <button type="button" class="button button--small" on:click=move |_| confirming.set(None)>
                             "Cancel"
                         </button>
                     </div>

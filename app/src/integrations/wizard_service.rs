@@ -146,6 +146,20 @@ pub async fn save_and_submit_test(
 ) -> Result<TestOutcome, AppError> {
     let mapping = input.mapping.clone();
     let integration_id = service::save(state, partner_id, id, input).await?;
+    // Saved: from here on every failure is answered with the integration's id, so the wizard carries on with it
+    // (a retry updates it rather than trying to create it again).
+    match submit_saved(state, partner_id, integration_id, &mapping).await {
+        Ok(outcome) => Ok(outcome),
+        Err(err) => Ok(TestOutcome::Rejected { integration_id, message: err.to_string(), row_errors: Vec::new() }),
+    }
+}
+
+async fn submit_saved(
+    state: &AppState,
+    partner_id: i64,
+    integration_id: i64,
+    mapping: &[MappingRow],
+) -> Result<TestOutcome, AppError> {
     // Exactly what was saved (blank secrets already replaced by the stored ones), as delivery will read it.
     let stored = store::get(&state.db, partner_id, integration_id).await?;
     let credentials = service::open_credentials(state, &stored)?;
@@ -163,7 +177,7 @@ pub async fn save_and_submit_test(
         return Ok(rejected(NO_ORGANIZATION, Vec::new()));
     }
 
-    let submitted = match submit_test(state, &credentials, &organizations, &mapping).await {
+    let submitted = match submit_test(state, &credentials, &organizations, mapping).await {
         Ok(submitted) => {
             // A refused ticket is a failed request too: Unhealthy, with ConnectWise's sentence, until a request
             // succeeds. The refusal itself is answered below, as a `Rejected` outcome.
@@ -180,7 +194,7 @@ pub async fn save_and_submit_test(
         Submitted::NoMatch => rejected(NO_MATCHING_ORGANIZATION, Vec::new()),
         Submitted::Mapping(errors) => rejected(MAPPING_CANNOT_BUILD, errors),
         Submitted::Refused(err) => {
-            rejected(&format!("{err} {CHECK_MAPPING_HINT}"), row_errors(err.field_errors(), &mapping))
+            rejected(&format!("{err} {CHECK_MAPPING_HINT}"), row_errors(err.field_errors(), mapping))
         }
         Submitted::Created { ticket_id, organization, summary } => {
             TestOutcome::Created { integration_id, ticket_id, organization, summary }

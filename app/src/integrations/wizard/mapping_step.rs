@@ -647,8 +647,11 @@ fn SaveBar(errors: Memo<Vec<RowError>>) -> impl IntoView {
             };
             wizard.id.set(Some(id));
             wizard.remote_errors.set(remote);
-            // Saved on the server now: the keys are stored there.
-            wizard.draft.update(|d| d.credentials_set = true);
+            // Saved on the server now: the keys are stored there, and a reload of this page updates it.
+            wizard.draft.update(|d| {
+                d.credentials_set = true;
+                d.saved_id = Some(id);
+            });
         }
     });
     let outcome = move || {

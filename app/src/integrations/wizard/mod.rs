@@ -24,6 +24,9 @@ pub struct Draft {
     pub input: IntegrationInput,
     /// Editing: keys are stored on the server (shown as set, never sent back).
     pub credentials_set: bool,
+    /// A new integration already saved by "Save and Submit a Test Compromise": saving again updates it.
+    #[serde(default)]
+    pub saved_id: Option<i64>,
 }
 
 impl Default for Draft {
@@ -32,6 +35,7 @@ impl Default for Draft {
             system_chosen: false,
             input: IntegrationInput { mapping: crate::mapping::new_integration_rows(), ..Default::default() },
             credentials_set: false,
+            saved_id: None,
         }
     }
 }
@@ -122,6 +126,7 @@ pub fn WizardPage() -> impl IntoView {
                                 ..Default::default()
                             },
                             credentials_set: s.credentials_set,
+                            saved_id: None,
                         };
                     }
                     Ok::<_, crate::error::AppError>(view! { <WizardBody initial=draft id=id.get_untracked() step/> })
@@ -149,6 +154,9 @@ fn WizardBody(
     Effect::new(move |first: Option<()>| {
         if first.is_none() {
             if let Some(saved) = storage::load::<Draft>(&wizard.storage_key()) {
+                if saved.saved_id.is_some() {
+                    wizard.id.set(saved.saved_id);
+                }
                 wizard.draft.set(saved);
             }
         } else {
@@ -261,6 +269,8 @@ pub fn StepNav(
     };
     let back = move |_| {
         if number == 1 {
+            // Cancel: the draft is dropped, and the next "+ ADD NEW INTEGRATION" starts afresh.
+            wizard.clear_storage();
             navigate("/integrations", Default::default());
         } else {
             navigate(&wizard.step_url(number - 1), Default::default());
