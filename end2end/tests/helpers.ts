@@ -32,3 +32,28 @@ export async function signIn(page: Page, email = demoEmail, password = demoPassw
 export async function shot(page: Page, name: string) {
   await page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
 }
+
+// Integrations are created through the same server function the wizard saves with.
+export async function createIntegration(page: Page, name: string): Promise<number> {
+  const response = await page.request.post('/api/integrations/save', {
+    data: {
+      id: null,
+      input: {
+        name,
+        site: 'http://127.0.0.1:3005',
+        company_id: 'dwid_demo',
+        auth_kind: 'ApiKeys',
+        public_key: 'demo-public-key',
+        private_key: 'demo-private-key',
+        username: '',
+        password: '',
+        mapping: [
+          { field: 'summary', value: 'Dark Web ID: [compromise]' },
+          { field: 'company', value: '' },
+        ],
+      },
+    },
+  });
+  expect(response.status(), await response.text()).toBe(200);
+  return Number(await response.text());
+}

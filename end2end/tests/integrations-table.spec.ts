@@ -1,30 +1,5 @@
-import { test, expect, type Page } from '@playwright/test';
-import { hydrated, shot, signIn, watchConsole } from './helpers';
-
-// Integrations are created through the same server function the wizard saves with.
-async function createIntegration(page: Page, name: string): Promise<number> {
-  const response = await page.request.post('/api/integrations/save', {
-    data: {
-      id: null,
-      input: {
-        name,
-        site: 'http://127.0.0.1:3005',
-        company_id: 'dwid_demo',
-        auth_kind: 'ApiKeys',
-        public_key: 'demo-public-key',
-        private_key: 'demo-private-key',
-        username: '',
-        password: '',
-        mapping: [
-          { field: 'summary', value: 'Dark Web ID: [compromise]' },
-          { field: 'company', value: '' },
-        ],
-      },
-    },
-  });
-  expect(response.status(), await response.text()).toBe(200);
-  return Number(await response.text());
-}
+import { test, expect } from '@playwright/test';
+import { createIntegration, hydrated, shot, signIn, watchConsole } from './helpers';
 
 test('the Integrations table: status, operations, organization count and hover list', async ({ page }) => {
   const problems = watchConsole(page);

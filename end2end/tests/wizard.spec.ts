@@ -1,6 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
 import { sandboxURL } from '../playwright.config';
-import { hydrated, shot, signIn, watchConsole } from './helpers';
+import { createIntegration, hydrated, shot, signIn, watchConsole } from './helpers';
 
 // Tall enough that a drag from the palette to the mapping needs no scrolling (Chromium ends a drag that scrolls).
 test.use({ viewport: { width: 1280, height: 1900 } });
@@ -18,6 +18,7 @@ test('create an integration through every step, submit test compromises, follow 
   test.setTimeout(120_000);
   const problems = watchConsole(page);
   await signIn(page);
+  await createIntegration(page, 'Name In Use');
 
   // 1. Ticketing system
   await page.getByRole('link', { name: '+ ADD NEW INTEGRATION' }).click();
@@ -35,6 +36,12 @@ test('create an integration through every step, submit test compromises, follow 
   await expect(page).toHaveURL(/\/integrations\/new\/2$/);
   await page.getByRole('button', { name: 'Next' }).click();
   await expect(page.getByRole('alert')).toHaveText('Enter a name for the integration.');
+  // A name already in use is refused at once.
+  await page.getByRole('textbox', { name: 'Integration name' }).fill('name in use');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await expect(page.getByRole('alert')).toHaveText(
+    'An integration named "name in use" already exists. Choose another name.',
+  );
   await page.getByRole('textbox', { name: 'Integration name' }).fill('  Sandbox PSA  ');
   await shot(page, '21-wizard-2-name');
   await page.getByRole('button', { name: 'Next' }).click();
@@ -96,6 +103,7 @@ test('create an integration through every step, submit test compromises, follow 
   await page.getByRole('button', { name: 'Add field', exact: true }).click();
   await expect(page.getByLabel('Item', { exact: true })).toBeVisible();
   expect((await rowKeys()).at(-1)).toBe('Item');
+  await page.evaluate(() => window.scrollTo(0, 0)); // both ends of the drag in view: a drag that scrolls is cancelled
   await company.locator('.mapping-row__handle').dragTo(mapping.getByRole('listitem').first());
   await expect.poll(async () => (await rowKeys()).slice(0, 2)).toEqual(['Company', 'Summary']);
 

@@ -261,12 +261,12 @@ pub fn validate(rows: &[MappingRow], lookups: Option<&Lookups>) -> Vec<RowError>
     let board_row = rows.iter().position(|r| r.field == "board");
     // The board the dependent lists are checked against: only when the Board row itself is sound.
     let mut board: Option<(i64, String)> = None;
-    if let (Some(index), Some(def)) = (board_row, field("board")) {
-        if let Ok(id) = parse_id(def, &rows[index].value) {
-            match lookups {
-                Some(l) => board = l.boards.iter().find(|b| b.id == id).map(|b| (id, b.name.clone())),
-                None => board = Some((id, String::new())),
-            }
+    if let (Some(index), Some(def)) = (board_row, field("board"))
+        && let Ok(id) = parse_id(def, &rows[index].value)
+    {
+        match lookups {
+            Some(l) => board = l.boards.iter().find(|b| b.id == id).map(|b| (id, b.name.clone())),
+            None => board = Some((id, String::new())),
         }
     }
 

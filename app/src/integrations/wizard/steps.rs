@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use super::{StepNav, StepTitle, Wizard};
 use crate::connectwise_site::{SiteMode, validate_company_id, validate_site};
 use crate::integrations::wizard_api::{MatchCompanies, TestConnection};
-use crate::integrations::{AuthKind, validate_name};
+use crate::integrations::{AuthKind, name_key, validate_name};
 use crate::organizations::RenameOrganization;
 
 /// Systems shown as coming later; not selectable.
@@ -52,8 +52,18 @@ pub fn SystemStep() -> impl IntoView {
 #[component]
 pub fn NameStep() -> impl IntoView {
     let wizard = expect_context::<Wizard>();
+    // The partner's other integrations, to say at once when a name is taken (the server checks again on save).
+    let taken = LocalResource::new(|| crate::integrations::list_integrations());
     let next = Callback::new(move |()| {
         let name = validate_name(&wizard.draft.with(|d| d.input.name.clone()))?;
+        let own = wizard.id.get_untracked();
+        let clash = taken
+            .get()
+            .and_then(|list| list.ok())
+            .is_some_and(|list| list.iter().any(|i| Some(i.id) != own && name_key(&i.name) == name_key(&name)));
+        if clash {
+            return Err(format!("An integration named \"{name}\" already exists. Choose another name."));
+        }
         wizard.draft.update(|d| d.input.name = name);
         Ok(())
     });
