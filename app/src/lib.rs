@@ -8,6 +8,7 @@ use leptos_router::components::{A, Outlet, ParentRoute, Redirect, Route, Router,
 use leptos_router::path;
 
 pub mod auth;
+pub mod compromises;
 pub mod connectwise_site;
 pub mod error;
 pub mod integrations;

@@ -53,7 +53,7 @@ pub fn SystemStep() -> impl IntoView {
 pub fn NameStep() -> impl IntoView {
     let wizard = expect_context::<Wizard>();
     // The partner's other integrations, to say at once when a name is taken (the server checks again on save).
-    let taken = LocalResource::new(|| crate::integrations::list_integrations());
+    let taken = LocalResource::new(crate::integrations::list_integrations);
     let next = Callback::new(move |()| {
         let name = validate_name(&wizard.draft.with(|d| d.input.name.clone()))?;
         let own = wizard.id.get_untracked();

@@ -1,0 +1,571 @@
+//! Parsing and validation of compromise import batches.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::mapping::{Compromise, PasswordCriteria, RecordType};
+
+/// The most characters (not bytes) any one text field may hold.
+///
+/// Every field ends up in a ConnectWise ticket (Summary, description or notes) and in the database; the longest
+/// legitimate values (a URL, a breach name, an email address) are far shorter. The cap rejects garbage, such as a
+/// whole file pasted into one cell, before it reaches a ticket, and bounds a batch's memory to the body limit.
+pub const MAX_FIELD_CHARS: usize = 1_000;
+
+/// The fields a record may carry: the guide's tokens, with the organization given by name or by id.
+const KNOWN_FIELDS: &[&str] = &[
+    "uuid",
+    "password",
+    "record_type",
+    "source",
+    "website",
+    "organization_name",
+    "organization_id",
+    "compromise",
+    "password_criteria",
+    "search_value",
+    "date_added",
+    "date_found",
+];
+
+/// Which organization a record belongs to; serialized as `organization_name` or `organization_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrganizationRef {
+    #[serde(rename = "organization_name")]
+    ByName(String),
+    #[serde(rename = "organization_id")]
+    ById(i64),
+}
+
+/// One validated compromise of an import batch.
+///
+/// `uuid` is lowercase; `date_added` and `date_found` are `YYYY-MM-DDTHH:MM:SSZ` in UTC; an empty `password` or
+/// `website` is `None`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRecord {
+    pub uuid: String,
+    pub password: Option<String>,
+    pub record_type: RecordType,
+    pub source: String,
+    pub website: Option<String>,
+    #[serde(flatten)]
+    pub organization: OrganizationRef,
+    pub compromise: String,
+    pub password_criteria: PasswordCriteria,
+    pub search_value: String,
+    pub date_added: String,
+    pub date_found: String,
+}
+
+impl ImportRecord {
+    /// The compromise as templates see it, with the organization's name resolved by the caller.
+    pub fn to_compromise(&self, organization_name: &str) -> Compromise {
+        Compromise {
+            uuid: self.uuid.clone(),
+            password: self.password.clone(),
+            record_type: self.record_type,
+            source: self.source.clone(),
+            website: self.website.clone(),
+            organization_name: organization_name.to_owned(),
+            compromise: self.compromise.clone(),
+            password_criteria: self.password_criteria,
+            search_value: self.search_value.clone(),
+            date_added: self.date_added.clone(),
+            date_found: self.date_found.clone(),
+        }
+    }
+}
+
+/// Batch limits. The HTTP layer should also cap the body before buffering it; this check is the backstop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_records: usize,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_records: 10_000, max_body_bytes: 10 * 1024 * 1024 }
+    }
+}
+
+/// Which limit a batch exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitKind {
+    BodyBytes,
+    Records,
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitKind::BodyBytes => "body size in bytes",
+            LimitKind::Records => "number of records",
+        })
+    }
+}
+
+/// One problem with one record (or, with `record == 0`, with the body as a whole).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordError {
+    /// 1-based position of the record in the batch; 0 for the body as a whole.
+    pub record: usize,
+    /// 1-based line for NDJSON (and for malformed JSON), `None` for a record of a JSON array.
+    pub line: Option<usize>,
+    /// The offending field, when one is to blame.
+    pub field: Option<String>,
+    /// A complete sentence naming the record or line, ready to show.
+    pub message: String,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a batch was refused. Nothing of a refused batch may be imported.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    /// Maps to 413 Payload Too Large.
+    #[error("the {kind} is {actual}, above the limit of {max}")]
+    TooLarge { kind: LimitKind, actual: usize, max: usize },
+    /// Maps to 422 Unprocessable Content; holds every error found, in record order.
+    #[error("the batch is invalid ({} error(s)); nothing was imported", .0.len())]
+    Invalid(Vec<RecordError>),
+    /// Maps to 415 Unsupported Media Type.
+    #[error("unsupported format {0}: send a JSON array (application/json) or NDJSON (application/x-ndjson)")]
+    UnsupportedFormat(String),
+}
+
+/// Parses a body by its `Content-Type`: `application/json` is a JSON array; `application/x-ndjson`,
+/// `application/jsonl` (and their aliases) are NDJSON; anything else or none is sniffed (`[` first → JSON array,
+/// otherwise NDJSON). `text/csv` is refused with [`ImportError::UnsupportedFormat`].
+pub fn parse(body: &[u8], content_type: Option<&str>, limits: &Limits) -> Result<Vec<ImportRecord>, ImportError> {
+    let media = content_type.map(|c| c.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some("application/json") => parse_json(body, limits),
+        Some(
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonl"
+            | "application/jsonlines"
+            | "application/x-jsonlines",
+        ) => parse_ndjson(body, limits),
+        Some(other @ ("text/csv" | "application/csv")) => Err(ImportError::UnsupportedFormat(other.to_owned())),
+        _ => {
+            if strip_bom(body).iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+                parse_json(body, limits)
+            } else {
+                parse_ndjson(body, limits)
+            }
+        }
+    }
+}
+
+/// Parses a JSON array of record objects.
+pub fn parse_json(body: &[u8], limits: &Limits) -> Result<Vec<ImportRecord>, ImportError> {
+    check_body(body, limits)?;
+    let value: Value = serde_json::from_slice(strip_bom(body)).map_err(|e| {
+        let message = format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), json_error_text(&e));
+        ImportError::Invalid(vec![RecordError { record: 0, line: Some(e.line()), field: None, message }])
+    })?;
+    let Value::Array(items) = value else {
+        return Err(body_error("expected a JSON array of records (send one object per line as NDJSON instead)"));
+    };
+    check_records(items.len(), limits)?;
+    let mut batch = Batch::default();
+    for (index, item) in items.iter().enumerate() {
+        batch.record(item, index + 1, None);
+    }
+    batch.finish()
+}
+
+/// Parses NDJSON: one record object per line; blank lines are skipped and CRLF line ends are accepted.
+pub fn parse_ndjson(body: &[u8], limits: &Limits) -> Result<Vec<ImportRecord>, ImportError> {
+    check_body(body, limits)?;
+    let lines: Vec<(usize, &[u8])> = strip_bom(body)
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim_ascii()))
+        .filter(|(_, line)| !line.is_empty())
+        .collect();
+    check_records(lines.len(), limits)?;
+    let mut batch = Batch::default();
+    for (index, (line_no, line)) in lines.into_iter().enumerate() {
+        let record = index + 1;
+        match serde_json::from_slice::<Value>(line) {
+            Ok(value) => batch.record(&value, record, Some(line_no)),
+            Err(e) => batch.errors.push(RecordError {
+                record,
+                line: Some(line_no),
+                field: None,
+                message: format!(
+                    "record {record}, line {line_no}: malformed JSON at column {}: {}",
+                    e.column(),
+                    json_error_text(&e)
+                ),
+            }),
+        }
+    }
+    batch.finish()
+}
+
+/// Normalises an ISO-8601 date (`2025-03-14`, taken as midnight UTC) or date-time with a time zone
+/// (`2025-03-14T09:26:53Z`, `2025-03-14 11:26+02:00`, fractions of a second dropped) to `YYYY-MM-DDTHH:MM:SSZ`.
+///
+/// A date-time without a time zone is refused: guessing one would shift the date by hours.
+pub fn normalize_date(text: &str) -> Result<String, String> {
+    let b = text.trim().as_bytes();
+    let bad = || "is not an ISO-8601 date or date-time (e.g. 2025-03-14 or 2025-03-14T09:26:53Z)".to_owned();
+    let year = digits(b, 0, 4).ok_or_else(bad)?;
+    let month = digits(b, 5, 2).ok_or_else(bad)?;
+    let day = digits(b, 8, 2).ok_or_else(bad)?;
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return Err(bad());
+    }
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return Err(format!("is not a real calendar date ({year:04}-{month:02}-{day:02})"));
+    }
+    let (mut hour, mut minute, mut second, mut offset) = (0, 0, 0, 0i64);
+    if b.len() > 10 {
+        if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
+            return Err(bad());
+        }
+        hour = digits(b, 11, 2).ok_or_else(bad)?;
+        minute = digits(b, 14, 2).ok_or_else(bad)?;
+        let mut i = 16;
+        if b.get(i) == Some(&b':') {
+            second = digits(b, i + 1, 2).ok_or_else(bad)?;
+            i += 3;
+            if matches!(b.get(i), Some(b'.' | b',')) {
+                i += 1;
+                let start = i;
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                if i == start {
+                    return Err(bad());
+                }
+            }
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return Err(format!("has an impossible time of day ({hour:02}:{minute:02}:{second:02})"));
+        }
+        match b.get(i) {
+            None => {
+                return Err("has a time but no time zone; add Z for UTC or an offset such as +02:00".to_owned());
+            }
+            Some(b'Z' | b'z') if b.len() == i + 1 => {}
+            Some(sign @ (b'+' | b'-')) => {
+                let oh = digits(b, i + 1, 2).ok_or_else(bad)?;
+                let om = match b.get(i + 3..).unwrap_or_default() {
+                    [] => 0,
+                    [b':', ..] if b.len() == i + 6 => digits(b, i + 4, 2).ok_or_else(bad)?,
+                    _ if b.len() == i + 5 => digits(b, i + 3, 2).ok_or_else(bad)?,
+                    _ => return Err(bad()),
+                };
+                if oh > 23 || om > 59 {
+                    return Err("has an impossible time-zone offset".to_owned());
+                }
+                let minutes = i64::from(oh * 60 + om);
+                offset = if *sign == b'+' { minutes * 60 } else { -minutes * 60 };
+            }
+            _ => return Err(bad()),
+        }
+    }
+    let seconds = days_from_civil(i64::from(year), i64::from(month), i64::from(day)) * 86_400
+        + i64::from(hour * 3600 + minute * 60 + second)
+        - offset;
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return Err("is outside the years 0000 to 9999 once converted to UTC".to_owned());
+    }
+    Ok(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60))
+}
+
+/// `len` ASCII digits at `at`, or `None` (never panics on short or non-ASCII input).
+fn digits(b: &[u8], at: usize, len: usize) -> Option<u32> {
+    let slice = b.get(at..at + len)?;
+    slice.iter().try_fold(0u32, |acc, d| d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0')))
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+fn strip_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
+fn check_body(body: &[u8], limits: &Limits) -> Result<(), ImportError> {
+    if body.len() > limits.max_body_bytes {
+        return Err(ImportError::TooLarge {
+            kind: LimitKind::BodyBytes,
+            actual: body.len(),
+            max: limits.max_body_bytes,
+        });
+    }
+    Ok(())
+}
+
+fn check_records(count: usize, limits: &Limits) -> Result<(), ImportError> {
+    if count > limits.max_records {
+        return Err(ImportError::TooLarge { kind: LimitKind::Records, actual: count, max: limits.max_records });
+    }
+    if count == 0 {
+        return Err(body_error("the batch holds no records"));
+    }
+    Ok(())
+}
+
+fn body_error(message: &str) -> ImportError {
+    ImportError::Invalid(vec![RecordError { record: 0, line: None, field: None, message: message.to_owned() }])
+}
+
+/// serde_json's message without its trailing " at line L column C" (the caller reports the position itself).
+fn json_error_text(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((head, _)) => head.to_owned(),
+        None => text,
+    }
+}
+
+/// The records and errors of a batch so far.
+#[derive(Default)]
+struct Batch {
+    records: Vec<ImportRecord>,
+    errors: Vec<RecordError>,
+    /// Normalised uuid → the record that first carried it.
+    seen: HashMap<String, usize>,
+}
+
+impl Batch {
+    fn record(&mut self, value: &Value, record: usize, line: Option<usize>) {
+        let mut check = Check { record, line, errors: &mut self.errors };
+        let Value::Object(map) = value else {
+            check.error(None, "is not a JSON object".to_owned());
+            return;
+        };
+        let Some(parsed) = check.record(map) else { return };
+        match self.seen.get(&parsed.uuid) {
+            Some(first) => {
+                check.error(Some("uuid"), format!("repeats the uuid {} of record {first}", parsed.uuid));
+            }
+            None => {
+                self.seen.insert(parsed.uuid.clone(), record);
+                self.records.push(parsed);
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Vec<ImportRecord>, ImportError> {
+        if self.errors.is_empty() { Ok(self.records) } else { Err(ImportError::Invalid(self.errors)) }
+    }
+}
+
+/// Validation of one record, pushing every problem found.
+struct Check<'a> {
+    record: usize,
+    line: Option<usize>,
+    errors: &'a mut Vec<RecordError>,
+}
+
+impl Check<'_> {
+    fn error(&mut self, field: Option<&str>, text: String) {
+        let place = match self.line {
+            Some(line) => format!("record {}, line {line}", self.record),
+            None => format!("record {}", self.record),
+        };
+        let message = match field {
+            Some(field) => format!("{place}: `{field}` {text}"),
+            None => format!("{place}: {text}"),
+        };
+        self.errors.push(RecordError {
+            record: self.record,
+            line: self.line,
+            field: field.map(str::to_owned),
+            message,
+        });
+    }
+
+    fn record(&mut self, map: &Map<String, Value>) -> Option<ImportRecord> {
+        let before = self.errors.len();
+        for key in map.keys().filter(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
+            self.error(Some(key), format!("is not a known field (known: {})", KNOWN_FIELDS.join(", ")));
+        }
+        let uuid = self.required(map, "uuid", true).and_then(|u| {
+            let u = u.trim().to_ascii_lowercase();
+            is_uuid(&u).then_some(u).or_else(|| {
+                self.error(Some("uuid"), "is not a UUID (8-4-4-4-12 hexadecimal digits)".to_owned());
+                None
+            })
+        });
+        let password = self.optional(map, "password");
+        let record_type = self.required(map, "record_type", true).and_then(|t| match t.trim() {
+            "Email" => Some(RecordType::Email),
+            "Domain" => Some(RecordType::Domain),
+            "IP" => Some(RecordType::Ip),
+            _ => {
+                self.error(Some("record_type"), format!("is {t:?}; expected \"Email\", \"Domain\" or \"IP\""));
+                None
+            }
+        });
+        let source = self.required(map, "source", true);
+        let website = self.optional(map, "website");
+        let organization = self.organization(map);
+        let compromise = self.required(map, "compromise", true);
+        let password_criteria = self.required(map, "password_criteria", true).and_then(|c| match c.trim() {
+            "N/A" => Some(PasswordCriteria::NotApplicable),
+            "Matches" => Some(PasswordCriteria::Matches),
+            "Doesn't Match" => Some(PasswordCriteria::DoesntMatch),
+            _ => {
+                self.error(
+                    Some("password_criteria"),
+                    format!("is {c:?}; expected \"N/A\", \"Matches\" or \"Doesn't Match\""),
+                );
+                None
+            }
+        });
+        let search_value = self.required(map, "search_value", false);
+        let date_added = self.date(map, "date_added");
+        let date_found = self.date(map, "date_found");
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(ImportRecord {
+            uuid: uuid?,
+            password: password?,
+            record_type: record_type?,
+            source: source?,
+            website: website?,
+            organization: organization?,
+            compromise: compromise?,
+            password_criteria: password_criteria?,
+            search_value: search_value?,
+            date_added: date_added?,
+            date_found: date_found?,
+        })
+    }
+
+    /// `Ok(None)` when absent or null, the string when one within the cap, `Err` (reported) otherwise.
+    fn string(&mut self, map: &Map<String, Value>, name: &str) -> Result<Option<String>, ()> {
+        match map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => {
+                let chars = s.chars().count();
+                if chars > MAX_FIELD_CHARS {
+                    self.error(
+                        Some(name),
+                        format!("is {chars} characters long; at most {MAX_FIELD_CHARS} are allowed"),
+                    );
+                    Err(())
+                } else {
+                    Ok(Some(s.clone()))
+                }
+            }
+            Some(_) => {
+                self.error(Some(name), "must be a string".to_owned());
+                Err(())
+            }
+        }
+    }
+
+    fn required(&mut self, map: &Map<String, Value>, name: &str, non_empty: bool) -> Option<String> {
+        match self.string(map, name) {
+            Ok(Some(s)) if non_empty && s.trim().is_empty() => {
+                self.error(Some(name), "must not be empty".to_owned());
+                None
+            }
+            Ok(Some(s)) => Some(s),
+            Ok(None) => {
+                self.error(Some(name), "is required".to_owned());
+                None
+            }
+            Err(()) => None,
+        }
+    }
+
+    /// `Some(None)` when absent, null or empty; `None` when reported as invalid.
+    fn optional(&mut self, map: &Map<String, Value>, name: &str) -> Option<Option<String>> {
+        self.string(map, name).ok().map(|s| s.filter(|s| !s.is_empty()))
+    }
+
+    fn date(&mut self, map: &Map<String, Value>, name: &str) -> Option<String> {
+        let text = self.required(map, name, true)?;
+        normalize_date(&text).map_err(|why| self.error(Some(name), format!("{text:?} {why}"))).ok()
+    }
+
+    fn organization(&mut self, map: &Map<String, Value>) -> Option<OrganizationRef> {
+        let by_name = map.get("organization_name").is_some_and(|v| !v.is_null());
+        let by_id = map.get("organization_id").is_some_and(|v| !v.is_null());
+        match (by_name, by_id) {
+            (true, true) => {
+                self.error(
+                    Some("organization_id"),
+                    "is given together with `organization_name`; give exactly one of them".to_owned(),
+                );
+                None
+            }
+            (false, false) => {
+                self.error(
+                    Some("organization_name"),
+                    "or `organization_id` is required (give exactly one of them)".to_owned(),
+                );
+                None
+            }
+            (true, false) => self.required(map, "organization_name", true).map(OrganizationRef::ByName),
+            (false, true) => match map.get("organization_id").and_then(Value::as_i64) {
+                Some(id) if id > 0 => Some(OrganizationRef::ById(id)),
+                _ => {
+                    self.error(Some("organization_id"), "must be a positive integer".to_owned());
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// `8-4-4-4-12` hexadecimal digits (any version; Dark Web ID's ids are opaque).
+fn is_uuid(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
