@@ -10,6 +10,7 @@ use leptos_router::path;
 pub mod auth;
 pub mod compromises;
 pub mod connectwise_site;
+pub mod dates;
 pub mod error;
 pub mod integrations;
 pub mod mapping;

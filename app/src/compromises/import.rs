@@ -220,111 +220,22 @@ pub fn parse_ndjson(body: &[u8], limits: &Limits) -> Result<Vec<ImportRecord>, I
 ///
 /// A date-time without a time zone is refused: guessing one would shift the date by hours.
 pub fn normalize_date(text: &str) -> Result<String, String> {
-    let b = text.trim().as_bytes();
+    use crate::dates::DateError;
     let bad = || "is not an ISO-8601 date or date-time (e.g. 2025-03-14 or 2025-03-14T09:26:53Z)".to_owned();
-    let year = digits(b, 0, 4).ok_or_else(bad)?;
-    let month = digits(b, 5, 2).ok_or_else(bad)?;
-    let day = digits(b, 8, 2).ok_or_else(bad)?;
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return Err(bad());
-    }
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return Err(format!("is not a real calendar date ({year:04}-{month:02}-{day:02})"));
-    }
-    let (mut hour, mut minute, mut second, mut offset) = (0, 0, 0, 0i64);
-    if b.len() > 10 {
-        if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
-            return Err(bad());
+    let date = crate::dates::parse(text.trim()).map_err(|err| match err {
+        DateError::Syntax => bad(),
+        DateError::NotACalendarDate { year, month, day } => {
+            format!("is not a real calendar date ({year:04}-{month:02}-{day:02})")
         }
-        hour = digits(b, 11, 2).ok_or_else(bad)?;
-        minute = digits(b, 14, 2).ok_or_else(bad)?;
-        let mut i = 16;
-        if b.get(i) == Some(&b':') {
-            second = digits(b, i + 1, 2).ok_or_else(bad)?;
-            i += 3;
-            if matches!(b.get(i), Some(b'.' | b',')) {
-                i += 1;
-                let start = i;
-                while b.get(i).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                }
-                if i == start {
-                    return Err(bad());
-                }
-            }
+        DateError::ImpossibleTime { hour, minute, second } => {
+            format!("has an impossible time of day ({hour:02}:{minute:02}:{second:02})")
         }
-        if hour > 23 || minute > 59 || second > 59 {
-            return Err(format!("has an impossible time of day ({hour:02}:{minute:02}:{second:02})"));
-        }
-        match b.get(i) {
-            None => {
-                return Err("has a time but no time zone; add Z for UTC or an offset such as +02:00".to_owned());
-            }
-            Some(b'Z' | b'z') if b.len() == i + 1 => {}
-            Some(sign @ (b'+' | b'-')) => {
-                let oh = digits(b, i + 1, 2).ok_or_else(bad)?;
-                let om = match b.get(i + 3..).unwrap_or_default() {
-                    [] => 0,
-                    [b':', ..] if b.len() == i + 6 => digits(b, i + 4, 2).ok_or_else(bad)?,
-                    _ if b.len() == i + 5 => digits(b, i + 3, 2).ok_or_else(bad)?,
-                    _ => return Err(bad()),
-                };
-                if oh > 23 || om > 59 {
-                    return Err("has an impossible time-zone offset".to_owned());
-                }
-                let minutes = i64::from(oh * 60 + om);
-                offset = if *sign == b'+' { minutes * 60 } else { -minutes * 60 };
-            }
-            _ => return Err(bad()),
-        }
+        DateError::ImpossibleOffset => "has an impossible time-zone offset".to_owned(),
+    })?;
+    if date.has_time && date.offset.is_none() {
+        return Err("has a time but no time zone; add Z for UTC or an offset such as +02:00".to_owned());
     }
-    let seconds = days_from_civil(i64::from(year), i64::from(month), i64::from(day)) * 86_400
-        + i64::from(hour * 3600 + minute * 60 + second)
-        - offset;
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return Err("is outside the years 0000 to 9999 once converted to UTC".to_owned());
-    }
-    Ok(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60))
-}
-
-/// `len` ASCII digits at `at`, or `None` (never panics on short or non-ASCII input).
-fn digits(b: &[u8], at: usize, len: usize) -> Option<u32> {
-    let slice = b.get(at..at + len)?;
-    slice.iter().try_fold(0u32, |acc, d| d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0')))
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    date.to_utc_string().ok_or_else(|| "is outside the years 0000 to 9999 once converted to UTC".to_owned())
 }
 
 fn strip_bom(body: &[u8]) -> &[u8] {

@@ -293,130 +293,16 @@ pub(crate) fn normalize_lines(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------------------------
 // Dates
 
-struct DateTime {
-    year: i64,
-    month: i64,
-    day: i64,
-    minutes: i64,
-    second: i64,
-    has_time: bool,
-    /// Minutes east of UTC; `None` when the text has no zone.
-    offset: Option<i64>,
-}
-
-fn digits(s: &str, n: usize) -> Option<(i64, &str)> {
-    let head = s.get(..n)?;
-    if !head.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((head.parse().ok()?, &s[n..]))
-}
-
-fn parse_datetime(s: &str) -> Option<DateTime> {
-    let (year, rest) = digits(s, 4)?;
-    let (month, rest) = digits(rest.strip_prefix('-')?, 2)?;
-    let (day, rest) = digits(rest.strip_prefix('-')?, 2)?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    let mut out = DateTime { year, month, day, minutes: 0, second: 0, has_time: false, offset: None };
-    let Some(rest) = rest.strip_prefix(['T', 't', ' ']) else {
-        return rest.is_empty().then_some(out);
-    };
-    let (hour, rest) = digits(rest, 2)?;
-    let (minute, mut rest) = digits(rest.strip_prefix(':')?, 2)?;
-    if let Some(after) = rest.strip_prefix(':') {
-        let (second, after) = digits(after, 2)?;
-        out.second = second;
-        rest = after;
-        if let Some(fraction) = rest.strip_prefix(['.', ',']) {
-            let len = fraction.bytes().take_while(u8::is_ascii_digit).count();
-            if len == 0 {
-                return None;
-            }
-            rest = &fraction[len..];
-        }
-    }
-    if hour > 23 || minute > 59 || out.second > 59 {
-        return None;
-    }
-    out.minutes = hour * 60 + minute;
-    out.has_time = true;
-    if rest.is_empty() {
-        return Some(out);
-    }
-    if rest == "Z" || rest == "z" {
-        out.offset = Some(0);
-        return Some(out);
-    }
-    let sign = match rest.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let (oh, zone) = digits(&rest[1..], 2)?;
-    let zone = zone.strip_prefix(':').unwrap_or(zone);
-    let (om, zone) = digits(zone, 2)?;
-    if !zone.is_empty() || oh > 23 || om > 59 {
-        return None;
-    }
-    out.offset = Some(sign * (oh * 60 + om));
-    Some(out)
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if month <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, month, day)
-}
-
 /// A literal date as the mapping accepts it: a full date and time in UTC, e.g. `2026-11-27T10:00:00Z`
 /// (fractions of a second and `+00:00` are accepted).
 pub(crate) fn is_literal_utc(s: &str) -> bool {
-    parse_datetime(s.trim()).is_some_and(|d| d.has_time && d.offset == Some(0))
+    crate::dates::parse(s.trim()).is_ok_and(|d| d.has_time && d.offset == Some(0))
 }
 
 /// A date from compromise data in the form ConnectWise expects, `YYYY-MM-DDTHH:MM:SSZ`: other offsets are
 /// converted to UTC, a date alone is midnight UTC and a time without a zone is taken as UTC. `None` if unreadable.
 pub(crate) fn to_connectwise_date(s: &str) -> Option<String> {
-    let d = parse_datetime(s.trim())?;
-    let total = days_from_civil(d.year, d.month, d.day) * 1440 + d.minutes - d.offset.unwrap_or(0);
-    let (year, month, day) = civil_from_days(total.div_euclid(1440));
-    let minutes = total.rem_euclid(1440);
-    if !(0..=9999).contains(&year) {
-        return None;
-    }
-    Some(format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", minutes / 60, minutes % 60, d.second))
+    crate::dates::parse(s.trim()).ok()?.to_utc_string()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
