@@ -39,6 +39,23 @@ pub struct Config {
     /// Where dev mode serves the ConnectWise sandbox in-process (`CW_SANDBOX_ADDR`, `off` disables; never in
     /// production).
     pub cw_sandbox_addr: Option<std::net::SocketAddr>,
+    /// Run the delivery worker in this process (`DELIVERY_WORKER`, default true).
+    pub delivery_worker: bool,
+    /// Ticket deliveries in flight per process, and per integration per process.
+    pub delivery_concurrency: usize,
+    pub delivery_per_integration: usize,
+    /// How long a worker's claim on a delivery lasts (at least 5 × the ConnectWise timeout).
+    pub delivery_lease: Duration,
+    /// How often a worker looks for due deliveries it was not told about.
+    pub delivery_poll: Duration,
+    /// Attempts in all before a transiently failing delivery is marked Failed.
+    pub delivery_max_attempts: u32,
+    /// Backoff after the first transient failure, and the longest backoff.
+    pub delivery_retry_base: Duration,
+    pub delivery_retry_max: Duration,
+    /// Import API limits: records per batch and body size.
+    pub import_max_records: usize,
+    pub import_max_body_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -108,6 +125,22 @@ impl Config {
                 })?)
             }
         };
+        let connectwise_timeout = Duration::from_secs(number("CONNECTWISE_TIMEOUT_SECS", 30)?);
+        let delivery_lease = Duration::from_secs(number("DELIVERY_LEASE_SECS", 300)?);
+        if delivery_lease < connectwise_timeout * 5 {
+            return Err(ConfigError::Invalid {
+                name: "DELIVERY_LEASE_SECS",
+                expected: "at least 5 × CONNECTWISE_TIMEOUT_SECS (an attempt makes up to four ConnectWise calls)",
+                value: delivery_lease.as_secs().to_string(),
+            });
+        }
+        let delivery_worker = match get("DELIVERY_WORKER").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("1") | Some("true") | Some("yes") | Some("on") => true,
+            Some("0") | Some("false") | Some("no") | Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid { name: "DELIVERY_WORKER", expected: "true or false", value: other.into() });
+            }
+        };
         Ok(Self {
             mode,
             database_url,
@@ -123,8 +156,18 @@ impl Config {
             sign_in_window: Duration::from_secs(number("SIGN_IN_WINDOW_MINUTES", 15)? * 60),
             connectwise_client_id,
             connectwise_connect_timeout: Duration::from_secs(number("CONNECTWISE_CONNECT_TIMEOUT_SECS", 5)?),
-            connectwise_timeout: Duration::from_secs(number("CONNECTWISE_TIMEOUT_SECS", 30)?),
+            connectwise_timeout,
             cw_sandbox_addr,
+            delivery_worker,
+            delivery_concurrency: number("DELIVERY_CONCURRENCY", 16)? as usize,
+            delivery_per_integration: number("DELIVERY_PER_INTEGRATION", 8)? as usize,
+            delivery_lease,
+            delivery_poll: Duration::from_millis(number("DELIVERY_POLL_MS", 1000)?),
+            delivery_max_attempts: number("DELIVERY_MAX_ATTEMPTS", 25)?.min(1000) as u32,
+            delivery_retry_base: Duration::from_millis(number("DELIVERY_RETRY_BASE_MS", 2000)?),
+            delivery_retry_max: Duration::from_secs(number("DELIVERY_RETRY_MAX_SECS", 900)?),
+            import_max_records: number("IMPORT_MAX_RECORDS", 10_000)? as usize,
+            import_max_body_bytes: (number("IMPORT_MAX_BODY_MB", 10)? * 1024 * 1024) as usize,
         })
     }
 

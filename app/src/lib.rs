@@ -7,10 +7,12 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Outlet, ParentRoute, Redirect, Route, Router, Routes};
 use leptos_router::path;
 
+pub mod api_tokens;
 pub mod auth;
 pub mod compromises;
 pub mod connectwise_site;
 pub mod dates;
+pub mod delivery;
 pub mod error;
 pub mod integrations;
 pub mod mapping;

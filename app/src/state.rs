@@ -20,6 +20,8 @@ pub struct AppState {
     pub connectwise: CwClient,
     /// Seals and opens the ConnectWise credentials partners store.
     pub secrets: SecretBox,
+    /// Wakes this process's delivery worker when deliveries become due (imports, Retry, Enable).
+    pub deliveries: crate::delivery::worker::Wake,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -36,4 +38,11 @@ pub fn db() -> Db {
 /// The ConnectWise client of the current request (server functions only).
 pub fn connectwise() -> CwClient {
     leptos::prelude::expect_context::<AppState>().connectwise
+}
+
+/// Wakes the delivery worker of this process (server functions only).
+pub fn wake_deliveries() {
+    if let Some(state) = leptos::prelude::use_context::<AppState>() {
+        state.deliveries.wake();
+    }
 }

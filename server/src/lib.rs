@@ -1,6 +1,8 @@
 #![recursion_limit = "512"]
 //! The dashboard's server: configuration at start, the HTTP routes, demo data and operator commands.
 
+pub mod api;
+pub mod cli;
 pub mod keys;
 pub mod routes;
 pub mod sandbox;
@@ -44,5 +46,5 @@ pub async fn build_state(config: Config, leptos_options: LeptosOptions) -> Resul
     }
     let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))?;
     let secrets = app::secrets::SecretBox::new(&key);
-    Ok(AppState { leptos_options, db, config: Arc::new(config), connectwise, secrets })
+    Ok(AppState { leptos_options, db, config: Arc::new(config), connectwise, secrets, deliveries: Default::default() })
 }

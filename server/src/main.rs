@@ -32,6 +32,24 @@ enum Command {
     },
     /// Serve the ConnectWise Manage sandbox on 127.0.0.1 (every flag defaults to the demo account).
     CwSandbox(SandboxArgs),
+    /// Create an API token for a partner's import API calls and print it (it is shown only once).
+    CreateApiToken {
+        /// The partner's email.
+        #[arg(long)]
+        partner: String,
+        /// What the token is for, e.g. "Dark Web ID sync".
+        #[arg(long)]
+        name: String,
+    },
+    /// Import compromises for a partner from a file: a JSON array, NDJSON or CSV (by extension, else sniffed).
+    /// The whole file is validated first; nothing is imported when any record is invalid.
+    Import {
+        /// The partner's email.
+        #[arg(long)]
+        partner: String,
+        /// The file to import.
+        file: std::path::PathBuf,
+    },
 }
 
 /// The sandbox's account and its faults at start (change them at run time with `POST /_sandbox/faults`).
@@ -59,12 +77,19 @@ struct SandboxArgs {
     rate_limit_rate: f64,
     #[arg(long, default_value_t = 30)]
     retry_after_secs: u64,
+    /// Bursts of 429s: every this many milliseconds (since the sandbox started), every API call is answered 429 for
+    /// --rate-limit-burst-ms (0 = off).
+    #[arg(long, default_value_t = 0)]
+    rate_limit_burst_every_ms: u64,
+    /// How long each burst of 429s lasts, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    rate_limit_burst_ms: u64,
     /// Milliseconds added to every API call.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
-    /// Store each new ticket, then stall --stall-secs before answering (the client times out).
-    #[arg(long)]
-    timeout_after_commit: bool,
+    /// Share of new tickets (0.0 to 1.0) stored, then stalled --stall-secs before the answer (the client times out).
+    #[arg(long, default_value_t = 0.0)]
+    timeout_after_commit_rate: f64,
     #[arg(long, default_value_t = 120)]
     stall_secs: u64,
 }
@@ -83,8 +108,10 @@ impl SandboxArgs {
                 error_rate: self.error_rate.clamp(0.0, 1.0),
                 rate_limit_rate: self.rate_limit_rate.clamp(0.0, 1.0),
                 retry_after_secs: self.retry_after_secs,
+                rate_limit_burst_every_ms: self.rate_limit_burst_every_ms,
+                rate_limit_burst_ms: self.rate_limit_burst_ms,
                 latency_ms: self.latency_ms,
-                timeout_after_commit: self.timeout_after_commit,
+                timeout_after_commit_rate: self.timeout_after_commit_rate.clamp(0.0, 1.0),
                 stall_secs: self.stall_secs,
             },
         }
@@ -116,6 +143,8 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::CreatePartner { email } => create_partner(config, &email).await,
+            Command::CreateApiToken { partner, name } => server::cli::create_api_token(config, &partner, &name).await,
+            Command::Import { partner, file } => server::cli::import(config, &partner, &file).await,
             Command::CwSandbox(args) => server::sandbox::serve(args.into_config()).await.map_err(|err| err.to_string()),
         }
     });
@@ -161,15 +190,46 @@ async fn serve(config: Config) -> Result<(), String> {
         None => None,
     };
     let state = server::build_state(config, leptos.leptos_options).await.map_err(|err| err.to_string())?;
-    let app = server::routes::router(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Listen { addr: addr.to_string(), source }.to_string())?;
+    let worker = state.config.delivery_worker.then(|| {
+        app::delivery::worker::spawn(
+            app::delivery::worker::Deps {
+                db: state.db.clone(),
+                connectwise: state.connectwise.clone(),
+                secrets: state.secrets.clone(),
+                wake: state.deliveries.clone(),
+            },
+            app::delivery::worker::WorkerConfig::from_config(&state.config),
+        )
+    });
+    let app = server::routes::router(state);
     tracing::info!("Partner Dashboard listening on http://{addr}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|err| err.to_string())
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = std::sync::Arc::new(stop);
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = on_signal.send(true);
+    });
+    // The worker stops together with the HTTP server: its attempts in flight finish or are released.
+    let mut worker_stopped = stopped.clone();
+    let worker_done = tokio::spawn(async move {
+        let _ = worker_stopped.wait_for(|stop| *stop).await;
+        if let Some(worker) = worker {
+            worker.shutdown().await;
+        }
+    });
+    let mut http_stopped = stopped;
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = http_stopped.wait_for(|stop| *stop).await;
+        })
+        .await;
+    let _ = stop.send(true);
+    let _ = worker_done.await;
+    served.map_err(|err| err.to_string())
 }
 
 async fn shutdown_signal() {

@@ -379,7 +379,7 @@ async fn a_timeout_after_commit_leaves_a_ticket_the_retry_finds() {
     let sb = start_sandbox().await;
     let impatient = client_with(SitePolicy::dev(), Duration::from_millis(800), Some(sandbox::DEMO_CLIENT_ID));
     let s = impatient.session(&api_member(&sb.url())).await.expect("session");
-    sb.sandbox.set_faults(Faults { timeout_after_commit: true, stall_secs: 30, ..Faults::default() }).await;
+    sb.sandbox.set_faults(Faults { timeout_after_commit_rate: 1.0, stall_secs: 30, ..Faults::default() }).await;
     let started = Instant::now();
     let err = s.create_ticket(&full_ticket("dwid:committed")).await.expect_err("times out");
     assert!(matches!(err, CwError::Transient { .. }), "{err:?}");
@@ -389,6 +389,199 @@ async fn a_timeout_after_commit_leaves_a_ticket_the_retry_finds() {
     sb.sandbox.set_faults(Faults::default()).await;
     let found = s.find_ticket_by_external_xref("dwid:committed").await.expect("lookup");
     assert_eq!(found, stored_tickets(&sb).await[0]["id"].as_i64());
+}
+
+/// Every byte but letters and digits percent-encoded (for `conditions` in a raw query string).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// A raw, authenticated API GET (`path_and_query` after `apis/3.0/`).
+async fn api_get(sb: &RunningSandbox, path_and_query: &str) -> reqwest::Response {
+    let auth =
+        Auth::ApiMember { public_key: sandbox::DEMO_PUBLIC_KEY.into(), private_key: sandbox::DEMO_PRIVATE_KEY.into() }
+            .authorization(sandbox::DEMO_COMPANY_ID);
+    raw()
+        .get(format!("{}/{}apis/3.0/{path_and_query}", sb.url(), sandbox::CODEBASE))
+        .header("authorization", auth)
+        .header("clientId", sandbox::DEMO_CLIENT_ID)
+        .send()
+        .await
+        .expect("response")
+}
+
+async fn sandbox_json(sb: &RunningSandbox, path: &str) -> Value {
+    raw().get(format!("{}/_sandbox/{path}", sb.url())).send().await.expect(path).json().await.expect("json")
+}
+
+#[tokio::test]
+async fn every_post_stalls_at_rate_one_yet_each_ticket_is_stored() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    sb.sandbox.set_faults(Faults { timeout_after_commit_rate: 1.0, stall_secs: 1, ..Faults::default() }).await;
+    let started = Instant::now();
+    let first = s.create_ticket(&full_ticket("dwid:stalled-1")).await.expect("answered after the stall");
+    let second = s.create_ticket(&full_ticket("dwid:stalled-2")).await.expect("answered after the stall");
+    assert!(started.elapsed() >= Duration::from_secs(2), "both stalled");
+    let stored = stored_tickets(&sb).await;
+    assert_eq!(stored.iter().map(|t| t["id"].as_i64()).collect::<Vec<_>>(), [Some(first.id), Some(second.id)]);
+    assert_eq!(sb.sandbox.fault_counts().stalls, 2);
+    let stats = sandbox_json(&sb, "stats").await;
+    assert_eq!((stats["stalls"].as_u64(), stats["tickets"].as_u64()), (Some(2), Some(2)), "{stats}");
+    assert_eq!((stats["faults500"].as_u64(), stats["faults429"].as_u64()), (Some(0), Some(0)), "{stats}");
+
+    // A refused ticket is not stored, so never stalls; a rate of 0 never stalls.
+    s.create_ticket(&object(json!({ "summary": "no company" }))).await.expect_err("400");
+    sb.sandbox.set_faults(Faults { stall_secs: 30, ..Faults::default() }).await;
+    s.create_ticket(&full_ticket("dwid:quick")).await.expect("no stall");
+    assert_eq!(sb.sandbox.fault_counts().stalls, 2);
+
+    // The rate is validated like the others.
+    let url = format!("{}/_sandbox/faults", sb.url());
+    let response = raw().post(&url).body(r#"{"timeout_after_commit_rate": 1.5}"#).send().await.expect("bad rate");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("json");
+    assert!(body["message"].as_str().unwrap_or_default().contains("timeout_after_commit_rate"), "{body}");
+    let response = raw().post(&url).body(r#"{"timeout_after_commit": true}"#).send().await.expect("old member");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "the boolean is gone");
+    let response = raw().post(&url).body(r#"{"timeout_after_commit_rate": 0.02}"#).send().await.expect("set");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(sb.sandbox.faults().await, Faults { timeout_after_commit_rate: 0.02, ..Faults::default() });
+}
+
+#[tokio::test]
+async fn bursts_of_429_answer_every_call_inside_and_none_outside() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    // A burst as long as its period never ends; a 1 ms burst in a very long period ended long ago.
+    let always = Faults {
+        rate_limit_burst_every_ms: 1_000_000_000,
+        rate_limit_burst_ms: 1_000_000_000,
+        retry_after_secs: 3,
+        ..Faults::default()
+    };
+    sb.sandbox.set_faults(always.clone()).await;
+    let err = s.test_connection().await.expect_err("429");
+    assert_eq!(err, CwError::RateLimited { retry_after: Some(Duration::from_secs(3)) });
+    let response = api_get(&sb, "service/boards").await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["message"], "Too many requests. Please try again in 3 seconds.", "the random 429's body");
+    let never = Faults { rate_limit_burst_ms: 1, ..always };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    sb.sandbox.set_faults(never).await;
+    s.test_connection().await.expect("outside the burst");
+    assert_eq!(sb.sandbox.fault_counts().faults429, 2);
+
+    // On the clock: 150 ms of 429s every 300 ms. Polling sees runs of each, and nothing else.
+    sb.sandbox
+        .set_faults(Faults { rate_limit_burst_every_ms: 300, rate_limit_burst_ms: 150, ..Faults::default() })
+        .await;
+    let mut statuses = Vec::new();
+    let started = Instant::now();
+    let count = |statuses: &[StatusCode], status: StatusCode| statuses.iter().filter(|s| **s == status).count();
+    while started.elapsed() < Duration::from_millis(1_000)
+        || (started.elapsed() < Duration::from_secs(10)
+            && (count(&statuses, StatusCode::TOO_MANY_REQUESTS) < 5 || count(&statuses, StatusCode::OK) < 5))
+    {
+        statuses.push(api_get(&sb, "system/info").await.status());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let periods = started.elapsed().as_millis() / 300 + 1;
+    let (limited, fine) = (count(&statuses, StatusCode::TOO_MANY_REQUESTS), count(&statuses, StatusCode::OK));
+    assert_eq!(limited + fine, statuses.len(), "{statuses:?}");
+    assert!(limited >= 5 && fine >= 5, "{statuses:?}");
+    // The answer is a function of the time: at most one switch in and one out per period (a coin would flip often).
+    let switches = statuses.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(switches >= 2 && switches as u128 <= 2 * periods, "{periods} periods: {statuses:?}");
+    let stats = sandbox_json(&sb, "stats").await;
+    assert_eq!(stats["faults429"].as_u64(), Some(2 + limited as u64), "{stats}");
+
+    // Burst members are validated with the rest and survive a GET.
+    let url = format!("{}/_sandbox/faults", sb.url());
+    let set = r#"{"rate_limit_burst_every_ms": 60000, "rate_limit_burst_ms": 5000, "error_rate": 0.05}"#;
+    assert_eq!(raw().post(&url).body(set).send().await.expect("set").status(), StatusCode::OK);
+    let faults: Faults = raw().get(&url).send().await.expect("get").json().await.expect("json");
+    assert_eq!(
+        (faults.rate_limit_burst_every_ms, faults.rate_limit_burst_ms, faults.error_rate),
+        (60_000, 5_000, 0.05)
+    );
+}
+
+#[tokio::test]
+async fn faults_500_are_counted() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    sb.sandbox.set_faults(Faults { error_rate: 1.0, ..Faults::default() }).await;
+    for _ in 0..3 {
+        s.test_connection().await.expect_err("500");
+    }
+    let stats = sandbox_json(&sb, "stats").await;
+    assert_eq!((stats["faults500"].as_u64(), stats["faults429"].as_u64()), (Some(3), Some(0)), "{stats}");
+    assert!(stats["apiCalls"].as_u64() >= Some(3));
+}
+
+#[tokio::test]
+async fn external_references_are_found_through_the_index() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    let a = s.create_ticket(&full_ticket("dwid:aaa")).await.expect("a").id;
+    let b = s.create_ticket(&full_ticket("dwid:BBB")).await.expect("b").id;
+    s.create_ticket(&object(json!({ "summary": "No reference", "company": { "id": 2 } }))).await.expect("c");
+    assert_eq!(s.find_ticket_by_external_xref("dwid:aaa").await.expect("lookup"), Some(a));
+    assert_eq!(s.find_ticket_by_external_xref("dwid:bbb").await.expect("lookup"), Some(b), "without case");
+    assert_eq!(s.find_ticket_by_external_xref("dwid:unknown").await.expect("lookup"), None);
+
+    let rows = |response: reqwest::Response| async move { response.json::<Vec<Value>>().await.expect("json") };
+    let query = |conditions: &str| format!("service/tickets?conditions={}", encode(conditions));
+    let unknown = api_get(&sb, &query(r#"externalXRef="dwid:unknown""#)).await;
+    assert_eq!(unknown.status(), StatusCode::OK);
+    assert_eq!(unknown.text().await.expect("body"), "[]");
+    // Spaces and the field's case are free; the answer is the API's view of the ticket, as the generic path gives.
+    let indexed = rows(api_get(&sb, &query(r#" ExternalXRef = "DWID:aaa" "#)).await).await;
+    let generic = rows(api_get(&sb, &query(r#"externalXRef="dwid:aaa" and id > 0"#)).await).await;
+    assert_eq!(indexed.len(), 1);
+    assert_eq!(indexed, generic);
+    assert_eq!(indexed[0]["id"].as_i64(), Some(a));
+    assert!(indexed[0].get("initialDescription").is_none(), "POST-only, not returned");
+    let projected = rows(api_get(&sb, &format!("{}&fields=id", query(r#"externalXRef="dwid:aaa""#))).await).await;
+    assert_eq!(projected, [json!({ "id": a })]);
+    // Other conditions on externalXRef take the generic path.
+    let like = rows(api_get(&sb, &query(r#"externalXRef like "dwid:*""#)).await).await;
+    assert_eq!(like.iter().map(|t| t["id"].as_i64()).collect::<Vec<_>>(), [Some(a), Some(b)]);
+    let bad = api_get(&sb, &query(r#"externalXRef="#)).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_summary_reports_references_carried_by_more_than_one_ticket() {
+    let sb = start_sandbox().await;
+    let s = session(&sb).await;
+    let empty = sandbox_json(&sb, "tickets/summary").await;
+    assert_eq!(empty, json!({ "tickets": 0, "duplicates": [] }));
+    s.create_ticket(&full_ticket("dwid:once")).await.expect("once");
+    s.create_ticket(&full_ticket("dwid:twice")).await.expect("twice");
+    s.create_ticket(&object(json!({ "summary": "No reference", "company": { "id": 2 } }))).await.expect("none");
+    s.create_ticket(&object(json!({ "summary": "No reference", "company": { "id": 2 } }))).await.expect("none");
+    assert_eq!(sandbox_json(&sb, "tickets/summary").await, json!({ "tickets": 4, "duplicates": [] }));
+    s.create_ticket(&full_ticket("dwid:twice")).await.expect("again");
+    s.create_ticket(&full_ticket("dwid:thrice")).await.expect("thrice");
+    s.create_ticket(&full_ticket("dwid:thrice")).await.expect("thrice");
+    s.create_ticket(&full_ticket("dwid:thrice")).await.expect("thrice");
+    assert_eq!(
+        sandbox_json(&sb, "tickets/summary").await,
+        json!({
+            "tickets": 8,
+            "duplicates": [
+                { "externalXRef": "dwid:thrice", "count": 3 },
+                { "externalXRef": "dwid:twice", "count": 2 },
+            ],
+        })
+    );
+    assert_eq!(sb.sandbox.ticket_summary().await["duplicates"].as_array().map(Vec::len), Some(2));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -337,8 +337,10 @@ async fn save_and_submit_test_creates_one_ticket_and_puts_connectwise_errors_on_
     assert_eq!(ticket["board"]["name"], json!("Help Desk"));
     assert_eq!(ticket["status"]["name"], json!("In Progress"));
     let xref = ticket["externalXRef"].as_str().expect("externalXRef");
-    let uuid = xref.strip_prefix("dwid:").expect("dwid: prefix");
+    let (uuid, integration) =
+        xref.strip_prefix("dwid:").and_then(|rest| rest.split_once('/')).expect("dwid:<uuid>/<integration id>");
     assert!(is_uuid_v4(uuid), "{xref}");
+    assert_eq!(integration, id.to_string(), "{xref}");
     assert_ne!(uuid, Compromise::sample().uuid, "a fresh uuid for every test");
     let checked = row(&h, &cookie, id).await;
     assert_eq!((checked.name.as_str(), checked.health), ("CW production", Health::Healthy));

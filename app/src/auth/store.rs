@@ -81,6 +81,15 @@ pub async fn count_partners(db: &Db) -> Result<i64, StoreError> {
     Ok(sqlx::query("SELECT COUNT(*) AS n FROM partners").fetch_one(&db.pool).await?.try_get("n")?)
 }
 
+/// The partner with this email (compared as sign-in compares it), for operator commands.
+pub async fn partner_by_email(db: &Db, email: &str) -> Result<Option<Partner>, StoreError> {
+    let row = sqlx::query("SELECT id, email FROM partners WHERE email_key = $1")
+        .bind(normalize_email(email))
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.map(|row| Ok::<_, sqlx::Error>(Partner { id: row.try_get("id")?, email: row.try_get("email")? })).transpose()?)
+}
+
 /// Checks an email and password. `None` when either is wrong (the caller cannot tell which, by design).
 pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<Option<Partner>, StoreError> {
     let row = sqlx::query("SELECT id, email, password_hash FROM partners WHERE email_key = $1")

@@ -16,7 +16,7 @@ use crate::mapping::{Compromise, PasswordCriteria, RecordType};
 pub const MAX_FIELD_CHARS: usize = 1_000;
 
 /// The fields a record may carry: the guide's tokens, with the organization given by name or by id.
-const KNOWN_FIELDS: &[&str] = &[
+pub(super) const KNOWN_FIELDS: &[&str] = &[
     "uuid",
     "password",
     "record_type",
@@ -238,11 +238,11 @@ pub fn normalize_date(text: &str) -> Result<String, String> {
     date.to_utc_string().ok_or_else(|| "is outside the years 0000 to 9999 once converted to UTC".to_owned())
 }
 
-fn strip_bom(body: &[u8]) -> &[u8] {
+pub(super) fn strip_bom(body: &[u8]) -> &[u8] {
     body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
-fn check_body(body: &[u8], limits: &Limits) -> Result<(), ImportError> {
+pub(super) fn check_body(body: &[u8], limits: &Limits) -> Result<(), ImportError> {
     if body.len() > limits.max_body_bytes {
         return Err(ImportError::TooLarge {
             kind: LimitKind::BodyBytes,
@@ -253,7 +253,7 @@ fn check_body(body: &[u8], limits: &Limits) -> Result<(), ImportError> {
     Ok(())
 }
 
-fn check_records(count: usize, limits: &Limits) -> Result<(), ImportError> {
+pub(super) fn check_records(count: usize, limits: &Limits) -> Result<(), ImportError> {
     if count > limits.max_records {
         return Err(ImportError::TooLarge { kind: LimitKind::Records, actual: count, max: limits.max_records });
     }
@@ -263,7 +263,7 @@ fn check_records(count: usize, limits: &Limits) -> Result<(), ImportError> {
     Ok(())
 }
 
-fn body_error(message: &str) -> ImportError {
+pub(super) fn body_error(message: &str) -> ImportError {
     ImportError::Invalid(vec![RecordError { record: 0, line: None, field: None, message: message.to_owned() }])
 }
 
@@ -278,15 +278,15 @@ fn json_error_text(e: &serde_json::Error) -> String {
 
 /// The records and errors of a batch so far.
 #[derive(Default)]
-struct Batch {
+pub(super) struct Batch {
     records: Vec<ImportRecord>,
-    errors: Vec<RecordError>,
+    pub(super) errors: Vec<RecordError>,
     /// Normalised uuid → the record that first carried it.
     seen: HashMap<String, usize>,
 }
 
 impl Batch {
-    fn record(&mut self, value: &Value, record: usize, line: Option<usize>) {
+    pub(super) fn record(&mut self, value: &Value, record: usize, line: Option<usize>) {
         let mut check = Check { record, line, errors: &mut self.errors };
         let Value::Object(map) = value else {
             check.error(None, "is not a JSON object".to_owned());
@@ -304,7 +304,7 @@ impl Batch {
         }
     }
 
-    fn finish(self) -> Result<Vec<ImportRecord>, ImportError> {
+    pub(super) fn finish(self) -> Result<Vec<ImportRecord>, ImportError> {
         if self.errors.is_empty() { Ok(self.records) } else { Err(ImportError::Invalid(self.errors)) }
     }
 }

@@ -432,7 +432,11 @@ fn property_parse_never_panics_and_never_returns_a_partial_batch() {
     let content_types = [None, Some("application/json"), Some("application/x-ndjson"), Some("text/plain")];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut accepted, mut refused) = (0, 0);
+    #[cfg(feature = "ssr")]
+    let mut csv = csv_tests::Fuzz::new(&records);
     for _ in 0..2_000 {
+        #[cfg(feature = "ssr")]
+        csv.step(&mut rng);
         let base = rng.below(bases.len());
         let body = mutate(&mut rng, &bases[base]);
         let content_type = content_types[rng.below(content_types.len())];
@@ -464,4 +468,335 @@ fn property_parse_never_panics_and_never_returns_a_partial_batch() {
     }
     // The generator must exercise both outcomes, or the property says little.
     assert!(accepted > 20 && refused > 500, "accepted {accepted}, refused {refused}");
+    #[cfg(feature = "ssr")]
+    csv.check_coverage();
+}
+
+/// CSV (`parse_csv`, `parse_file`): server-only, as the `csv` crate.
+#[cfg(feature = "ssr")]
+mod csv_tests {
+    use super::super::import::KNOWN_FIELDS;
+    use super::*;
+
+    /// The records as CSV: a header naming every known field, then one row each (absent and null are empty cells).
+    pub(super) fn to_csv(records: &[Value]) -> Vec<u8> {
+        let mut writer = ::csv::Writer::from_writer(Vec::new());
+        writer.write_record(KNOWN_FIELDS).expect("header");
+        for record in records {
+            let cells = KNOWN_FIELDS.iter().map(|name| match record.get(*name) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            });
+            writer.write_record(cells).expect("row");
+        }
+        writer.into_inner().expect("flush")
+    }
+
+    /// Records with every kind of cell: quotes, commas, line breaks, an organization by id, absent optionals.
+    fn tricky() -> Vec<Value> {
+        let mut quoted = rec(2);
+        quoted["source"] = json!("Combo, \"list\"\nsecond line");
+        quoted["compromise"] = json!("o'brien@acme.example");
+        let mut by_id = without("organization_name");
+        by_id["uuid"] = json!(uuid(3));
+        by_id["organization_id"] = json!(42);
+        by_id.as_object_mut().expect("object").remove("password");
+        by_id["website"] = json!("");
+        vec![rec(1), quoted, by_id]
+    }
+
+    const HEADER: &str = "uuid,record_type,source,organization_name,compromise,password_criteria,search_value,\
+                          date_added,date_found";
+
+    /// One row of [`HEADER`] for `uuid(i)`.
+    fn row(i: u64) -> String {
+        format!("{},Email,Combolist,Acme Corp,user{i}@acme.example,N/A,acme.example,2025-03-14,2025-03-12", uuid(i))
+    }
+
+    #[test]
+    fn csv_round_trip_equals_the_same_records_as_json() {
+        let records = tricky();
+        let from_json = parse_json(&array(&records), &Limits::default()).expect("json");
+        let body = to_csv(&records);
+        let from_csv = parse_csv(&body, &Limits::default()).expect("csv");
+        assert_eq!(from_csv, from_json);
+        assert_eq!(from_csv[1].source, "Combo, \"list\"\nsecond line");
+        assert_eq!(from_csv[2].organization, OrganizationRef::ById(42));
+        assert_eq!((from_csv[2].password.as_deref(), from_csv[2].website.as_deref()), (None, None));
+        // An empty search_value cell is the empty search value (the field may be empty), not a missing field.
+        let mut empty_search = rec(4);
+        empty_search["search_value"] = json!("");
+        let from_csv = parse_csv(&to_csv(&[empty_search.clone()]), &Limits::default()).expect("csv");
+        assert_eq!(from_csv, parse_json(&array(&[empty_search]), &Limits::default()).expect("json"));
+    }
+
+    #[test]
+    fn parse_file_picks_the_format_by_extension_then_sniffs() {
+        let limits = Limits::default();
+        let records = tricky();
+        let expected = parse_json(&array(&records), &limits).expect("json");
+        let (csv, arr, nd) = (to_csv(&records), array(&records), ndjson(&records));
+        for (name, body) in [
+            ("batch.csv", &csv),
+            ("BATCH.CSV", &csv),
+            ("batch.json", &arr),
+            ("dir.v2/batch.ndjson", &nd),
+            ("batch.jsonl", &nd),
+            ("batch.txt", &csv),
+            ("batch", &arr),
+            ("batch.dat", &nd),
+        ] {
+            assert_eq!(parse_file(name, body, &limits).as_ref(), Ok(&expected), "{name}");
+        }
+        let spaced = [b" \r\n\t".as_slice(), &arr].concat();
+        assert_eq!(parse_file("export", &spaced, &limits).as_ref(), Ok(&expected));
+        // The extension wins over the content: an array named .csv is a CSV with a bad header.
+        let errs = errors(parse_file("batch.csv", &arr, &limits));
+        assert!(errs[0].message.starts_with("header, line 1: column 1 "), "{}", errs[0].message);
+        assert!(matches!(parse_file("batch.json", &nd, &limits), Err(ImportError::Invalid(_))));
+        assert_eq!(errors(parse_file("empty", b"", &limits))[0].message, "the batch holds no records");
+    }
+
+    #[test]
+    fn quoted_cells_and_line_breaks_keep_their_physical_lines() {
+        let body = format!(
+            "{HEADER}\n\
+             {},Email,\"Combo, \"\"list\"\"\nline two\nline three\",Acme Corp,a@acme.example,N/A,,2025-03-14,2025-03-12\n\
+             \n\
+             {}\n\
+             {},Phone,Combolist,Acme Corp,c@acme.example,N/A,acme.example,2025-03-14,2025-03-12\n",
+            uuid(1),
+            row(2),
+            uuid(3)
+        );
+        let errs = errors(parse_csv(body.as_bytes(), &Limits::default()));
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!((errs[0].record, errs[0].line, errs[0].field.as_deref()), (3, Some(7), Some("record_type")));
+        assert_eq!(
+            errs[0].message,
+            "record 3, line 7: `record_type` is \"Phone\"; expected \"Email\", \"Domain\" or \"IP\""
+        );
+        let fixed = body.replace("Phone", "IP");
+        let records = parse_csv(fixed.as_bytes(), &Limits::default()).expect("valid");
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0].source, "Combo, \"list\"\nline two\nline three");
+        assert_eq!(records[0].search_value, "");
+        assert_eq!(records[2].record_type, RecordType::Ip);
+    }
+
+    #[test]
+    fn every_error_names_its_record_and_line() {
+        let mut lines = vec![HEADER.to_owned(), row(1)];
+        lines.push(row(2).replace("2025-03-12", "2025-02-30").replace("user2@acme.example", ""));
+        lines.push(String::new());
+        lines.push(row(1).to_uppercase().replace("EMAIL", "Email").replace("N/A", "Matches"));
+        lines.push(row(4).replace(",acme.example,", ",,"));
+        let body = lines.join("\n");
+        let errs = errors(parse_csv(body.as_bytes(), &Limits::default()));
+        let summary: Vec<(usize, Option<usize>, Option<&str>)> =
+            errs.iter().map(|e| (e.record, e.line, e.field.as_deref())).collect();
+        assert_eq!(
+            summary,
+            vec![(2, Some(3), Some("compromise")), (2, Some(3), Some("date_found")), (3, Some(5), Some("uuid"))]
+        );
+        assert_eq!(errs[0].message, "record 2, line 3: `compromise` is required");
+        assert!(errs[1].message.starts_with("record 2, line 3: `date_found` \"2025-02-30\" is not a real"));
+        assert_eq!(errs[2].message, format!("record 3, line 5: `uuid` repeats the uuid {} of record 1", uuid(1)));
+    }
+
+    #[test]
+    fn organization_id_cells() {
+        let header = HEADER.replace("organization_name", "organization_name,organization_id");
+        let cells = |name: &str, id: &str| row(1).replace("Acme Corp", &format!("{name},{id}"));
+        let parse_one =
+            |name: &str, id: &str| parse_csv(format!("{header}\n{}\n", cells(name, id)).as_bytes(), &Limits::default());
+        assert_eq!(parse_one("", "42").expect("id")[0].organization, OrganizationRef::ById(42));
+        assert_eq!(parse_one("", " 7 ").expect("id")[0].organization, OrganizationRef::ById(7));
+        assert_eq!(parse_one("Acme", "").expect("name")[0].organization, OrganizationRef::ByName("Acme".into()));
+        for bad in ["abc", "0", "-3", "1.5", "99999999999999999999"] {
+            let errs = errors(parse_one("", bad));
+            assert_eq!(errs.len(), 1, "{bad}: {errs:#?}");
+            assert_eq!(errs[0].message, "record 1, line 2: `organization_id` must be a positive integer", "{bad}");
+        }
+        assert!(errors(parse_one("Acme", "3"))[0].message.contains("give exactly one of them"));
+        assert!(errors(parse_one("", ""))[0].message.contains("`organization_name` or `organization_id` is required"));
+    }
+
+    #[test]
+    fn unknown_duplicate_and_unnamed_headers_are_refused() {
+        let body = format!(" UUID ,Record_Type,colour,{}\n{}\n", &HEADER[17..], row(1));
+        let errs = errors(parse_csv(body.as_bytes(), &Limits::default()));
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!((errs[0].record, errs[0].line, errs[0].field.as_deref()), (0, Some(1), Some("colour")));
+        assert_eq!(
+            errs[0].message,
+            format!("header, line 1: column 3 `colour` is not a known field (known: {})", KNOWN_FIELDS.join(", "))
+        );
+
+        let body = format!("{HEADER},Source\n{},x\n", row(1));
+        let errs = errors(parse_csv(body.as_bytes(), &Limits::default()));
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].field.as_deref(), Some("source"));
+        assert_eq!(errs[0].message, "header, line 1: column 10 repeats `source` (column 3)");
+
+        let body = format!("\n\n{HEADER},\n{},\n", row(1));
+        let errs = errors(parse_csv(body.as_bytes(), &Limits::default()));
+        assert!(errs[0].message.starts_with("header, line 3: column 10 has no name (known: uuid, "), "{errs:#?}");
+
+        // Case and spaces do not matter.
+        let body = format!("{}\n{}\n", HEADER.to_uppercase().replace(',', " , "), row(1));
+        assert_eq!(parse_csv(body.as_bytes(), &Limits::default()).expect("valid").len(), 1);
+    }
+
+    #[test]
+    fn a_row_with_the_wrong_number_of_cells_is_an_error_for_that_record() {
+        let body = format!("{HEADER}\n{}\n{},extra\nshort,row\n{}\nalone\n", row(1), row(2), row(3));
+        let errs = errors(parse_csv(body.as_bytes(), &Limits::default()));
+        let messages: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            vec![
+                "record 2, line 3: has 10 cells where the header names 9 columns",
+                "record 3, line 4: has 2 cells where the header names 9 columns",
+                "record 5, line 6: has 1 cell where the header names 9 columns",
+            ]
+        );
+        assert!(errs.iter().all(|e| e.field.is_none()));
+    }
+
+    #[test]
+    fn bom_crlf_and_blank_lines() {
+        let body = format!(
+            "\u{feff}{HEADER}\r\n\r\n{}\r\n   \r\n,,,,,,,,\r\n{}\r\n\r\n",
+            row(1),
+            row(2).replace("Email", "\"Email\"")
+        );
+        let records = parse_csv(body.as_bytes(), &Limits::default()).expect("valid");
+        assert_eq!(records.iter().map(|r| r.uuid.clone()).collect::<Vec<_>>(), vec![uuid(1), uuid(2)]);
+        // Lines still count from the BOM's line, CRLF counted once.
+        let bad = body.replace(&uuid(2), "nope");
+        let errs = errors(parse_csv(bad.as_bytes(), &Limits::default()));
+        assert_eq!(errs[0].message, "record 2, line 6: `uuid` is not a UUID (8-4-4-4-12 hexadecimal digits)");
+        // A lone CR ends a line too (old Mac exports).
+        let cr = format!("{HEADER}\r{}\r{}", row(1), row(2));
+        assert_eq!(parse_csv(cr.as_bytes(), &Limits::default()).expect("valid").len(), 2);
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_clear_error() {
+        let mut body = format!("{HEADER}\n{}\n", row(1)).into_bytes();
+        body.extend_from_slice(b"\xff\xfeLatin-1 caf\xe9\n");
+        let errs = errors(parse_csv(&body, &Limits::default()));
+        assert_eq!(errs.len(), 1);
+        assert_eq!((errs[0].record, errs[0].line), (0, Some(3)));
+        assert_eq!(
+            errs[0].message,
+            "the file is not UTF-8 text: line 3 holds an invalid byte sequence (save it as \"CSV UTF-8\")"
+        );
+    }
+
+    #[test]
+    fn csv_limits_and_empty_batches() {
+        let body = to_csv(&(1..=5).map(rec).collect::<Vec<_>>());
+        let limits = Limits { max_records: 4, ..Limits::default() };
+        assert_eq!(
+            parse_csv(&body, &limits),
+            Err(ImportError::TooLarge { kind: LimitKind::Records, actual: 5, max: 4 })
+        );
+        // The body size is checked first, before anything is read.
+        let mut garbage = body.clone();
+        garbage.push(0xff);
+        let limits = Limits { max_body_bytes: body.len(), ..Limits::default() };
+        assert_eq!(
+            parse_csv(&garbage, &limits),
+            Err(ImportError::TooLarge { kind: LimitKind::BodyBytes, actual: body.len() + 1, max: body.len() })
+        );
+        assert_eq!(parse_csv(&body, &Limits { max_body_bytes: body.len(), max_records: 5 }).map(|r| r.len()), Ok(5));
+        for empty in [b"".as_slice(), b"\xEF\xBB\xBF", b"\n\r\n  \n", HEADER.as_bytes(), b"uuid,source\r\n,\r\n\r\n"] {
+            assert_eq!(errors(parse_csv(empty, &Limits::default()))[0].message, "the batch holds no records");
+        }
+    }
+
+    /// How many data rows a CSV holds, counted independently of `parse_csv`'s own row reading.
+    fn data_rows(body: &[u8]) -> usize {
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        let mut reader = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(body);
+        let rows = reader
+            .byte_records()
+            .map(|r| r.expect("a slice reads"))
+            .filter(|r| !r.iter().all(|cell| cell.trim_ascii().is_empty()))
+            .count();
+        rows.saturating_sub(1)
+    }
+
+    /// The CSV part of the fuzz loop: mutated CSVs never panic and never give a partial batch.
+    pub(super) struct Fuzz {
+        bases: Vec<Vec<u8>>,
+        accepted: usize,
+        refused: usize,
+    }
+
+    impl Fuzz {
+        pub(super) fn new(records: &[Value]) -> Self {
+            let mut tricky_records = records.to_vec();
+            tricky_records.extend(tricky().into_iter().zip(101..).map(|(mut r, i)| {
+                r["uuid"] = json!(uuid(i));
+                r
+            }));
+            let plain = to_csv(records);
+            let crlf_bom =
+                [b"\xEF\xBB\xBF".as_slice(), &String::from_utf8_lossy(&plain).replace('\n', "\r\n").into_bytes()]
+                    .concat();
+            Fuzz { bases: vec![plain, to_csv(&tricky_records), crlf_bom], accepted: 0, refused: 0 }
+        }
+
+        pub(super) fn step(&mut self, rng: &mut Rng) {
+            let base = rng.below(self.bases.len());
+            let body = mutate(rng, &self.bases[base]);
+            let limits = if rng.below(10) == 0 {
+                Limits { max_records: rng.below(10), max_body_bytes: rng.below(3_000) }
+            } else {
+                Limits::default()
+            };
+            let result =
+                if rng.below(2) == 0 { parse_csv(&body, &limits) } else { parse_file("f.csv", &body, &limits) };
+            match result {
+                Ok(parsed) => {
+                    self.accepted += 1;
+                    assert!(std::str::from_utf8(&body).is_ok());
+                    assert_eq!(
+                        parsed.len(),
+                        data_rows(&body),
+                        "partial batch for {:?}",
+                        String::from_utf8_lossy(&body)
+                    );
+                    assert!(
+                        !parsed.is_empty() && parsed.len() <= limits.max_records && body.len() <= limits.max_body_bytes
+                    );
+                    let again = parse_json(&serde_json::to_vec(&parsed).expect("serialize"), &Limits::default());
+                    assert_eq!(again.as_ref(), Ok(&parsed));
+                }
+                Err(ImportError::Invalid(errs)) => {
+                    self.refused += 1;
+                    assert!(!errs.is_empty() && errs.iter().all(|e| !e.message.is_empty()));
+                    assert!(errs.iter().all(|e| e.line.is_some() || e.record == 0));
+                }
+                Err(ImportError::TooLarge { actual, max, .. }) => {
+                    self.refused += 1;
+                    assert!(actual > max);
+                }
+                Err(ImportError::UnsupportedFormat(f)) => panic!("unexpected UnsupportedFormat {f}"),
+            }
+        }
+
+        pub(super) fn check_coverage(&self) {
+            assert!(
+                self.accepted > 20 && self.refused > 500,
+                "CSV: accepted {}, refused {}",
+                self.accepted,
+                self.refused
+            );
+        }
+    }
 }

@@ -169,7 +169,11 @@ pub async fn set_integration_active(id: i64, active: bool) -> Result<(), AppErro
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
-            Ok(store::set_active(&crate::state::db(), partner.id, id, active).await?)
+            store::set_active(&crate::state::db(), partner.id, id, active).await?;
+            if active {
+                crate::state::wake_deliveries();
+            }
+            Ok(())
         }
         .await,
     )

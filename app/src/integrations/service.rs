@@ -114,8 +114,14 @@ fn credentials_from_input(input: &IntegrationInput, existing: Option<&Auth>) -> 
 }
 
 pub fn open_credentials(state: &AppState, stored: &StoredIntegration) -> Result<Credentials, AppError> {
-    let json =
-        state.secrets.open(&stored.credentials_sealed, &credentials_context(stored.partner_id)).map_err(|err| {
+    open_stored_credentials(&state.secrets, stored)
+}
+
+pub fn open_stored_credentials(
+    secrets: &crate::secrets::SecretBox,
+    stored: &StoredIntegration,
+) -> Result<Credentials, AppError> {
+    let json = secrets.open(&stored.credentials_sealed, &credentials_context(stored.partner_id)).map_err(|err| {
             tracing::error!(integration_id = stored.id, error = %err, "cannot open stored credentials");
             AppError::Internal
         })?;

@@ -203,18 +203,51 @@ pub async fn remove(db: &Db, partner_id: i64, id: i64) -> Result<(), StoreError>
 /// Records the outcome of the most recent ConnectWise request: Healthy clears the error, Unhealthy keeps the
 /// message until a later request succeeds.
 pub async fn record_health(db: &Db, id: i64, outcome: Result<(), &str>) -> Result<(), StoreError> {
+    record_health_at(db, id, outcome, now_millis()).await
+}
+
+/// [`record_health`] for a request made at `at`: an outcome older than the recorded one is ignored, so writers in
+/// several processes leave the most recent outcome in place.
+pub async fn record_health_at(db: &Db, id: i64, outcome: Result<(), &str>, at: i64) -> Result<(), StoreError> {
     let (health, error) = match outcome {
         Ok(()) => (Health::Healthy, None),
         Err(message) => (Health::Unhealthy, Some(message)),
     };
-    sqlx::query("UPDATE integrations SET health = $1, health_error = $2, health_at = $3 WHERE id = $4")
-        .bind(health.as_db())
-        .bind(error)
-        .bind(now_millis())
-        .bind(id)
-        .execute(&db.pool)
-        .await?;
+    sqlx::query(
+        "UPDATE integrations SET health = $1, health_error = $2, health_at = $3 \
+         WHERE id = $4 AND (health_at IS NULL OR health_at <= $3)",
+    )
+    .bind(health.as_db())
+    .bind(error)
+    .bind(at)
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
     Ok(())
+}
+
+/// Any partner's integration by id (the delivery worker, which serves every partner).
+pub async fn get_by_id(db: &Db, id: i64) -> Result<Option<StoredIntegration>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM integrations WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// `(id, updated_at)` of the integrations that still exist among `ids`.
+pub async fn updated_at(db: &Db, ids: &[i64]) -> Result<Vec<(i64, i64)>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id, updated_at FROM integrations WHERE id IN ({})",
+        list.join(",")
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?))).collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Ids of the partner's integrations associated with each of its organizations.

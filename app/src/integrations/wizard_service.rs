@@ -177,7 +177,7 @@ async fn submit_saved(
         return Ok(rejected(NO_ORGANIZATION, Vec::new()));
     }
 
-    let submitted = match submit_test(state, &credentials, &organizations, mapping).await {
+    let submitted = match submit_test(state, integration_id, &credentials, &organizations, mapping).await {
         Ok(submitted) => {
             // A refused ticket is a failed request too: Unhealthy, with ConnectWise's sentence, until a request
             // succeeds. The refusal itself is answered below, as a `Rejected` outcome.
@@ -218,6 +218,7 @@ enum Submitted {
 
 async fn submit_test(
     state: &AppState,
+    integration_id: i64,
     credentials: &Credentials,
     organizations: &[Organization],
     rows: &[MappingRow],
@@ -229,7 +230,7 @@ async fn submit_test(
     let uuid = uuid_v4();
     let compromise =
         Compromise { uuid: uuid.clone(), organization_name: organization.name.clone(), ..Compromise::sample() };
-    let ticket = match mapping::build_ticket(rows, &compromise, company.id, &mapping::external_xref(&uuid)) {
+    let ticket = match mapping::build_ticket(rows, &compromise, company.id, &mapping::external_xref(&uuid, integration_id)) {
         Ok(ticket) => ticket,
         Err(errors) => return Ok(Submitted::Mapping(errors)),
     };
@@ -314,7 +315,7 @@ mod tests {
         assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert!(groups[2].starts_with('4'), "{a}");
         assert!(matches!(groups[3].chars().next(), Some('8' | '9' | 'a' | 'b')), "{a}");
-        assert!(mapping::external_xref(&a).len() <= 100);
+        assert!(mapping::external_xref(&a, i64::MAX).len() <= 100);
     }
 
     #[test]

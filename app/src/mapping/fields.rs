@@ -65,14 +65,16 @@ const fn def(
     FieldDef { key, label, kind, max_len, required: false, help }
 }
 
-/// The ticket property Dark Web ID reserves: every ticket carries `externalXRef = "dwid:<uuid>"` so a retried
-/// delivery finds the ticket it already created instead of making a second one. It is therefore not in [`FIELDS`]
-/// and cannot be mapped; a row naming it gets an error that says why.
+/// The ticket property Dark Web ID reserves: every ticket carries `externalXRef = "dwid:<uuid>/<integration id>"`
+/// so a retried delivery finds the ticket it already created instead of making a second one. It is therefore not
+/// in [`FIELDS`] and cannot be mapped; a row naming it gets an error that says why.
 pub const EXTERNAL_XREF_KEY: &str = "externalXRef";
 
-/// The reserved external reference for a compromise: `dwid:<uuid>`.
-pub fn external_xref(uuid: &str) -> String {
-    format!("dwid:{uuid}")
+/// The reserved external reference of the ticket for one compromise and one integration:
+/// `dwid:<uuid>/<integration id>`. It names the integration too, so two integrations that send the same
+/// compromise to the same ConnectWise company each find their own ticket when they look it up.
+pub fn external_xref(uuid: &str, integration_id: i64) -> String {
+    format!("dwid:{uuid}/{integration_id}")
 }
 
 /// Every mappable field, in palette order.

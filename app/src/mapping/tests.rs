@@ -330,7 +330,7 @@ fn field_catalog_matches_the_connectwise_api() {
     assert_eq!(required, ["summary", "company"]);
     // Reserved for exactly-once delivery.
     assert_eq!(field(EXTERNAL_XREF_KEY), None);
-    assert_eq!(external_xref("abc"), "dwid:abc");
+    assert_eq!(external_xref("abc", 7), "dwid:abc/7");
     assert!(FIELDS.iter().all(|f| f.help.ends_with('.')));
 }
 

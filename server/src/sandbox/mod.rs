@@ -5,18 +5,20 @@
 //! Run it with `server cw-sandbox` (see `--help`), or in-process with [`spawn`] (tests, the dev server).
 //!
 //! Sandbox-only endpoints: `GET /` (the tickets received, newest first), `GET /_sandbox/tickets` (every stored
-//! ticket as created, JSON), `GET|POST /_sandbox/faults` (read or replace the fault settings), `GET /_sandbox/stats`.
+//! ticket as created, JSON), `GET /_sandbox/tickets/summary` (how many tickets, and the `externalXRef`s carried by
+//! more than one), `GET|POST /_sandbox/faults` (read or replace the fault settings), `GET /_sandbox/stats` (calls,
+//! tickets and the faults answered).
 
 pub mod conditions;
 pub mod data;
 mod page;
 pub mod tickets;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -43,6 +45,8 @@ pub const VERSION_NUMBER: &str = "v4.6.10431";
 /// Page size when none is asked for, and the largest allowed (as Manage).
 pub const DEFAULT_PAGE_SIZE: usize = 25;
 pub const MAX_PAGE_SIZE: usize = 1000;
+/// The id of the first ticket created.
+const FIRST_TICKET_ID: i64 = 250_001;
 
 /// Who the sandbox accepts, and its faults at start.
 #[derive(Debug, Clone)]
@@ -74,7 +78,8 @@ impl Default for SandboxConfig {
 }
 
 /// Fault injection, applied to API calls (`/v2025_1/apis/3.0/...`) only. `POST /_sandbox/faults` replaces the whole
-/// set: members left out are off.
+/// set: members left out are off. Faults combine: a call is first checked for a 429 (burst, then `rate_limit_rate`),
+/// then for a 500, before it reaches the API; a ticket POST that got through may then stall.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -83,11 +88,16 @@ pub struct Faults {
     /// Share of API calls answered `429` with `Retry-After: retry_after_secs`.
     pub rate_limit_rate: f64,
     pub retry_after_secs: u64,
+    /// Bursts of 429s: while `(milliseconds since the sandbox started) % rate_limit_burst_every_ms <
+    /// rate_limit_burst_ms`, every API call is answered `429` with `Retry-After: retry_after_secs`. 0 = off.
+    pub rate_limit_burst_every_ms: u64,
+    pub rate_limit_burst_ms: u64,
     /// Added to every API call.
     pub latency_ms: u64,
-    /// `POST service/tickets` stores the ticket, then stalls `stall_secs` before answering (past the client's
-    /// timeout): the client sees a timeout although the ticket exists.
-    pub timeout_after_commit: bool,
+    /// Share of successful `POST service/tickets` (0.0 to 1.0; 1.0 = every one) that store the ticket, then stall
+    /// `stall_secs` before answering (past the client's timeout): the client sees a timeout although the ticket
+    /// exists.
+    pub timeout_after_commit_rate: f64,
     pub stall_secs: u64,
 }
 
@@ -97,11 +107,50 @@ impl Default for Faults {
             error_rate: 0.0,
             rate_limit_rate: 0.0,
             retry_after_secs: 30,
+            rate_limit_burst_every_ms: 0,
+            rate_limit_burst_ms: 0,
             latency_ms: 0,
-            timeout_after_commit: false,
+            timeout_after_commit_rate: 0.0,
             stall_secs: 120,
         }
     }
+}
+
+impl Faults {
+    /// Why the settings cannot be used (a rate outside 0.0 to 1.0), if they cannot.
+    pub fn invalid(&self) -> Option<String> {
+        [
+            ("error_rate", self.error_rate),
+            ("rate_limit_rate", self.rate_limit_rate),
+            ("timeout_after_commit_rate", self.timeout_after_commit_rate),
+        ]
+        .into_iter()
+        .find(|(_, rate)| !(0.0..=1.0).contains(rate))
+        .map(|(name, rate)| format!("{name} is {rate}; rates are between 0.0 and 1.0"))
+    }
+
+    /// Whether `elapsed` since the start falls in a burst of 429s.
+    fn in_burst(&self, elapsed: Duration) -> bool {
+        let every = self.rate_limit_burst_every_ms;
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        every > 0 && self.rate_limit_burst_ms > 0 && ms % every < self.rate_limit_burst_ms
+    }
+}
+
+/// Draws `true` with probability `rate` (never for 0.0, always for 1.0).
+fn chance(rate: f64) -> bool {
+    rate > 0.0 && rand::random::<f64>() < rate
+}
+
+/// How many answers each fault gave (`GET /_sandbox/stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultCounts {
+    /// API calls answered `500` by fault injection.
+    pub faults500: u64,
+    /// API calls answered `429` (random and bursts).
+    pub faults429: u64,
+    /// Ticket POSTs stored, then stalled.
+    pub stalls: u64,
 }
 
 /// A ticket as received.
@@ -109,6 +158,30 @@ impl Default for Faults {
 struct StoredTicket {
     received: String,
     ticket: Value,
+}
+
+/// The stored tickets, with an index by `externalXRef` (how a delivery worker looks a ticket up).
+#[derive(Default)]
+struct Store {
+    tickets: Vec<StoredTicket>,
+    /// `externalXRef` in lowercase (conditions compare strings without case) → positions in `tickets`, in order.
+    by_xref: HashMap<String, Vec<usize>>,
+    /// The keys of `by_xref` carried by more than one ticket.
+    duplicated: BTreeSet<String>,
+}
+
+impl Store {
+    fn push(&mut self, stored: StoredTicket) {
+        if let Some(xref) = stored.ticket.get("externalXRef").and_then(Value::as_str) {
+            let key = xref.to_lowercase();
+            let positions = self.by_xref.entry(key.clone()).or_default();
+            positions.push(self.tickets.len());
+            if positions.len() == 2 {
+                self.duplicated.insert(key);
+            }
+        }
+        self.tickets.push(stored);
+    }
 }
 
 /// The sandbox's shared state: cheap to clone.
@@ -126,10 +199,15 @@ struct Inner {
     boards: Vec<data::Board>,
     priorities: Vec<Value>,
     sources: Vec<Value>,
-    tickets: RwLock<Vec<StoredTicket>>,
+    store: RwLock<Store>,
     next_ticket_id: AtomicI64,
     discovery_calls: AtomicU64,
     api_calls: AtomicU64,
+    /// When the sandbox started (the clock of the 429 bursts).
+    started: Instant,
+    faults500: AtomicU64,
+    faults429: AtomicU64,
+    stalls: AtomicU64,
 }
 
 impl Sandbox {
@@ -143,10 +221,14 @@ impl Sandbox {
                 boards: data::boards(),
                 priorities: data::priorities(),
                 sources: data::sources(),
-                tickets: RwLock::default(),
-                next_ticket_id: AtomicI64::new(250_001),
+                store: RwLock::default(),
+                next_ticket_id: AtomicI64::new(FIRST_TICKET_ID),
                 discovery_calls: AtomicU64::new(0),
                 api_calls: AtomicU64::new(0),
+                started: Instant::now(),
+                faults500: AtomicU64::new(0),
+                faults429: AtomicU64::new(0),
+                stalls: AtomicU64::new(0),
             }),
         }
     }
@@ -165,12 +247,43 @@ impl Sandbox {
 
     /// Every stored ticket, oldest first, as created (POST-only members included).
     pub async fn tickets(&self) -> Vec<Value> {
-        self.inner.tickets.read().await.iter().map(|t| t.ticket.clone()).collect()
+        self.inner.store.read().await.tickets.iter().map(|t| t.ticket.clone()).collect()
     }
 
     /// How many `login/companyinfo` and API calls were received.
     pub fn stats(&self) -> (u64, u64) {
         (self.inner.discovery_calls.load(Ordering::Relaxed), self.inner.api_calls.load(Ordering::Relaxed))
+    }
+
+    /// How many answers each fault gave.
+    pub fn fault_counts(&self) -> FaultCounts {
+        FaultCounts {
+            faults500: self.inner.faults500.load(Ordering::Relaxed),
+            faults429: self.inner.faults429.load(Ordering::Relaxed),
+            stalls: self.inner.stalls.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many tickets are stored (without taking the store's lock).
+    pub fn ticket_count(&self) -> u64 {
+        u64::try_from(self.inner.next_ticket_id.load(Ordering::Relaxed) - FIRST_TICKET_ID).unwrap_or_default()
+    }
+
+    /// `{"tickets": n, "duplicates": [{"externalXRef": x, "count": k}, ...]}`: the `externalXRef`s carried by more
+    /// than one ticket (compared without case, as ConnectWise's conditions do; shown as the first ticket has it),
+    /// ordered by `externalXRef`. Tickets without one are counted but never duplicates.
+    pub async fn ticket_summary(&self) -> Value {
+        let store = self.inner.store.read().await;
+        let duplicates: Vec<Value> = store
+            .duplicated
+            .iter()
+            .filter_map(|key| store.by_xref.get(key))
+            .filter_map(|positions| {
+                let first = store.tickets.get(*positions.first()?)?;
+                Some(json!({ "externalXRef": first.ticket["externalXRef"], "count": positions.len() }))
+            })
+            .collect();
+        json!({ "tickets": store.tickets.len(), "duplicates": duplicates })
     }
 }
 
@@ -221,6 +334,7 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/", get(page::index))
         .route("/login/companyinfo/{company_id}", get(company_info))
         .route("/_sandbox/tickets", get(sandbox_tickets))
+        .route("/_sandbox/tickets/summary", get(sandbox_tickets_summary))
         .route("/_sandbox/faults", get(get_faults).post(set_faults))
         .route("/_sandbox/stats", get(stats))
         .nest(&format!("/{}apis/3.0", CODEBASE), api)
@@ -259,7 +373,8 @@ async fn api_gate(State(sb): State<Sandbox>, request: Request, next: Next) -> Re
     }
     let mut response = match authenticate(&sb.inner.config, request.headers()) {
         Err(response) => *response,
-        Ok(()) if faults.rate_limit_rate > 0.0 && rand::random::<f64>() < faults.rate_limit_rate => {
+        Ok(()) if faults.in_burst(sb.inner.started.elapsed()) || chance(faults.rate_limit_rate) => {
+            sb.inner.faults429.fetch_add(1, Ordering::Relaxed);
             let mut r = (
                 StatusCode::TOO_MANY_REQUESTS,
                 axum::Json(json!({
@@ -271,11 +386,14 @@ async fn api_gate(State(sb): State<Sandbox>, request: Request, next: Next) -> Re
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(faults.retry_after_secs));
             r
         }
-        Ok(()) if faults.error_rate > 0.0 && rand::random::<f64>() < faults.error_rate => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UnexpectedServerError",
-            "An unexpected server error has occurred (sandbox fault injection).",
-        ),
+        Ok(()) if chance(faults.error_rate) => {
+            sb.inner.faults500.fetch_add(1, Ordering::Relaxed);
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "UnexpectedServerError",
+                "An unexpected server error has occurred (sandbox fault injection).",
+            )
+        }
         Ok(()) => next.run(request).await,
     };
     let headers = response.headers_mut();
@@ -533,12 +651,12 @@ async fn create_ticket(State(sb): State<Sandbox>, body: Bytes) -> Response {
     let now = now_iso();
     let stored = {
         // The id is taken and the ticket stored under one lock: ids stay in order.
-        let mut store = sb.inner.tickets.write().await;
+        let mut store = sb.inner.store.write().await;
         let id = sb.inner.next_ticket_id.load(Ordering::Relaxed);
         match tickets::create(&body, &catalog, id, &now) {
             Ok(ticket) => {
-                sb.inner.next_ticket_id.store(id + 1, Ordering::Relaxed);
                 store.push(StoredTicket { received: now.clone(), ticket: ticket.clone() });
+                sb.inner.next_ticket_id.store(id + 1, Ordering::Relaxed);
                 ticket
             }
             Err(tickets::Refusal(body)) => return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response(),
@@ -550,7 +668,8 @@ async fn create_ticket(State(sb): State<Sandbox>, body: Bytes) -> Response {
         "sandbox: ticket created"
     );
     let faults = sb.faults().await;
-    if faults.timeout_after_commit {
+    if chance(faults.timeout_after_commit_rate) {
+        sb.inner.stalls.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(faults.stall_secs)).await;
     }
     (StatusCode::CREATED, axum::Json(tickets::api_view(&stored))).into_response()
@@ -562,13 +681,40 @@ async fn list_tickets(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let views: Vec<Value> = sb.inner.tickets.read().await.iter().map(|t| tickets::api_view(&t.ticket)).collect();
+    let views: Vec<Value> = {
+        let store = sb.inner.store.read().await;
+        match xref_lookup(&q) {
+            // Only the tickets carrying that reference: `list` still filters, orders, pages and projects them.
+            Some(key) => store
+                .by_xref
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter_map(|&i| store.tickets.get(i))
+                .map(|t| tickets::api_view(&t.ticket))
+                .collect(),
+            None => store.tickets.iter().map(|t| tickets::api_view(&t.ticket)).collect(),
+        }
+    };
     list(&views, &q, &uri, &headers)
 }
 
+/// The index key when `conditions` is exactly one equality on `externalXRef` with a string
+/// (`externalXRef="dwid:..."`, spaces and the field's case free), as a delivery worker asks; `None` otherwise.
+fn xref_lookup(query: &HashMap<String, String>) -> Option<String> {
+    // The same `conditions` parameter `list` reads.
+    let text = query.iter().find(|(k, _)| k.eq_ignore_ascii_case("conditions")).map(|(_, v)| v.trim())?;
+    match conditions::parse(text).ok()? {
+        conditions::Expr::Compare { field, op: conditions::Op::Eq, value: conditions::Literal::Str(value) } if matches!(field.as_slice(), [name] if name.eq_ignore_ascii_case("externalXRef")) => {
+            Some(value.to_lowercase())
+        }
+        _ => None,
+    }
+}
+
 async fn get_ticket(State(sb): State<Sandbox>, Path(id): Path<i64>) -> Response {
-    let store = sb.inner.tickets.read().await;
-    match store.iter().find(|t| t.ticket["id"].as_i64() == Some(id)) {
+    let store = sb.inner.store.read().await;
+    match store.tickets.iter().find(|t| t.ticket["id"].as_i64() == Some(id)) {
         Some(t) => axum::Json(tickets::api_view(&t.ticket)).into_response(),
         None => error(StatusCode::NOT_FOUND, "NotFound", format!("Ticket {id} not found")),
     }
@@ -576,6 +722,10 @@ async fn get_ticket(State(sb): State<Sandbox>, Path(id): Path<i64>) -> Response 
 
 async fn sandbox_tickets(State(sb): State<Sandbox>) -> Response {
     axum::Json(sb.tickets().await).into_response()
+}
+
+async fn sandbox_tickets_summary(State(sb): State<Sandbox>) -> Response {
+    axum::Json(sb.ticket_summary().await).into_response()
 }
 
 async fn get_faults(State(sb): State<Sandbox>) -> Response {
@@ -587,19 +737,27 @@ async fn set_faults(State(sb): State<Sandbox>, body: Bytes) -> Response {
         Ok(faults) => faults,
         Err(err) => return error(StatusCode::BAD_REQUEST, "InvalidObject", format!("faults: {err}")),
     };
-    let invalid_rate = |r: f64| !(0.0..=1.0).contains(&r);
-    if invalid_rate(faults.error_rate) || invalid_rate(faults.rate_limit_rate) {
-        return error(StatusCode::BAD_REQUEST, "InvalidObject", "rates are between 0.0 and 1.0");
+    if let Some(reason) = faults.invalid() {
+        return error(StatusCode::BAD_REQUEST, "InvalidObject", reason);
     }
     tracing::info!(?faults, "sandbox: faults set");
     sb.set_faults(faults.clone()).await;
     axum::Json(faults).into_response()
 }
 
+/// Counters only: no lock, nothing cloned.
 async fn stats(State(sb): State<Sandbox>) -> Response {
     let (discovery, api) = sb.stats();
-    let tickets = sb.inner.tickets.read().await.len();
-    axum::Json(json!({ "discoveryCalls": discovery, "apiCalls": api, "tickets": tickets })).into_response()
+    let FaultCounts { faults500, faults429, stalls } = sb.fault_counts();
+    axum::Json(json!({
+        "discoveryCalls": discovery,
+        "apiCalls": api,
+        "tickets": sb.ticket_count(),
+        "faults500": faults500,
+        "faults429": faults429,
+        "stalls": stalls,
+    }))
+    .into_response()
 }
 
 /// The current UTC time as `2026-11-27T10:00:00Z`.
@@ -624,7 +782,7 @@ pub fn now_iso() -> String {
 
 /// Renders the received tickets for the page (newest first).
 async fn tickets_for_page(sb: &Sandbox) -> Vec<(String, Value)> {
-    sb.inner.tickets.read().await.iter().rev().map(|t| (t.received.clone(), t.ticket.clone())).collect()
+    sb.inner.store.read().await.tickets.iter().rev().map(|t| (t.received.clone(), t.ticket.clone())).collect()
 }
 
 /// Serves until the process is stopped (the `cw-sandbox` subcommand).
@@ -654,6 +812,52 @@ pub fn log_started(running: &RunningSandbox) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_equality_on_external_xref_alone_uses_the_index() {
+        let lookup = |conditions: &str| {
+            let query = HashMap::from([("Conditions".to_string(), conditions.to_string())]);
+            xref_lookup(&query)
+        };
+        assert_eq!(lookup(r#"externalXRef="dwid:ABC""#).as_deref(), Some("dwid:abc"));
+        assert_eq!(lookup(r#"  externalxref = "dwid:a \"q\"" "#).as_deref(), Some(r#"dwid:a "q""#));
+        assert_eq!(lookup(r#"(externalXRef="x")"#).as_deref(), Some("x"));
+        for generic in [
+            r#"externalXRef="x" and id=1"#,
+            r#"externalXRef!="x""#,
+            r#"externalXRef like "x*""#,
+            r#"externalXRef=5"#,
+            r#"summary="x""#,
+            r#"a/externalXRef="x""#,
+            r#"externalXRef="#,
+            "",
+        ] {
+            assert_eq!(lookup(generic), None, "{generic}");
+        }
+        assert_eq!(xref_lookup(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn bursts_follow_the_clock() {
+        let burst = Faults { rate_limit_burst_every_ms: 1_000, rate_limit_burst_ms: 200, ..Faults::default() };
+        let at = Duration::from_millis;
+        assert!(burst.in_burst(at(0)) && burst.in_burst(at(199)) && burst.in_burst(at(5_100)));
+        assert!(!burst.in_burst(at(200)) && !burst.in_burst(at(999)) && !burst.in_burst(at(5_200)));
+        assert!(!Faults::default().in_burst(at(0)));
+        assert!(!Faults { rate_limit_burst_ms: 0, ..burst.clone() }.in_burst(at(0)));
+        assert!(!Faults { rate_limit_burst_every_ms: 0, ..burst }.in_burst(at(0)));
+    }
+
+    #[test]
+    fn rates_are_validated() {
+        assert_eq!(Faults::default().invalid(), None);
+        let ok = Faults { error_rate: 1.0, rate_limit_rate: 0.5, timeout_after_commit_rate: 0.02, ..Faults::default() };
+        assert_eq!(ok.invalid(), None);
+        let bad = Faults { timeout_after_commit_rate: 1.01, ..Faults::default() };
+        assert_eq!(bad.invalid().as_deref(), Some("timeout_after_commit_rate is 1.01; rates are between 0.0 and 1.0"));
+        assert!(Faults { error_rate: -0.1, ..Faults::default() }.invalid().is_some());
+        assert!(Faults { rate_limit_rate: f64::NAN, ..Faults::default() }.invalid().is_some());
+    }
 
     #[test]
     fn formats_utc_time() {

@@ -45,8 +45,18 @@ fn describe_faults(f: &super::Faults) -> String {
     if f.latency_ms > 0 {
         active.push(format!("{} ms added latency", f.latency_ms));
     }
-    if f.timeout_after_commit {
-        active.push(format!("new tickets are stored, then the answer stalls {} s", f.stall_secs));
+    if f.rate_limit_burst_every_ms > 0 && f.rate_limit_burst_ms > 0 {
+        active.push(format!(
+            "every call answers 429 for {} ms of every {} ms (Retry-After {} s)",
+            f.rate_limit_burst_ms, f.rate_limit_burst_every_ms, f.retry_after_secs
+        ));
+    }
+    if f.timeout_after_commit_rate > 0.0 {
+        active.push(format!(
+            "{:.0}% of new tickets are stored, then the answer stalls {} s",
+            f.timeout_after_commit_rate * 100.0,
+            f.stall_secs
+        ));
     }
     if active.is_empty() { "none (set them with POST /_sandbox/faults)".into() } else { active.join("; ") }
 }

@@ -22,15 +22,19 @@ pub struct Harness {
 }
 
 pub async fn harness(vars: &[(&str, &str)]) -> Harness {
+    harness_on(app::testing::sqlite().await, vars)
+}
+
+/// The harness over a given database (e.g. a fresh PostgreSQL one).
+pub fn harness_on(db: app::db::Db, vars: &[(&str, &str)]) -> Harness {
     let map: std::collections::HashMap<String, String> =
         vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let config = Config::from_lookup(|name| map.get(name).cloned()).expect("config");
-    let db = app::testing::sqlite().await;
     let options = LeptosOptions::builder().output_name("dwid-integrations").build();
     let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))
         .expect("connectwise client");
     let secrets = app::secrets::SecretBox::new(&[42u8; 32]);
-    let state = AppState { leptos_options: options, db, config: Arc::new(config), connectwise, secrets };
+    let state = AppState { leptos_options: options, db, config: Arc::new(config), connectwise, secrets, deliveries: Default::default() };
     Harness { router: server::routes::router(state.clone()), state }
 }
 

@@ -1,0 +1,293 @@
+//! Delivery storage (server only): claiming due deliveries under a lease, recording outcomes, and the Delivery
+//! log's queries.
+//!
+//! A claim is one statement: the due rows (Pending or Retrying, due, unleased or with an expired lease, of an
+//! Active integration) are picked — on PostgreSQL `FOR UPDATE SKIP LOCKED`, so several server processes never
+//! pick the same row — and leased to the claiming worker until `lease_until`. A worker that dies simply lets its
+//! leases expire; every outcome is written only while the writer still holds the lease (`lease_owner` matches),
+//! so a worker that lost its lease cannot overwrite a newer attempt.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{DeliveryLog, DeliveryRow, DeliveryState, LOG_PAGE_SIZE, LogFilter, StateCounts};
+use crate::db::{Backend, Db, StoreError, now_millis};
+use crate::integrations::service::format_time;
+
+/// A delivery leased to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub id: i64,
+    pub integration_id: i64,
+    pub compromise_id: i64,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// A previous attempt may have created the ticket: look it up by externalXRef before posting.
+    pub lookup_first: bool,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered { ticket_id: i64 },
+    /// Try again at `at` (ms since the epoch). `in_doubt`: a POST may have created the ticket.
+    Retry { at: i64, error: String, in_doubt: bool },
+    /// Not retried (400/401/403/404, no matching company, a mapping that cannot build this ticket, too many
+    /// attempts). Retry on the log puts it back.
+    Failed { error: String, in_doubt: bool },
+    /// Shutting down before the attempt was made: back to the queue as it was, not counted as an attempt.
+    Released { in_doubt: bool },
+}
+
+/// Leases up to `limit` due deliveries to `owner` until `now + lease_ms`, skipping the integrations in
+/// `exclude` (those already at their concurrency limit in this process). Oldest due first.
+pub async fn claim(
+    db: &Db,
+    owner: &str,
+    now: i64,
+    limit: usize,
+    lease_ms: i64,
+    exclude: &[i64],
+) -> Result<Vec<Claim>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let exclude_sql = if exclude.is_empty() {
+        String::new()
+    } else {
+        let ids: Vec<String> = exclude.iter().map(i64::to_string).collect();
+        format!(" AND d.integration_id NOT IN ({})", ids.join(","))
+    };
+    let lock = match db.backend {
+        Backend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
+        // SQLite serialises writers: the UPDATE below holds the write lock from pick to lease.
+        Backend::Sqlite => "",
+    };
+    // In an UPDATE every right-hand side reads the row as it was: lookup_first gets the old in_doubt.
+    let sql = format!(
+        "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, \
+         lookup_first = in_doubt, in_doubt = 1, updated_at = $3 \
+         WHERE id IN (SELECT d.id FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
+           WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until <= $3 \
+           AND i.active = 1{exclude_sql} ORDER BY d.next_attempt_at, d.id LIMIT $4{lock}) \
+         RETURNING id, integration_id, compromise_id, attempts, lookup_first"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&db.pool)
+        .await?;
+    let mut claims: Vec<Claim> = rows
+        .iter()
+        .map(|row| {
+            Ok(Claim {
+                id: row.try_get("id")?,
+                integration_id: row.try_get("integration_id")?,
+                compromise_id: row.try_get("compromise_id")?,
+                attempts: row.try_get("attempts")?,
+                lookup_first: row.try_get::<i64, _>("lookup_first")? != 0,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    claims.sort_by_key(|c| c.id);
+    Ok(claims)
+}
+
+/// Records an attempt's outcome, if `owner` still holds the lease. Returns whether it did.
+pub async fn finish(db: &Db, id: i64, owner: &str, outcome: &Outcome) -> Result<bool, StoreError> {
+    let now = now_millis();
+    let query = match outcome {
+        Outcome::Delivered { ticket_id } => sqlx::query(
+            // lease_owner stays: which worker delivered it.
+            "UPDATE deliveries SET state = 'delivered', ticket_id = $1, in_doubt = 0, last_error = NULL, \
+             lease_until = 0, delivered_at = $2, updated_at = $2 \
+             WHERE id = $3 AND lease_owner = $4",
+        )
+        .bind(*ticket_id)
+        .bind(now)
+        .bind(id)
+        .bind(owner),
+        Outcome::Retry { at, error, in_doubt } => sqlx::query(
+            "UPDATE deliveries SET state = 'retrying', next_attempt_at = $1, last_error = $2, in_doubt = $3, \
+             lease_owner = NULL, lease_until = 0, updated_at = $4 WHERE id = $5 AND lease_owner = $6",
+        )
+        .bind(*at)
+        .bind(error.clone())
+        .bind(i64::from(*in_doubt))
+        .bind(now)
+        .bind(id)
+        .bind(owner),
+        Outcome::Failed { error, in_doubt } => sqlx::query(
+            "UPDATE deliveries SET state = 'failed', last_error = $1, in_doubt = $2, lease_owner = NULL, \
+             lease_until = 0, updated_at = $3 WHERE id = $4 AND lease_owner = $5",
+        )
+        .bind(error.clone())
+        .bind(i64::from(*in_doubt))
+        .bind(now)
+        .bind(id)
+        .bind(owner),
+        Outcome::Released { in_doubt } => sqlx::query(
+            "UPDATE deliveries SET in_doubt = $1, attempts = attempts - 1, lease_owner = NULL, lease_until = 0, \
+             updated_at = $2 WHERE id = $3 AND lease_owner = $4",
+        )
+        .bind(i64::from(*in_doubt))
+        .bind(now)
+        .bind(id)
+        .bind(owner),
+    };
+    Ok(query.execute(&db.pool).await?.rows_affected() == 1)
+}
+
+/// Ends every lease `owner` still holds (a clean shutdown; in-flight POSTs stay in doubt and are looked up).
+pub async fn release_all(db: &Db, owner: &str) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = 0, updated_at = $1 \
+         WHERE lease_owner = $2 AND state IN ('pending', 'retrying')",
+    )
+    .bind(now_millis())
+    .bind(owner)
+    .execute(&db.pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// The integration's name and whether it is Active, if it is the partner's.
+async fn integration_of(db: &Db, partner_id: i64, integration_id: i64) -> Result<(String, bool), StoreError> {
+    let row = sqlx::query("SELECT name, active FROM integrations WHERE id = $1 AND partner_id = $2")
+        .bind(integration_id)
+        .bind(partner_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(crate::integrations::store::not_found)?;
+    Ok((row.try_get("name")?, row.try_get::<i64, _>("active")? != 0))
+}
+
+/// The stored states a shown state covers, given whether the integration is Active (None: matches nothing).
+fn stored_states(state: DeliveryState, active: bool) -> Option<&'static str> {
+    match (state, active) {
+        (DeliveryState::Delivered, _) => Some("'delivered'"),
+        (DeliveryState::Failed, _) => Some("'failed'"),
+        (DeliveryState::Paused, false) => Some("'pending', 'retrying'"),
+        (DeliveryState::Pending, true) => Some("'pending'"),
+        (DeliveryState::Retrying, true) => Some("'retrying'"),
+        _ => None,
+    }
+}
+
+fn row_from(row: &AnyRow, active: bool) -> Result<DeliveryRow, sqlx::Error> {
+    let stored: String = row.try_get("state")?;
+    let state = DeliveryState::shown(&stored, active);
+    let next: i64 = row.try_get("next_attempt_at")?;
+    Ok(DeliveryRow {
+        id: row.try_get("id")?,
+        uuid: row.try_get("uuid")?,
+        record_type: row.try_get("record_type")?,
+        compromise: row.try_get("compromise")?,
+        organization_id: row.try_get("organization_id")?,
+        organization: row.try_get("organization")?,
+        state,
+        attempts: row.try_get("attempts")?,
+        ticket_id: row.try_get("ticket_id")?,
+        next_attempt: (state == DeliveryState::Retrying).then(|| format_time(next)),
+        last_error: row.try_get("last_error")?,
+        created: format_time(row.try_get("created_at")?),
+        updated: format_time(row.try_get("updated_at")?),
+    })
+}
+
+/// One page of the partner's integration's Delivery log.
+pub async fn log(db: &Db, partner_id: i64, integration_id: i64, filter: &LogFilter) -> Result<DeliveryLog, StoreError> {
+    let (name, active) = integration_of(db, partner_id, integration_id).await?;
+    let counts = counts(db, integration_id, active).await?;
+    let organizations = sqlx::query(
+        "SELECT o.id, o.name FROM organizations o WHERE o.partner_id = $1 AND EXISTS \
+         (SELECT 1 FROM deliveries d WHERE d.organization_id = o.id AND d.integration_id = $2) ORDER BY o.name_key, o.id",
+    )
+    .bind(partner_id)
+    .bind(integration_id)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get("id")?, row.try_get("name")?)))
+    .collect::<Result<Vec<(i64, String)>, sqlx::Error>>()?;
+    let mut log = DeliveryLog { integration_id, integration_name: name, active, counts, rows: Vec::new(), more: false, organizations };
+    let mut sql = String::from(
+        "SELECT d.id, d.state, d.attempts, d.ticket_id, d.next_attempt_at, d.last_error, d.created_at, \
+         d.updated_at, d.organization_id, c.uuid, c.record_type, c.compromise, o.name AS organization \
+         FROM deliveries d JOIN compromises c ON c.id = d.compromise_id \
+         JOIN organizations o ON o.id = d.organization_id WHERE d.integration_id = $1",
+    );
+    if let Some(state) = filter.state {
+        match stored_states(state, active) {
+            Some(states) => sql.push_str(&format!(" AND d.state IN ({states})")),
+            None => return Ok(log),
+        }
+    }
+    if let Some(org) = filter.organization_id {
+        sql.push_str(&format!(" AND d.organization_id = {org}"));
+    }
+    if let Some(before) = filter.before_id {
+        sql.push_str(&format!(" AND d.id < {before}"));
+    }
+    sql.push_str(&format!(" ORDER BY d.id DESC LIMIT {}", LOG_PAGE_SIZE + 1));
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(integration_id).fetch_all(&db.pool).await?;
+    log.more = rows.len() > LOG_PAGE_SIZE;
+    log.rows = rows.iter().take(LOG_PAGE_SIZE).map(|r| row_from(r, active)).collect::<Result<_, _>>()?;
+    Ok(log)
+}
+
+async fn counts(db: &Db, integration_id: i64, active: bool) -> Result<StateCounts, StoreError> {
+    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries WHERE integration_id = $1 GROUP BY state")
+        .bind(integration_id)
+        .fetch_all(&db.pool)
+        .await?;
+    let mut counts = StateCounts::default();
+    for row in &rows {
+        let state: String = row.try_get("state")?;
+        let n: i64 = row.try_get("n")?;
+        match DeliveryState::shown(&state, active) {
+            DeliveryState::Pending => counts.pending += n,
+            DeliveryState::Retrying => counts.retrying += n,
+            DeliveryState::Delivered => counts.delivered += n,
+            DeliveryState::Failed => counts.failed += n,
+            DeliveryState::Paused => counts.paused += n,
+        }
+    }
+    Ok(counts)
+}
+
+/// Puts Failed deliveries of the partner's integration back in the queue, due now: one (`delivery_id`) or all.
+/// Returns how many.
+pub async fn retry_failed(
+    db: &Db,
+    partner_id: i64,
+    integration_id: i64,
+    delivery_id: Option<i64>,
+) -> Result<u64, StoreError> {
+    integration_of(db, partner_id, integration_id).await?;
+    let now = now_millis();
+    let mut sql = String::from(
+        "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+         WHERE integration_id = $2 AND state = 'failed'",
+    );
+    if let Some(id) = delivery_id {
+        sql.push_str(&format!(" AND id = {id}"));
+    }
+    let result = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(integration_id).execute(&db.pool).await?;
+    if delivery_id.is_some() && result.rows_affected() == 0 {
+        return Err(StoreError::NotFound(
+            "That delivery is no longer Failed (it may have been retried already). The log shows its state now."
+                .into(),
+        ));
+    }
+    Ok(result.rows_affected())
+}
+
+/// Deliveries not yet Delivered or Failed, over every integration (tests, the bench, shutdown logs).
+pub async fn outstanding(db: &Db) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'retrying')")
+        .fetch_one(&db.pool)
+        .await?)
+}

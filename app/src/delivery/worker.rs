@@ -1,0 +1,537 @@
+//! The delivery worker (server only): runs inside every server process and drains the outbox.
+//!
+//! One loop claims due deliveries (as many as there are free slots, skipping integrations at their limit) and
+//! runs each attempt as a task:
+//!
+//! 1. If an earlier attempt may have created the ticket (`lookup_first`), look it up by `externalXRef` and
+//!    record it as Delivered when found — this is what makes delivery exactly-once across timeouts, lost
+//!    connections and killed processes.
+//! 2. Resolve the organization's ConnectWise company by exact name (cached per integration, looked up on a miss).
+//! 3. Build the ticket from the integration's mapping and `POST` it.
+//!
+//! Transient failures (5xx, timeouts, 429) come back after an exponential backoff with jitter, never sooner than
+//! `Retry-After`; 400/401/403/404 fail at once with ConnectWise's reason. Every ConnectWise request's outcome
+//! becomes the integration's health. On shutdown no new work is claimed, attempts in flight get a grace period to
+//! finish, and whatever remains is released (its POST, if sent, is looked up by the next attempt).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Notify, watch};
+use tokio::task::JoinSet;
+
+use super::backoff::Backoff;
+use super::external_xref;
+use super::store::{self, Claim, Outcome};
+use crate::connectwise::{Credentials, CwClient, CwError, CwSession};
+use crate::db::{Db, now_millis};
+use crate::integrations::matching::is_exact;
+use crate::integrations::store::StoredIntegration;
+use crate::mapping::{Compromise, MappingRow};
+use crate::secrets::SecretBox;
+
+/// Wakes the worker of this process (after an import queued deliveries, or a Retry / Enable).
+#[derive(Clone, Default, Debug)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Attempts in flight in this process.
+    pub concurrency: usize,
+    /// Attempts in flight per integration in this process.
+    pub per_integration: usize,
+    /// How long a claim lasts; longer than a ConnectWise call can take, so only a dead worker's lease expires.
+    pub lease: Duration,
+    /// How often to look for due work when not woken (other processes' imports, retries coming due).
+    pub poll: Duration,
+    /// Transient failures tried this many times in all before the delivery fails.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// How long a shutdown waits for attempts in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            concurrency: config.delivery_concurrency,
+            per_integration: config.delivery_per_integration,
+            lease: config.delivery_lease,
+            poll: config.delivery_poll,
+            max_attempts: config.delivery_max_attempts,
+            backoff: Backoff { base: config.delivery_retry_base, max: config.delivery_retry_max },
+            shutdown_grace: config.connectwise_timeout + Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the worker needs from the application.
+#[derive(Clone)]
+pub struct Deps {
+    pub db: Db,
+    pub connectwise: CwClient,
+    pub secrets: SecretBox,
+    pub wake: Wake,
+}
+
+/// A running worker.
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    pub owner: String,
+}
+
+impl WorkerHandle {
+    /// Stops claiming, lets attempts in flight finish (within the grace period), releases the rest.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(err) = self.task.await {
+            tracing::error!(error = %err, "the delivery worker ended abnormally");
+        }
+    }
+}
+
+/// Starts the worker on the current runtime.
+pub fn spawn(deps: Deps, mut config: WorkerConfig) -> WorkerHandle {
+    // A lease shorter than a whole attempt would have every claim released unused (configuration refuses it too).
+    let shortest = deps.connectwise.config().timeout * 5;
+    if config.lease < shortest {
+        tracing::warn!(lease = ?config.lease, ?shortest, "delivery lease raised to 5 × the ConnectWise timeout");
+        config.lease = shortest;
+    }
+    let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let (stop, stopped) = watch::channel(false);
+    let worker = Worker {
+        deps: deps.clone(),
+        config,
+        owner: owner.clone(),
+        integrations: Mutex::new(HashMap::new()),
+        health: HealthRecorder::default(),
+    };
+    let task = tokio::spawn(Arc::new(worker).run(stopped));
+    tracing::info!(owner, "delivery worker started");
+    WorkerHandle { stop, task, owner }
+}
+
+struct Worker {
+    deps: Deps,
+    config: WorkerConfig,
+    owner: String,
+    /// Prepared integrations by id, with the `updated_at` they were prepared from.
+    integrations: Mutex<HashMap<i64, (i64, Arc<Prepared>)>>,
+    health: HealthRecorder,
+}
+
+/// An integration ready to deliver: opened credentials, parsed mapping, and its company cache.
+struct Prepared {
+    credentials: Result<Credentials, String>,
+    rows: Result<Vec<MappingRow>, String>,
+    /// Organization name → ConnectWise company id, for names that matched exactly.
+    companies: Mutex<HashMap<String, i64>>,
+}
+
+/// A claimed delivery waiting for a slot of its integration.
+struct Queued {
+    claim: Claim,
+    integration: Option<Arc<Prepared>>,
+    compromise: Result<Compromise, String>,
+    lease_until: i64,
+}
+
+impl Worker {
+    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let mut tasks: JoinSet<i64> = JoinSet::new();
+        // Per integration: claimed and waiting, and attempts running.
+        let mut queued: HashMap<i64, VecDeque<Queued>> = HashMap::new();
+        let mut running: HashMap<i64, usize> = HashMap::new();
+        let mut flush = tokio::time::interval(Duration::from_millis(500));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Claims run ahead of the attempts by one batch, so a finished attempt's slot is refilled at once and the
+        // claim statements stay batched.
+        let window = self.config.concurrency * 2;
+        let per_integration_window = self.config.per_integration * 2;
+        loop {
+            if *stopped.borrow() {
+                break;
+            }
+            let held = tasks.len() + queued.values().map(VecDeque::len).sum::<usize>();
+            let mut claimed = 0;
+            // Refill once half the window is free (or everything is idle).
+            if held == 0 || window - held.min(window) >= self.config.concurrency.div_ceil(2) {
+                let full: Vec<i64> = running
+                    .keys()
+                    .chain(queued.keys())
+                    .copied()
+                    .filter(|id| {
+                        running.get(id).copied().unwrap_or(0) + queued.get(id).map_or(0, VecDeque::len)
+                            >= per_integration_window
+                    })
+                    .collect();
+                match self.claim(window - held, &full).await {
+                    Ok(batch) => {
+                        claimed = batch.len();
+                        for item in batch {
+                            queued.entry(item.claim.integration_id).or_default().push_back(item);
+                        }
+                    }
+                    Err(err) => tracing::error!(error = %err, "could not claim deliveries"),
+                }
+            }
+            self.dispatch(&mut queued, &mut running, &mut tasks).await;
+            let idle = claimed == 0;
+            tokio::select! {
+                biased;
+                _ = stopped.changed() => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => self.finished(done, &mut running),
+                _ = flush.tick() => self.health.flush(&self.deps.db).await,
+                _ = self.deps.wake.0.notified(), if idle => {}
+                _ = tokio::time::sleep(self.config.poll), if idle => {}
+                _ = std::future::ready(()), if !idle => {}
+            }
+        }
+        // Shutting down: nothing new starts; claimed-but-waiting deliveries go back to the queue untouched.
+        for item in queued.into_values().flatten() {
+            let outcome = Outcome::Released { in_doubt: item.claim.lookup_first };
+            if let Err(err) = store::finish(&self.deps.db, item.claim.id, &self.owner, &outcome).await {
+                tracing::error!(delivery_id = item.claim.id, error = %err, "could not release a delivery");
+            }
+        }
+        let pending = tasks.len();
+        if pending > 0 {
+            tracing::info!(pending, "delivery worker stopping: waiting for attempts in flight");
+        }
+        let grace = tokio::time::sleep(self.config.shutdown_grace);
+        tokio::pin!(grace);
+        while !tasks.is_empty() {
+            tokio::select! {
+                Some(done) = tasks.join_next() => self.finished(done, &mut running),
+                _ = &mut grace => {
+                    tracing::warn!(left = tasks.len(), "grace period over: releasing the attempts still in flight");
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        match store::release_all(&self.deps.db, &self.owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "released leased deliveries"),
+            Err(err) => tracing::error!(error = %err, "could not release leased deliveries (their leases expire)"),
+        }
+        self.health.flush(&self.deps.db).await;
+        tracing::info!("delivery worker stopped");
+    }
+
+    /// Starts waiting deliveries while their integration and the process have free slots, taking integrations in
+    /// turn so that a large backlog of one does not starve another.
+    async fn dispatch(
+        self: &Arc<Self>,
+        queued: &mut HashMap<i64, VecDeque<Queued>>,
+        running: &mut HashMap<i64, usize>,
+        tasks: &mut JoinSet<i64>,
+    ) {
+        let mut ids: Vec<i64> = queued.keys().copied().collect();
+        ids.sort_unstable();
+        let mut progress = true;
+        while progress && tasks.len() < self.config.concurrency {
+            progress = false;
+            for id in &ids {
+                if tasks.len() >= self.config.concurrency {
+                    break;
+                }
+                let busy = running.get(id).copied().unwrap_or(0);
+                if busy >= self.config.per_integration {
+                    continue;
+                }
+                let Some(item) = queued.get_mut(id).and_then(VecDeque::pop_front) else { continue };
+                progress = true;
+                // Too little of the lease left for a whole attempt: back to the queue rather than risk another
+                // worker starting the same delivery while this one is still posting it.
+                if item.lease_until - now_millis() < self.min_lease_left_ms() {
+                    let outcome = Outcome::Released { in_doubt: item.claim.lookup_first };
+                    if let Err(err) = store::finish(&self.deps.db, item.claim.id, &self.owner, &outcome).await {
+                        tracing::error!(delivery_id = item.claim.id, error = %err, "could not release a delivery");
+                    }
+                    continue;
+                }
+                *running.entry(*id).or_default() += 1;
+                let worker = self.clone();
+                tasks.spawn(async move {
+                    let integration_id = item.claim.integration_id;
+                    worker.deliver(item.claim, item.integration, item.compromise, item.lease_until).await;
+                    integration_id
+                });
+            }
+        }
+        queued.retain(|_, q| !q.is_empty());
+    }
+
+    /// An attempt makes at most four ConnectWise calls, each bounded by the client's timeout. (Leases are at least
+    /// five timeouts long, so a claim may wait up to one timeout for a slot.)
+    fn min_lease_left_ms(&self) -> i64 {
+        (self.deps.connectwise.config().timeout * 4 + Duration::from_millis(250)).as_millis() as i64
+    }
+
+    fn finished(&self, done: Result<i64, tokio::task::JoinError>, running: &mut HashMap<i64, usize>) {
+        match done {
+            Ok(integration_id) => {
+                if let Some(n) = running.get_mut(&integration_id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        running.remove(&integration_id);
+                    }
+                }
+            }
+            Err(err) => {
+                // A panicked attempt: its lease expires and the next attempt looks the ticket up first.
+                tracing::error!(error = %err, "a delivery attempt ended abnormally");
+            }
+        }
+    }
+
+    /// Claims up to `limit` deliveries, with their compromises and integrations loaded (one query each).
+    async fn claim(&self, limit: usize, full: &[i64]) -> Result<Vec<Queued>, crate::db::StoreError> {
+        let now = now_millis();
+        let lease_ms = self.config.lease.as_millis() as i64;
+        let claims = store::claim(&self.deps.db, &self.owner, now, limit, lease_ms, full).await?;
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let compromise_ids: Vec<i64> = claims.iter().map(|c| c.compromise_id).collect();
+        let compromises =
+            crate::compromises::store::load_for_delivery(&self.deps.db, &self.deps.secrets, &compromise_ids).await?;
+        let mut integration_ids: Vec<i64> = claims.iter().map(|c| c.integration_id).collect();
+        integration_ids.sort_unstable();
+        integration_ids.dedup();
+        let prepared = self.prepare(&integration_ids).await?;
+        Ok(claims
+            .into_iter()
+            .map(|claim| Queued {
+                // Several integrations' deliveries of one compromise can share a batch.
+                compromise: compromises
+                    .get(&claim.compromise_id)
+                    .cloned()
+                    .unwrap_or_else(|| Err("The compromise no longer exists.".to_owned())),
+                integration: prepared.get(&claim.integration_id).cloned(),
+                lease_until: now + lease_ms,
+                claim,
+            })
+            .collect())
+    }
+
+    /// The prepared form of each integration, rebuilt when it changed since it was prepared.
+    async fn prepare(&self, ids: &[i64]) -> Result<HashMap<i64, Arc<Prepared>>, crate::db::StoreError> {
+        let stamps = crate::integrations::store::updated_at(&self.deps.db, ids).await?;
+        let mut cache = self.integrations.lock().await;
+        let mut out = HashMap::with_capacity(ids.len());
+        for (id, updated_at) in stamps {
+            let fresh = match cache.get(&id) {
+                Some((stamp, prepared)) if *stamp == updated_at => prepared.clone(),
+                _ => {
+                    let Some(stored) = crate::integrations::store::get_by_id(&self.deps.db, id).await? else {
+                        continue;
+                    };
+                    let prepared = Arc::new(self.prepared(&stored));
+                    cache.insert(id, (updated_at, prepared.clone()));
+                    prepared
+                }
+            };
+            out.insert(id, fresh);
+        }
+        Ok(out)
+    }
+
+    fn prepared(&self, stored: &StoredIntegration) -> Prepared {
+        let credentials = crate::integrations::service::open_stored_credentials(&self.deps.secrets, stored).map_err(|_| {
+            "The integration's stored keys cannot be read: edit the integration and enter them again.".to_owned()
+        });
+        let rows = serde_json::from_str::<Vec<MappingRow>>(&stored.mapping_json)
+            .map_err(|_| "The integration's field mapping is unreadable: edit the integration and save it again.".to_owned());
+        Prepared { credentials, rows, companies: Mutex::new(HashMap::new()) }
+    }
+
+    async fn deliver(
+        &self,
+        claim: Claim,
+        integration: Option<Arc<Prepared>>,
+        compromise: Result<Compromise, String>,
+        lease_until: i64,
+    ) {
+        let outcome = match (integration, compromise) {
+            // Removed while claimed: its deliveries are gone with it.
+            (None, _) => return,
+            (Some(_), Err(error)) => Outcome::Failed { error, in_doubt: claim.lookup_first },
+            (Some(integration), Ok(compromise)) => self.attempt(&claim, &integration, &compromise, lease_until).await,
+        };
+        match &outcome {
+            Outcome::Delivered { ticket_id } => {
+                tracing::debug!(delivery_id = claim.id, ticket_id, "delivered")
+            }
+            Outcome::Retry { error, .. } => {
+                tracing::info!(delivery_id = claim.id, attempts = claim.attempts, error, "delivery will be retried")
+            }
+            Outcome::Failed { error, .. } => tracing::warn!(delivery_id = claim.id, error, "delivery failed"),
+            Outcome::Released { .. } => {}
+        }
+        match store::finish(&self.deps.db, claim.id, &self.owner, &outcome).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(delivery_id = claim.id, "lease lost before the outcome was recorded"),
+            // The lease expires; the next attempt looks the ticket up first (in_doubt was set at claim).
+            Err(err) => tracing::error!(delivery_id = claim.id, error = %err, "could not record a delivery outcome"),
+        }
+    }
+
+    async fn attempt(&self, claim: &Claim, integration: &Prepared, compromise: &Compromise, lease_until: i64) -> Outcome {
+        let credentials = match &integration.credentials {
+            Ok(credentials) => credentials,
+            Err(error) => return Outcome::Failed { error: error.clone(), in_doubt: claim.lookup_first },
+        };
+        let rows = match &integration.rows {
+            Ok(rows) => rows,
+            Err(error) => return Outcome::Failed { error: error.clone(), in_doubt: claim.lookup_first },
+        };
+        let xref = external_xref(&compromise.uuid, claim.integration_id);
+        let not_posted = |err: CwError| self.classify(claim, err, claim.lookup_first);
+        let session = match self.recorded(claim, self.deps.connectwise.session(credentials).await) {
+            Ok(session) => session,
+            Err(err) => return not_posted(err),
+        };
+        if claim.lookup_first {
+            match self.recorded(claim, session.find_ticket_by_external_xref(&xref).await) {
+                Ok(Some(ticket_id)) => {
+                    tracing::info!(delivery_id = claim.id, ticket_id, "ticket found by externalXRef: not posted again");
+                    return Outcome::Delivered { ticket_id };
+                }
+                Ok(None) => {}
+                Err(err) => return not_posted(err),
+            }
+        }
+        let company_id = match self.company(claim, integration, &session, &compromise.organization_name).await {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                return Outcome::Failed {
+                    error: format!(
+                        "No ConnectWise company is named exactly \"{}\": rename the organization or the company so \
+                         the names match, then Retry.",
+                        compromise.organization_name
+                    ),
+                    in_doubt: claim.lookup_first,
+                };
+            }
+            Err(err) => return not_posted(err),
+        };
+        let ticket = match crate::mapping::build_ticket(rows, compromise, company_id, &xref) {
+            Ok(ticket) => ticket,
+            Err(errors) => {
+                let reasons: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+                return Outcome::Failed {
+                    error: format!("The field mapping cannot build this ticket: {}", reasons.join(" ")),
+                    in_doubt: claim.lookup_first,
+                };
+            }
+        };
+        // The POST must end (answer or timeout) while the lease holds, or another worker could post too.
+        let post_budget = self.deps.connectwise.config().timeout + Duration::from_secs(1);
+        if lease_until - now_millis() < post_budget.as_millis() as i64 {
+            return Outcome::Released { in_doubt: claim.lookup_first };
+        }
+        match self.recorded(claim, session.create_ticket(&ticket).await) {
+            Ok(created) => Outcome::Delivered { ticket_id: created.id },
+            Err(err) => {
+                if err.field_errors().iter().any(|f| f.field.eq_ignore_ascii_case("company")) {
+                    integration.companies.lock().await.remove(&compromise.organization_name);
+                }
+                // Only an answer that says "not created" clears the doubt; a timeout, a 5xx or an unreadable
+                // answer may hide a created ticket.
+                let created_maybe =
+                    matches!(err, CwError::Transient { .. } | CwError::UnexpectedResponse { .. });
+                self.classify(claim, err, created_maybe)
+            }
+        }
+    }
+
+    /// The company id for an organization name: from the cache, else looked up (exact name only).
+    async fn company(
+        &self,
+        claim: &Claim,
+        integration: &Prepared,
+        session: &CwSession,
+        name: &str,
+    ) -> Result<Option<i64>, CwError> {
+        if let Some(id) = integration.companies.lock().await.get(name) {
+            return Ok(Some(*id));
+        }
+        let found = self.recorded(claim, session.find_company_by_name(name).await)?;
+        match found {
+            Some(company) if is_exact(name, &company.name) => {
+                integration.companies.lock().await.insert(name.to_owned(), company.id);
+                Ok(Some(company.id))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Notes a ConnectWise call's outcome as the integration's health and hands it back.
+    fn recorded<T>(&self, claim: &Claim, outcome: Result<T, CwError>) -> Result<T, CwError> {
+        let health = match &outcome {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.to_string()),
+        };
+        self.health.note(claim.integration_id, health);
+        outcome
+    }
+
+    fn classify(&self, claim: &Claim, err: CwError, in_doubt: bool) -> Outcome {
+        if !err.is_retryable() {
+            return Outcome::Failed { error: err.to_string(), in_doubt };
+        }
+        let attempts = u32::try_from(claim.attempts).unwrap_or(u32::MAX);
+        if attempts >= self.config.max_attempts {
+            return Outcome::Failed { error: format!("Gave up after {attempts} attempts. {err}"), in_doubt };
+        }
+        let retry_after = match &err {
+            CwError::RateLimited { retry_after } => Some(retry_after.unwrap_or(Duration::from_secs(5))),
+            _ => None,
+        };
+        let delay = self.config.backoff.delay(attempts, retry_after);
+        Outcome::Retry { at: now_millis() + delay.as_millis() as i64, error: err.to_string(), in_doubt }
+    }
+}
+
+/// The latest ConnectWise outcome per integration, written to the integration at most twice a second: every
+/// attempt counts, without a database write per request.
+#[derive(Default)]
+struct HealthRecorder {
+    latest: std::sync::Mutex<HashMap<i64, Noted>>,
+}
+
+/// When a request was made, and its outcome.
+type Noted = (i64, Result<(), String>);
+
+impl HealthRecorder {
+    fn note(&self, integration_id: i64, outcome: Result<(), String>) {
+        if let Ok(mut latest) = self.latest.lock() {
+            latest.insert(integration_id, (now_millis(), outcome));
+        }
+    }
+
+    async fn flush(&self, db: &Db) {
+        let batch: Vec<(i64, Noted)> = match self.latest.lock() {
+            Ok(mut latest) => latest.drain().collect(),
+            Err(_) => return,
+        };
+        for (integration_id, (at, outcome)) in batch {
+            let outcome = outcome.as_ref().map(|_| ()).map_err(String::as_str);
+            if let Err(err) = crate::integrations::store::record_health_at(db, integration_id, outcome, at).await {
+                tracing::error!(integration_id, error = %err, "could not record health");
+            }
+        }
+    }
+}

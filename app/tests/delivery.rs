@@ -1,0 +1,258 @@
+//! Import, outbox and claim tests, run against SQLite and PostgreSQL alike.
+#![cfg(feature = "ssr")]
+
+use std::collections::HashSet;
+
+use app::compromises::store::{self as compromises, ImportFailed};
+use app::compromises::{ImportError, ImportRecord, OrganizationRef};
+use app::db::{Db, now_millis};
+use app::delivery::store::{self as deliveries, Outcome};
+use app::delivery::{DeliveryState, LogFilter};
+use app::integrations::AuthKind;
+use app::integrations::store::{self as integrations, IntegrationWrite};
+use app::mapping::{PasswordCriteria, RecordType};
+use app::secrets::SecretBox;
+use app::testing::all_backends;
+
+const LEASE: i64 = 60_000;
+
+async fn partner(db: &Db, email: &str) -> i64 {
+    app::auth::store::create_partner(db, email, "a long enough password").await.expect("partner").id
+}
+
+async fn organization(db: &Db, partner_id: i64, name: &str) -> i64 {
+    app::organizations::store::add(db, partner_id, name, Some(&[])).await.expect("organization").id
+}
+
+async fn integration(db: &Db, partner_id: i64, name: &str, active: bool, orgs: &[i64]) -> i64 {
+    let write = IntegrationWrite {
+        name,
+        system: "connectwise",
+        site: "na.myconnectwise.net",
+        company_id: "acme",
+        auth_kind: AuthKind::ApiKeys,
+        credentials_sealed: "v1:00",
+        mapping_json: "[]",
+    };
+    let id = integrations::create(db, partner_id, &write).await.expect("integration");
+    // create() associates every organization; keep only the ones asked for.
+    for (org, _) in integrations::associations(db, partner_id).await.expect("associations") {
+        integrations::set_association(db, partner_id, org, id, orgs.contains(&org)).await.expect("association");
+    }
+    integrations::set_active(db, partner_id, id, active).await.expect("active");
+    id
+}
+
+fn record(n: u32, organization: OrganizationRef) -> ImportRecord {
+    ImportRecord {
+        uuid: format!("00000000-0000-4000-8000-{n:012}"),
+        password: n.is_multiple_of(2).then(|| format!("Secret{n}!")),
+        record_type: RecordType::Email,
+        source: "Collection #1".into(),
+        website: None,
+        organization,
+        compromise: format!("user{n}@acme.example"),
+        password_criteria: PasswordCriteria::Matches,
+        search_value: "acme.example".into(),
+        date_added: "2026-11-01T10:00:00Z".into(),
+        date_found: "2026-10-30T00:00:00Z".into(),
+    }
+}
+
+async fn count(db: &Db, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&db.pool).await.expect("count")
+}
+
+#[tokio::test]
+async fn import_queues_one_delivery_per_active_associated_integration_and_ignores_known_uuids() {
+    let secrets = SecretBox::new(&[9u8; 32]);
+    for db in all_backends().await {
+        let p = partner(&db, "import@example.com").await;
+        let a = organization(&db, p, "Acme Corporation").await;
+        let b = organization(&db, p, "Initech").await;
+        let both = integration(&db, p, "Both", true, &[a, b]).await;
+        let _inactive = integration(&db, p, "Inactive", false, &[a, b]).await;
+        let only_a = integration(&db, p, "Only A", true, &[a]).await;
+
+        let batch = vec![
+            record(1, OrganizationRef::ByName("acme corporation".into())),
+            record(2, OrganizationRef::ById(a)),
+            record(3, OrganizationRef::ByName("Initech".into())),
+        ];
+        let summary = compromises::import(&db, &secrets, p, &batch).await.expect("import");
+        assert_eq!((summary.received, summary.imported, summary.duplicates), (3, 3, 0));
+        // Acme: 2 compromises × (Both, Only A); Initech: 1 × Both. The Inactive integration gets nothing.
+        assert_eq!(summary.deliveries_queued, 5, "{:?}", db.backend);
+        assert_eq!(count(&db, &format!("SELECT COUNT(*) FROM deliveries WHERE integration_id = {both}")).await, 3);
+        assert_eq!(count(&db, &format!("SELECT COUNT(*) FROM deliveries WHERE integration_id = {only_a}")).await, 2);
+
+        // The same uuids again (plus one new): no-ops, counted as duplicates.
+        let mut again = batch.clone();
+        again.push(record(4, OrganizationRef::ById(b)));
+        let summary = compromises::import(&db, &secrets, p, &again).await.expect("import again");
+        assert_eq!((summary.imported, summary.duplicates, summary.deliveries_queued), (1, 3, 1));
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM compromises").await, 4);
+
+        // Passwords are sealed at rest and opened for delivery.
+        let stored: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT password_sealed FROM compromises").fetch_all(&db.pool).await.expect("rows");
+        assert!(stored.iter().flatten().all(|s| s.starts_with("v1:") && !s.contains("Secret")));
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM compromises ORDER BY id").fetch_all(&db.pool).await.expect("ids");
+        let loaded = compromises::load_for_delivery(&db, &secrets, &ids).await.expect("load");
+        let second = loaded[&ids[1]].as_ref().expect("readable");
+        assert_eq!(second.password.as_deref(), Some("Secret2!"));
+        assert_eq!(second.organization_name, "Acme Corporation");
+        assert_eq!(second.compromise, "user2@acme.example");
+        // Another partner's key context cannot open them.
+        let other = SecretBox::new(&[8u8; 32]);
+        assert!(compromises::load_for_delivery(&db, &other, &ids[1..2]).await.expect("load")[&ids[1]].is_err());
+    }
+}
+
+#[tokio::test]
+async fn a_batch_naming_unknown_organizations_is_refused_whole() {
+    let secrets = SecretBox::new(&[9u8; 32]);
+    for db in all_backends().await {
+        let p = partner(&db, "refuse@example.com").await;
+        let other = partner(&db, "other@example.com").await;
+        let a = organization(&db, p, "Acme Corporation").await;
+        let foreign = organization(&db, other, "Foreign Org").await;
+        integration(&db, p, "Main", true, &[a]).await;
+        let batch = vec![
+            record(1, OrganizationRef::ById(a)),
+            record(2, OrganizationRef::ByName("Nobody Inc".into())),
+            record(3, OrganizationRef::ById(foreign)),
+        ];
+        let Err(ImportFailed::Rejected(ImportError::Invalid(errors))) =
+            compromises::import(&db, &secrets, p, &batch).await
+        else {
+            panic!("expected a rejection");
+        };
+        assert_eq!(errors.iter().map(|e| e.record).collect::<Vec<_>>(), [2, 3]);
+        assert!(errors[0].message.starts_with("record 2: `organization_name` \"Nobody Inc\" is not one of your"));
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM compromises").await, 0);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM deliveries").await, 0);
+    }
+}
+
+#[tokio::test]
+async fn claims_are_leased_fenced_and_expire() {
+    let secrets = SecretBox::new(&[9u8; 32]);
+    for db in all_backends().await {
+        let p = partner(&db, "claims@example.com").await;
+        let a = organization(&db, p, "Acme Corporation").await;
+        let i = integration(&db, p, "Main", true, &[a]).await;
+        let batch: Vec<ImportRecord> = (1..=3).map(|n| record(n, OrganizationRef::ById(a))).collect();
+        compromises::import(&db, &secrets, p, &batch).await.expect("import");
+
+        let now = now_millis();
+        let first = deliveries::claim(&db, "A", now, 2, LEASE, &[]).await.expect("claim");
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|c| c.attempts == 1 && !c.lookup_first && c.integration_id == i));
+        let second = deliveries::claim(&db, "B", now, 10, LEASE, &[]).await.expect("claim");
+        assert_eq!(second.len(), 1, "leased rows are not claimed twice");
+        assert!(deliveries::claim(&db, "C", now, 10, LEASE, &[]).await.expect("claim").is_empty());
+        // An integration at its limit is skipped.
+        deliveries::finish(&db, second[0].id, "B", &Outcome::Released { in_doubt: false }).await.expect("release");
+        assert!(deliveries::claim(&db, "C", now, 10, LEASE, &[i]).await.expect("claim").is_empty());
+
+        // Only the lease holder records an outcome.
+        assert!(!deliveries::finish(&db, first[0].id, "B", &Outcome::Delivered { ticket_id: 1 }).await.expect("f"));
+        assert!(deliveries::finish(&db, first[0].id, "A", &Outcome::Delivered { ticket_id: 7 }).await.expect("f"));
+
+        // A dead worker's lease expires; the next claimer must look the ticket up first.
+        let later = now + LEASE + 1;
+        let reclaimed = deliveries::claim(&db, "B", later, 10, LEASE, &[]).await.expect("claim");
+        let ids: HashSet<i64> = reclaimed.iter().map(|c| c.id).collect();
+        assert_eq!(ids, HashSet::from([first[1].id, second[0].id]));
+        let expired = reclaimed.iter().find(|c| c.id == first[1].id).expect("expired claim");
+        assert!(expired.lookup_first && expired.attempts == 2);
+        let released = reclaimed.iter().find(|c| c.id == second[0].id).expect("released claim");
+        assert!(!released.lookup_first && released.attempts == 1, "a release is not an attempt: {released:?}");
+        assert!(!deliveries::finish(&db, first[1].id, "A", &Outcome::Delivered { ticket_id: 8 }).await.expect("f"));
+
+        // Retry later, and fail.
+        let at = later + 5_000;
+        let retry = Outcome::Retry { at, error: "ConnectWise had a temporary problem".into(), in_doubt: true };
+        assert!(deliveries::finish(&db, first[1].id, "B", &retry).await.expect("f"));
+        let failed = Outcome::Failed { error: "ConnectWise refused the ticket: x".into(), in_doubt: false };
+        assert!(deliveries::finish(&db, second[0].id, "B", &failed).await.expect("f"));
+        assert!(deliveries::claim(&db, "C", later, 10, LEASE, &[]).await.expect("claim").is_empty(), "not due yet");
+        let due = deliveries::claim(&db, "C", at, 10, LEASE, &[]).await.expect("claim");
+        assert_eq!(due.iter().map(|c| (c.id, c.lookup_first)).collect::<Vec<_>>(), [(first[1].id, true)]);
+
+        let log = deliveries::log(&db, p, i, &LogFilter::default()).await.expect("log");
+        assert_eq!((log.counts.delivered, log.counts.failed, log.counts.retrying), (1, 1, 1));
+        let delivered = log.rows.iter().find(|r| r.id == first[0].id).expect("row");
+        assert_eq!((delivered.state, delivered.ticket_id), (DeliveryState::Delivered, Some(7)));
+        // Retry puts a Failed one back, due now, once.
+        assert_eq!(deliveries::retry_failed(&db, p, i, Some(second[0].id)).await.expect("retry"), 1);
+        assert!(deliveries::retry_failed(&db, p, i, Some(second[0].id)).await.is_err());
+        let other = partner(&db, "stranger@example.com").await;
+        assert!(deliveries::retry_failed(&db, other, i, None).await.is_err(), "another partner's integration");
+    }
+}
+
+#[tokio::test]
+async fn disabled_integrations_pause_and_removed_ones_cancel() {
+    let secrets = SecretBox::new(&[9u8; 32]);
+    for db in all_backends().await {
+        let p = partner(&db, "pause@example.com").await;
+        let a = organization(&db, p, "Acme Corporation").await;
+        let i = integration(&db, p, "Main", true, &[a]).await;
+        let batch: Vec<ImportRecord> = (1..=2).map(|n| record(n, OrganizationRef::ById(a))).collect();
+        compromises::import(&db, &secrets, p, &batch).await.expect("import");
+        integrations::set_active(&db, p, i, false).await.expect("disable");
+        let now = now_millis();
+        assert!(deliveries::claim(&db, "A", now, 10, LEASE, &[]).await.expect("claim").is_empty());
+        let log = deliveries::log(&db, p, i, &LogFilter::default()).await.expect("log");
+        assert_eq!(log.counts.paused, 2);
+        assert!(log.rows.iter().all(|r| r.state == DeliveryState::Paused));
+        let paused = LogFilter { state: Some(DeliveryState::Paused), ..Default::default() };
+        assert_eq!(deliveries::log(&db, p, i, &paused).await.expect("log").rows.len(), 2);
+
+        integrations::set_active(&db, p, i, true).await.expect("enable");
+        assert_eq!(deliveries::claim(&db, "A", now, 10, LEASE, &[]).await.expect("claim").len(), 2);
+
+        integrations::remove(&db, p, i).await.expect("remove");
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM deliveries").await, 0, "removing cancels its deliveries");
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM compromises").await, 2, "the compromises stay");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_claimers_never_share_a_delivery() {
+    let secrets = SecretBox::new(&[9u8; 32]);
+    for db in all_backends().await {
+        let p = partner(&db, "race@example.com").await;
+        let a = organization(&db, p, "Acme Corporation").await;
+        integration(&db, p, "One", true, &[a]).await;
+        integration(&db, p, "Two", true, &[a]).await;
+        let batch: Vec<ImportRecord> = (1..=150).map(|n| record(n, OrganizationRef::ById(a))).collect();
+        let summary = compromises::import(&db, &secrets, p, &batch).await.expect("import");
+        assert_eq!(summary.deliveries_queued, 300);
+        let now = now_millis();
+        let mut workers = Vec::new();
+        for w in 0..6 {
+            let db = db.clone();
+            workers.push(tokio::spawn(async move {
+                let owner = format!("w{w}");
+                let mut mine = Vec::new();
+                loop {
+                    let batch = deliveries::claim(&db, &owner, now, 7, LEASE, &[]).await.expect("claim");
+                    if batch.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(batch.into_iter().map(|c| c.id));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for worker in workers {
+            all.extend(worker.await.expect("worker"));
+        }
+        let unique: HashSet<i64> = all.iter().copied().collect();
+        assert_eq!(all.len(), 300, "{:?}: every delivery claimed once", db.backend);
+        assert_eq!(unique.len(), 300);
+    }
+}

@@ -1,0 +1,116 @@
+//! The import API: `POST /api/v1/compromises`, authorised by a partner's API token (`Authorization: Bearer
+//! dwid_…`), taking a JSON array or NDJSON. The batch is validated as a whole and stored all-or-nothing; the reply
+//! says how many records were new, how many were already imported (no-ops) and how many deliveries were queued.
+//!
+//! Errors are JSON `{"error": sentence, "errors": [{record, line, field, message}…]}`: 401 without a valid token,
+//! 413 over the body or record limit, 415 for a format other than JSON/NDJSON, 422 for invalid records (every
+//! problem, each naming its record and line), 500 when storing failed (nothing was imported).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use app::compromises::store::ImportFailed;
+use app::compromises::{ImportError, Limits, RecordError};
+use app::state::AppState;
+
+pub const IMPORT_PATH: &str = "/api/v1/compromises";
+
+fn error(status: StatusCode, message: &str, errors: &[RecordError]) -> Response {
+    (status, axum::Json(json!({ "error": message, "errors": errors }))).into_response()
+}
+
+fn rejected(err: &ImportError) -> Response {
+    let status = match err {
+        ImportError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        ImportError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ImportError::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    };
+    let errors = match err {
+        ImportError::Invalid(errors) => errors.as_slice(),
+        _ => &[],
+    };
+    let message = match err {
+        ImportError::TooLarge { .. } => format!("The batch is too large: {err}. Nothing was imported; split it."),
+        _ => format!("{}{}", capitalise(&err.to_string()), if errors.is_empty() { "." } else { ":" }),
+    };
+    error(status, &message, errors)
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = error(StatusCode::UNAUTHORIZED, message, &[]);
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"dwid\""));
+    response
+}
+
+pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+    else {
+        return unauthorized("Send an API token as `Authorization: Bearer dwid_…` (create one under Settings).");
+    };
+    let partner_id = match app::api_tokens::store::authenticate(&state.db, token).await {
+        Ok(Some(partner_id)) => partner_id,
+        Ok(None) => return unauthorized("The API token is not valid, or was revoked."),
+        Err(err) => {
+            tracing::error!(error = %err, "API token lookup failed");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable; try again shortly.", &[]);
+        }
+    };
+    let limits =
+        Limits { max_records: state.config.import_max_records, max_body_bytes: state.config.import_max_body_bytes };
+    let too_large = |actual: usize| {
+        rejected(&ImportError::TooLarge {
+            kind: app::compromises::LimitKind::BodyBytes,
+            actual,
+            max: limits.max_body_bytes,
+        })
+    };
+    if let Some(length) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        && length > limits.max_body_bytes
+    {
+        return too_large(length);
+    }
+    // Never buffers more than the limit (plus one byte, to know it was exceeded).
+    let bytes = match axum::body::to_bytes(body, limits.max_body_bytes + 1).await {
+        Ok(bytes) if bytes.len() > limits.max_body_bytes => return too_large(bytes.len()),
+        Ok(bytes) => bytes,
+        Err(_) => return too_large(limits.max_body_bytes + 1),
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let records = match app::compromises::parse(&bytes, content_type, &limits) {
+        Ok(records) => records,
+        Err(err) => return rejected(&err),
+    };
+    match app::compromises::store::import(&state.db, &state.secrets, partner_id, &records).await {
+        Ok(summary) => {
+            tracing::info!(
+                partner_id,
+                received = summary.received,
+                imported = summary.imported,
+                duplicates = summary.duplicates,
+                deliveries = summary.deliveries_queued,
+                "compromises imported"
+            );
+            if summary.deliveries_queued > 0 {
+                state.deliveries.wake();
+            }
+            let body: Value = serde_json::to_value(summary).unwrap_or_default();
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Err(ImportFailed::Rejected(err)) => rejected(&err),
+        Err(err) => {
+            tracing::error!(partner_id, error = %err, "import failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "The batch could not be stored; nothing was imported. Try again.", &[])
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The delivery worker end to end: compromises imported into the store, the worker running in this process, the
+//! ConnectWise sandbox (in this process, on a free port) receiving the tickets — including its faults.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use app::compromises::{ImportRecord, OrganizationRef};
+use app::delivery::worker::{self, Deps, WorkerConfig, WorkerHandle};
+use app::delivery::{DeliveryState, LogFilter, backoff::Backoff};
+use app::integrations::Health;
+use app::mapping::{PasswordCriteria, RecordType};
+use common::{Harness, harness, save_integration, signed_in};
+use serde_json::{Value, json};
+use server::sandbox::{self, Faults, RunningSandbox, SandboxConfig};
+
+async fn start_sandbox(faults: Faults) -> RunningSandbox {
+    let config = SandboxConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), faults, ..Default::default() };
+    sandbox::spawn(config).await.expect("sandbox starts")
+}
+
+fn input(sb: &RunningSandbox, name: &str) -> Value {
+    json!({
+        "name": name,
+        "site": sb.url(),
+        "company_id": sandbox::DEMO_COMPANY_ID,
+        "auth_kind": "ApiKeys",
+        "public_key": sandbox::DEMO_PUBLIC_KEY,
+        "private_key": sandbox::DEMO_PRIVATE_KEY,
+        "username": "",
+        "password": "",
+        "mapping": [
+            { "field": "summary", "value": "Dark Web ID: [record_type] compromise of [compromise]" },
+            { "field": "company", "value": "" },
+            { "field": "board", "value": "1" },
+            { "field": "initialDescription", "value": "Found in [source]. Password: [obscured_password]" },
+        ],
+    })
+}
+
+/// A partner with "Acme Corporation" (a sandbox company) and "Globex Inc" (no exact match), and `n` active
+/// integrations on the sandbox serving both.
+async fn setup(h: &Harness, sb: &RunningSandbox, n: usize) -> (i64, Vec<i64>, i64, i64) {
+    let (partner, cookie) = signed_in(h, "worker@example.com").await;
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org").id;
+    let globex = app::organizations::store::add(&h.state.db, partner, "Globex Inc", None).await.expect("org").id;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (status, body) = save_integration(h, &cookie, None, input(sb, &format!("Desk {i}"))).await;
+        assert!(status.is_success(), "{status} {body}");
+        let id: i64 = serde_json::from_str(&body).expect("id");
+        app::integrations::store::set_active(&h.state.db, partner, id, true).await.expect("enable");
+        ids.push(id);
+    }
+    (partner, ids, acme, globex)
+}
+
+fn record(n: usize, organization: i64) -> ImportRecord {
+    ImportRecord {
+        uuid: format!("6f1c2d3e-0000-4000-8000-{n:012}"),
+        password: Some(format!("Hunter{n}!x")),
+        record_type: RecordType::Email,
+        source: "Collection #1".into(),
+        website: Some("https://shop.example".into()),
+        organization: OrganizationRef::ById(organization),
+        compromise: format!("user{n}@acme.example"),
+        password_criteria: PasswordCriteria::Matches,
+        search_value: "acme.example".into(),
+        date_added: "2026-11-01T10:00:00Z".into(),
+        date_found: "2026-10-30T00:00:00Z".into(),
+    }
+}
+
+async fn import(h: &Harness, partner: i64, records: &[ImportRecord]) {
+    app::compromises::store::import(&h.state.db, &h.state.secrets, partner, records).await.expect("import");
+}
+
+fn config(h: &Harness) -> WorkerConfig {
+    WorkerConfig {
+        concurrency: 8,
+        per_integration: 4,
+        poll: Duration::from_millis(100),
+        max_attempts: 10,
+        backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_millis(500) },
+        ..WorkerConfig::from_config(&h.state.config)
+    }
+}
+
+fn start(h: &Harness, config: WorkerConfig) -> WorkerHandle {
+    let deps = Deps {
+        db: h.state.db.clone(),
+        connectwise: h.state.connectwise.clone(),
+        secrets: h.state.secrets.clone(),
+        wake: h.state.deliveries.clone(),
+    };
+    worker::spawn(deps, config)
+}
+
+/// Waits until no delivery is Pending or Retrying.
+async fn settled(h: &Harness, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = app::delivery::store::outstanding(&h.state.db).await.expect("outstanding");
+        if left == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{left} deliveries still outstanding");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// externalXRef → number of tickets carrying it.
+async fn tickets_by_xref(sb: &RunningSandbox) -> HashMap<String, usize> {
+    let mut map = HashMap::new();
+    for ticket in sb.sandbox.tickets().await {
+        *map.entry(ticket["externalXRef"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
+    }
+    map
+}
+
+async fn log(h: &Harness, partner: i64, integration: i64) -> app::delivery::DeliveryLog {
+    app::delivery::store::log(&h.state.db, partner, integration, &LogFilter::default()).await.expect("log")
+}
+
+#[tokio::test]
+async fn every_compromise_becomes_one_ticket_per_integration() {
+    every_compromise_once(harness(&[]).await).await;
+}
+
+#[tokio::test]
+async fn every_compromise_becomes_one_ticket_per_integration_on_postgres() {
+    if let Some(db) = app::testing::postgres().await {
+        every_compromise_once(common::harness_on(db, &[])).await;
+    }
+}
+
+async fn every_compromise_once(h: Harness) {
+    let sb = start_sandbox(Faults::default()).await;
+    let (partner, ids, acme, _) = setup(&h, &sb, 2).await;
+    let worker = start(&h, config(&h));
+    let records: Vec<ImportRecord> = (1..=20).map(|n| record(n, acme)).collect();
+    import(&h, partner, &records).await;
+    h.state.deliveries.wake();
+    settled(&h, Duration::from_secs(20)).await;
+    worker.shutdown().await;
+
+    let tickets = sb.sandbox.tickets().await;
+    for id in &ids {
+        let log = log(&h, partner, *id).await;
+        let failed: Vec<_> = log.rows.iter().filter(|r| r.state != DeliveryState::Delivered).collect();
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    assert_eq!(tickets.len(), 40);
+    let by_xref = tickets_by_xref(&sb).await;
+    for r in &records {
+        for id in &ids {
+            assert_eq!(by_xref.get(&format!("dwid:{}/{id}", r.uuid)), Some(&1), "{} / {id}", r.uuid);
+        }
+    }
+    let first = tickets.iter().find(|t| t["externalXRef"] == format!("dwid:{}/{}", records[0].uuid, ids[0])).expect("ticket");
+    assert_eq!(first["summary"], "Dark Web ID: Email compromise of user1@acme.example");
+    assert_eq!(first["company"]["name"], "Acme Corporation");
+    assert_eq!(first["board"]["id"], 1);
+    assert_eq!(first["initialDescription"], "Found in Collection #1. Password: H*******x");
+    for id in &ids {
+        let log = log(&h, partner, *id).await;
+        assert_eq!(log.counts.delivered, 20);
+        assert!(log.rows.iter().all(|r| r.state == DeliveryState::Delivered && r.ticket_id.is_some() && r.attempts == 1));
+        let stored = app::integrations::store::get(&h.state.db, partner, *id).await.expect("integration");
+        assert_eq!(stored.health, Health::Healthy);
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_after_the_ticket_was_stored_does_not_duplicate_it() {
+    // Every POST is stored, then stalls past the client's 1 s timeout: each attempt looks the ticket up next time.
+    let faults = Faults { timeout_after_commit_rate: 1.0, stall_secs: 3, ..Default::default() };
+    let sb = start_sandbox(faults).await;
+    let h = harness(&[("CONNECTWISE_TIMEOUT_SECS", "1"), ("DELIVERY_LEASE_SECS", "10")]).await;
+    let (partner, ids, acme, _) = setup(&h, &sb, 1).await;
+    let worker = start(&h, config(&h));
+    let records: Vec<ImportRecord> = (1..=4).map(|n| record(n, acme)).collect();
+    import(&h, partner, &records).await;
+    h.state.deliveries.wake();
+    settled(&h, Duration::from_secs(30)).await;
+    worker.shutdown().await;
+
+    let by_xref = tickets_by_xref(&sb).await;
+    assert_eq!(by_xref.len(), 4);
+    assert!(by_xref.values().all(|n| *n == 1), "{by_xref:?}");
+    let log = log(&h, partner, ids[0]).await;
+    assert_eq!(log.counts.delivered, 4);
+    // The first attempt timed out; the second found the ticket instead of posting again.
+    assert!(log.rows.iter().all(|r| r.attempts == 2), "{:?}", log.rows);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_after_retry_after_and_refusals_fail_with_the_reason() {
+    let faults = Faults { rate_limit_rate: 1.0, retry_after_secs: 1, ..Default::default() };
+    let sb = start_sandbox(faults).await;
+    let h = harness(&[]).await;
+    let (partner, ids, acme, globex) = setup(&h, &sb, 1).await;
+    let worker = start(&h, config(&h));
+    import(&h, partner, &[record(1, acme), record(2, globex)]).await;
+    h.state.deliveries.wake();
+    // Throttled: Retrying, not before Retry-After, and the integration is Unhealthy meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = log(&h, partner, ids[0]).await;
+        if log.counts.retrying == 2 {
+            let row = &log.rows[0];
+            assert!(row.last_error.as_deref().unwrap_or_default().contains("throttling"), "{row:?}");
+            assert!(row.next_attempt.is_some());
+            break;
+        }
+        assert!(Instant::now() < deadline, "never throttled: {:?}", log.counts);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let stored = app::integrations::store::get(&h.state.db, partner, ids[0]).await.expect("integration");
+    assert_eq!(stored.health, Health::Unhealthy);
+    sb.sandbox.set_faults(Faults::default()).await;
+    settled(&h, Duration::from_secs(20)).await;
+    worker.shutdown().await;
+
+    let log = log(&h, partner, ids[0]).await;
+    assert_eq!((log.counts.delivered, log.counts.failed), (1, 1));
+    let failed = log.rows.iter().find(|r| r.state == DeliveryState::Failed).expect("failed");
+    assert_eq!(failed.organization, "Globex Inc");
+    assert!(
+        failed.last_error.as_deref().unwrap_or_default().starts_with("No ConnectWise company is named exactly \"Globex Inc\""),
+        "{failed:?}"
+    );
+    assert_eq!(sb.sandbox.tickets().await.len(), 1);
+    let stored = app::integrations::store::get(&h.state.db, partner, ids[0]).await.expect("integration");
+    assert_eq!(stored.health, Health::Healthy, "the last request succeeded");
+}
+
+#[tokio::test]
+async fn refused_tickets_are_not_retried() {
+    let sb = start_sandbox(Faults::default()).await;
+    let h = harness(&[]).await;
+    let (partner, cookie) = signed_in(&h, "refused@example.com").await;
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org").id;
+    // Board 2 has no status 1: the sandbox answers 400 with a field error, as Manage does.
+    let mut body = input(&sb, "Wrong status");
+    body["mapping"] = json!([
+        { "field": "summary", "value": "Dark Web ID: [compromise]" },
+        { "field": "company", "value": "" },
+        { "field": "board", "value": "2" },
+        { "field": "status", "value": "1" },
+    ]);
+    let (status, text) = save_integration(&h, &cookie, None, body).await;
+    assert!(status.is_success(), "{status} {text}");
+    let id: i64 = serde_json::from_str(&text).expect("id");
+    app::integrations::store::set_active(&h.state.db, partner, id, true).await.expect("enable");
+    let worker = start(&h, config(&h));
+    import(&h, partner, &[record(1, acme)]).await;
+    h.state.deliveries.wake();
+    settled(&h, Duration::from_secs(10)).await;
+    worker.shutdown().await;
+    let log = log(&h, partner, id).await;
+    let row = &log.rows[0];
+    assert_eq!((row.state, row.attempts), (DeliveryState::Failed, 1), "{row:?}");
+    assert!(row.last_error.as_deref().unwrap_or_default().starts_with("ConnectWise refused the ticket"), "{row:?}");
+    assert!(sb.sandbox.tickets().await.is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_lets_attempts_in_flight_finish() {
+    let faults = Faults { latency_ms: 1500, ..Default::default() };
+    let sb = start_sandbox(faults).await;
+    let h = harness(&[]).await;
+    let (partner, ids, acme, _) = setup(&h, &sb, 1).await;
+    let worker = start(&h, config(&h));
+    import(&h, partner, &[record(1, acme), record(2, acme)]).await;
+    h.state.deliveries.wake();
+    // Wait until both are claimed (leased), then stop.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE lease_until > 0")
+            .fetch_one(&h.state.db.pool)
+            .await
+            .expect("count");
+        if leased == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.shutdown().await;
+    let log = log(&h, partner, ids[0]).await;
+    assert_eq!(log.counts.delivered, 2, "{:?}", log.rows);
+    assert_eq!(sb.sandbox.tickets().await.len(), 2);
+    let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE lease_until > 0")
+        .fetch_one(&h.state.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(leased, 0, "no lease left behind");
+}
