@@ -18,6 +18,7 @@ pub mod integrations;
 pub mod mapping;
 pub mod names;
 pub mod organizations;
+pub mod settings;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
@@ -36,6 +37,7 @@ pub mod testing;
 use auth::{SignInPage, SignOut};
 use integrations::{IntegrationsPage, WizardPage};
 use organizations::OrganizationsPage;
+use settings::SettingsPage;
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -74,7 +76,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("integrations/new/:step") view=WizardPage/>
                     <Route path=path!("integrations/:id/edit") view=EditRedirect/>
                     <Route path=path!("integrations/:id/edit/:step") view=WizardPage/>
+                    <Route path=path!("integrations/:id/deliveries") view=delivery::DeliveryLogPage/>
                     <Route path=path!("organizations") view=OrganizationsPage/>
+                    <Route path=path!("settings") view=SettingsPage/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -97,6 +101,7 @@ fn DashboardLayout() -> impl IntoView {
                 <nav class="topnav" aria-label="Main">
                     <A href="/integrations">"Integrations"</A>
                     <A href="/organizations">"Organizations"</A>
+                    <A href="/settings">"Settings"</A>
                 </nav>
                 <div class="topbar__account">
                     <Transition fallback=|| ()>

@@ -1,5 +1,5 @@
 import { expect, type Page, type ConsoleMessage } from '@playwright/test';
-import { demoEmail, demoPassword } from '../playwright.config';
+import { demoEmail, demoPassword, sandboxURL } from '../playwright.config';
 
 export { demoEmail, demoPassword };
 
@@ -56,4 +56,44 @@ export async function createIntegration(page: Page, name: string): Promise<numbe
   });
   expect(response.status(), await response.text()).toBe(200);
   return Number(await response.text());
+}
+
+type MappingRow = { field: string; value: string };
+
+/**
+ * An integration on the in-process ConnectWise sandbox with its demo account (so deliveries and test tickets really
+ * arrive there), optionally enabled at once.
+ */
+export async function createSandboxIntegration(
+  page: Page,
+  name: string,
+  options: { mapping?: MappingRow[]; active?: boolean } = {},
+): Promise<number> {
+  const mapping = options.mapping ?? [
+    { field: 'summary', value: 'Dark Web ID: [compromise]' },
+    { field: 'company', value: '' },
+  ];
+  const response = await page.request.post('/api/integrations/save', {
+    data: {
+      id: null,
+      input: {
+        name,
+        site: sandboxURL,
+        company_id: 'dwid_demo',
+        auth_kind: 'ApiKeys',
+        public_key: 'DemoPublicKey123',
+        private_key: 'DemoPrivateKey456',
+        username: '',
+        password: '',
+        mapping,
+      },
+    },
+  });
+  expect(response.status(), await response.text()).toBe(200);
+  const id = Number(await response.text());
+  if (options.active) {
+    const enable = await page.request.post('/api/integrations/set_active', { form: { id: String(id), active: 'true' } });
+    expect(enable.status(), await enable.text()).toBe(200);
+  }
+  return id;
 }

@@ -130,7 +130,7 @@ test('create an integration through every step, submit test compromises, follow 
   const first = tickets.find((t) => t.id === firstId);
   expect(first.summary).toBe('Dark Web ID: jane.doe@acme-corp.example exposed');
   expect(first.company.name).toBe('Acme Corporation');
-  expect(first.externalXRef).toMatch(/^dwid:[0-9a-f-]{36}$/);
+  expect(first.externalXRef).toMatch(/^dwid:[0-9a-f-]{36}\/[0-9]+$/);
   await shot(page, '25-wizard-test-created');
 
   // The table in another tab follows the integration's health by polling, without a reload.

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 pub mod backoff;
+mod log;
+pub use log::DeliveryLogPage;
 #[cfg(feature = "ssr")]
 pub mod store;
 #[cfg(feature = "ssr")]

@@ -141,6 +141,8 @@ fn IntegrationTableRow(
                                 <span class="operations__sep" aria-hidden="true">"|"</span>
                                 <a class="link-button" href=format!("/integrations/{id}/edit")>"Edit"</a>
                                 <span class="operations__sep" aria-hidden="true">"|"</span>
+                                <a class="link-button" href=format!("/integrations/{id}/deliveries")>"Delivery log"</a>
+                                <span class="operations__sep" aria-hidden="true">"|"</span>
                                 <button type="button" class="link-button link-button--danger" on:click=move |_| confirming.set(Some(id))>
                                     "Remove"
                                 </button>

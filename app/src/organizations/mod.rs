@@ -79,13 +79,156 @@ pub async fn delete_organization(id: i64) -> Result<(), AppError> {
     )
 }
 
-/// The Organizations page: list (sorted, counted), add, rename, delete with confirmation.
+/// What "Simulate compromise" did (dev mode only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Simulation {
+    pub summary: crate::compromises::ImportSummary,
+    /// The dev ConnectWise sandbox's page of received tickets, when this server runs one.
+    pub sandbox_url: Option<String>,
+}
+
+/// Whether the page offers dev tools ("Simulate compromise"): in dev mode only.
+#[server(endpoint = "organizations/dev_tools")]
+pub async fn dev_tools_enabled() -> Result<bool, AppError> {
+    crate::error::respond(
+        async {
+            crate::auth::require_partner().await?;
+            Ok(!expect_context::<crate::state::AppState>().config.is_production())
+        }
+        .await,
+    )
+}
+
+/// Dev mode: imports one sample compromise for the organization, as the import API would, and wakes the delivery
+/// worker, so a partner sees a ticket arrive without an API client. Refused in production.
+#[server(endpoint = "organizations/simulate")]
+pub async fn simulate_compromise(id: i64) -> Result<Simulation, AppError> {
+    crate::error::respond(
+        async {
+            let partner = crate::auth::require_partner().await?;
+            let state = expect_context::<crate::state::AppState>();
+            let simulation = simulation::simulate(&state, partner.id, id).await?;
+            tracing::info!(
+                partner_id = partner.id,
+                organization_id = id,
+                deliveries = simulation.summary.deliveries_queued,
+                "compromise simulated"
+            );
+            Ok(simulation)
+        }
+        .await,
+    )
+}
+
+/// The service behind "Simulate compromise" (server only).
+#[cfg(feature = "ssr")]
+pub mod simulation {
+    use super::Simulation;
+    use crate::compromises::store::ImportFailed;
+    use crate::compromises::{ImportRecord, OrganizationRef};
+    use crate::error::AppError;
+    use crate::state::AppState;
+
+    pub const PRODUCTION_REFUSAL: &str = "Simulating a compromise is only available in dev mode.";
+
+    /// Imports one sample compromise (a fresh uuid, today's dates) for the partner's organization `organization_id`,
+    /// queueing one delivery per Active associated integration, and wakes the delivery worker.
+    pub async fn simulate(state: &AppState, partner_id: i64, organization_id: i64) -> Result<Simulation, AppError> {
+        if state.config.is_production() {
+            return Err(AppError::invalid(PRODUCTION_REFUSAL));
+        }
+        let organization = super::store::list(&state.db, partner_id)
+            .await?
+            .into_iter()
+            .find(|o| o.id == organization_id)
+            .ok_or_else(super::store::not_found)?;
+        let record = sample_record(organization_id, &organization.name, time::OffsetDateTime::now_utc());
+        let summary = match crate::compromises::store::import(&state.db, &state.secrets, partner_id, &[record]).await {
+            Ok(summary) => summary,
+            // Deleted between the lookup and the import.
+            Err(ImportFailed::Rejected(_)) => return Err(super::store::not_found().into()),
+            Err(ImportFailed::Store(err)) => return Err(err.into()),
+            Err(err @ ImportFailed::Seal) => {
+                tracing::error!(partner_id, error = %err, "simulated import failed");
+                return Err(AppError::Internal);
+            }
+        };
+        if summary.deliveries_queued > 0 {
+            state.deliveries.wake();
+        }
+        let sandbox_url = state.config.cw_sandbox_addr.map(|mut addr| {
+            // A sandbox listening on every interface is reached on this machine's loopback.
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}/")
+        });
+        Ok(Simulation { summary, sandbox_url })
+    }
+
+    /// The sample compromise, re-dated to `now` and addressed to an `.example` domain named after the organization.
+    pub fn sample_record(organization_id: i64, organization_name: &str, now: time::OffsetDateTime) -> ImportRecord {
+        let sample = crate::mapping::Compromise::sample();
+        let domain = format!("{}.example", slug(organization_name));
+        let stamp = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+        let day = time::macros::format_description!("[year]-[month]-[day]T00:00:00Z");
+        ImportRecord {
+            uuid: crate::integrations::wizard_service::uuid_v4(),
+            password: sample.password,
+            record_type: sample.record_type,
+            source: sample.source,
+            website: Some(format!("portal.{domain}")),
+            organization: OrganizationRef::ById(organization_id),
+            compromise: format!("jane.doe@{domain}"),
+            password_criteria: sample.password_criteria,
+            search_value: domain,
+            date_added: now.format(&stamp).unwrap_or(sample.date_added),
+            date_found: now.format(&day).unwrap_or(sample.date_found),
+        }
+    }
+
+    /// `Acme Corporation` → `acme-corporation`: lowercase ASCII letters and digits joined by single hyphens.
+    fn slug(name: &str) -> String {
+        let words: Vec<String> = name
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if words.is_empty() { "client".to_owned() } else { words.join("-") }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_sample_is_a_valid_record_of_today_for_the_organization() {
+            let now = time::macros::datetime!(2026-05-04 13:14:15 UTC);
+            let record = sample_record(7, "Acme Corporation", now);
+            assert_eq!(record.organization, OrganizationRef::ById(7));
+            assert_eq!(record.compromise, "jane.doe@acme-corporation.example");
+            assert_eq!(record.date_added, "2026-05-04T13:14:15Z");
+            assert_eq!(record.date_found, "2026-05-04T00:00:00Z");
+            assert_ne!(record.uuid, sample_record(7, "Acme Corporation", now).uuid, "a fresh uuid each time");
+            // It passes the import API's own validation.
+            let line = serde_json::to_vec(&record).expect("json");
+            let parsed = crate::compromises::parse_ndjson(&line, &Default::default()).expect("valid");
+            assert_eq!(parsed, vec![record]);
+            assert_eq!(slug("  Ärzte & Co. GmbH "), "rzte-co-gmbh");
+            assert_eq!(slug("!!!"), "client");
+        }
+    }
+}
+
+/// The Organizations page: list (sorted, counted), add, rename, delete with confirmation; in dev mode, "Simulate
+/// compromise" on each row.
 #[component]
 pub fn OrganizationsPage() -> impl IntoView {
     let add = ServerAction::<AddOrganization>::new();
     // Bumped by a row after a rename or delete, so the list reloads.
     let changed = RwSignal::new(0u32);
     let organizations = Resource::new(move || (add.version().get(), changed.get()), |_| list_organizations());
+    let dev = Resource::new(|| (), |_| dev_tools_enabled());
     // The partner's integrations, for the "Integrations" checkboxes (ids and names only).
     let integrations = Resource::new(
         || (),
@@ -149,7 +292,8 @@ pub fn OrganizationsPage() -> impl IntoView {
             <ErrorBoundary fallback=|errors| view! { <ErrorNotice errors/> }>
                 {move || Suspend::new(async move {
                     let all = integrations.await.unwrap_or_default();
-                    organizations.await.map(|list| view! { <OrganizationTable list all changed/> })
+                    let dev = dev.await.unwrap_or(false);
+                    organizations.await.map(|list| view! { <OrganizationTable list all dev changed/> })
                 })}
             </ErrorBoundary>
         </Transition>
@@ -181,7 +325,12 @@ fn NewOrganizationIntegrations(list: Vec<(i64, String)>) -> impl IntoView {
 }
 
 #[component]
-fn OrganizationTable(list: Vec<Organization>, all: Vec<(i64, String)>, changed: RwSignal<u32>) -> impl IntoView {
+fn OrganizationTable(
+    list: Vec<Organization>,
+    all: Vec<(i64, String)>,
+    dev: bool,
+    changed: RwSignal<u32>,
+) -> impl IntoView {
     let count = list.len();
     if count == 0 {
         return view! {
@@ -209,7 +358,7 @@ fn OrganizationTable(list: Vec<Organization>, all: Vec<(i64, String)>, changed: 
                 </thead>
                 <tbody>
                     <For each=move || list.clone() key=|org| (org.id, org.name.clone()) let:org>
-                        <OrganizationRow org all=all.clone() changed/>
+                        <OrganizationRow org all=all.clone() dev changed/>
                     </For>
                 </tbody>
             </table>
@@ -226,8 +375,16 @@ enum RowMode {
 }
 
 #[component]
-fn OrganizationRow(org: Organization, all: Vec<(i64, String)>, changed: RwSignal<u32>) -> impl IntoView {
+fn OrganizationRow(org: Organization, all: Vec<(i64, String)>, dev: bool, changed: RwSignal<u32>) -> impl IntoView {
     let mode = RwSignal::new(RowMode::View);
+    let simulate = ServerAction::<SimulateCompromise>::new();
+    // The last simulation's outcome, shown under the row until dismissed.
+    let simulated = RwSignal::new(None::<Result<Simulation, AppError>>);
+    Effect::new(move |_| {
+        if let Some(result) = simulate.value().get() {
+            simulated.set(Some(result));
+        }
+    });
     let rename = ServerAction::<RenameOrganization>::new();
     let delete = ServerAction::<DeleteOrganization>::new();
     Effect::new(move |_| {
@@ -313,6 +470,22 @@ fn OrganizationRow(org: Organization, all: Vec<(i64, String)>, changed: RwSignal
             </td>
             <td class="table__actions">
                 <Show when=move || mode.get() == RowMode::View>
+                    {dev.then(|| {
+                        view! {
+                            <button
+                                type="button"
+                                class="button button--small button--dev"
+                                title="Dev mode: import a sample compromise for this organization"
+                                aria-label=format!("Simulate a compromise for {}", org.name)
+                                disabled=move || simulate.pending().get()
+                                on:click=move |_| {
+                                    simulate.dispatch(SimulateCompromise { id });
+                                }
+                            >
+                                "Simulate compromise"
+                            </button>
+                        }
+                    })}
                     <button
                         type="button"
                         class="button button--small"
@@ -330,6 +503,65 @@ fn OrganizationRow(org: Organization, all: Vec<(i64, String)>, changed: RwSignal
                         "Delete"
                     </button>
                 </Show>
+            </td>
+        </tr>
+        {move || simulated.get().map(|result| view! { <SimulationMessage result simulated/> })}
+    }
+}
+
+/// The row under an organization after "Simulate compromise": what was queued and where to watch it arrive.
+#[component]
+fn SimulationMessage(
+    result: Result<Simulation, AppError>,
+    simulated: RwSignal<Option<Result<Simulation, AppError>>>,
+) -> impl IntoView {
+    let (class, body) = match result {
+        Err(err) => ("notice notice--error simulation", view! { <span>{err.to_string()}</span> }.into_any()),
+        Ok(Simulation { summary, .. }) if summary.deliveries_queued == 0 => (
+            "notice notice--warning simulation",
+            view! {
+                <span>
+                    <strong>"Compromise imported, but no ticket was queued. "</strong>
+                    "No enabled integration is associated with this organization: enable one on the "
+                    <a href="/integrations">"Integrations page"</a>
+                    " and tick it for this organization."
+                </span>
+            }
+            .into_any(),
+        ),
+        Ok(Simulation { summary, sandbox_url }) => {
+            let n = summary.deliveries_queued;
+            let queued = if n == 1 { "1 ticket queued".to_owned() } else { format!("{n} tickets queued") };
+            let watch = sandbox_url.map(|url| {
+                view! {
+                    " "
+                    <a href=url target="_blank" rel="noopener noreferrer">
+                        {if n == 1 { "Watch it arrive in the ConnectWise sandbox" } else { "Watch them arrive in the ConnectWise sandbox" }}
+                    </a>
+                }
+            });
+            (
+                "notice notice--success simulation",
+                view! {
+                    <span>
+                        <strong>{format!("Compromise imported: {queued}")}</strong>
+                        " (one per enabled integration)."
+                        {watch}
+                    </span>
+                }
+                .into_any(),
+            )
+        }
+    };
+    view! {
+        <tr class="table__message-row">
+            <td colspan="3">
+                <div class=class role="status">
+                    {body}
+                    <button type="button" class="link-button simulation__dismiss" on:click=move |_| simulated.set(None)>
+                        "Dismiss"
+                    </button>
+                </div>
             </td>
         </tr>
     }
