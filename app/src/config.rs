@@ -138,7 +138,11 @@ impl Config {
             None | Some("1") | Some("true") | Some("yes") | Some("on") => true,
             Some("0") | Some("false") | Some("no") | Some("off") => false,
             Some(other) => {
-                return Err(ConfigError::Invalid { name: "DELIVERY_WORKER", expected: "true or false", value: other.into() });
+                return Err(ConfigError::Invalid {
+                    name: "DELIVERY_WORKER",
+                    expected: "true or false",
+                    value: other.into(),
+                });
             }
         };
         Ok(Self {
@@ -252,5 +256,35 @@ mod tests {
         assert!(err.to_string().contains("CW_SANDBOX_ADDR"));
         let err = config(&[("CONNECTWISE_TIMEOUT_SECS", "0")]).expect_err("zero");
         assert!(err.to_string().contains("CONNECTWISE_TIMEOUT_SECS"));
+    }
+
+    #[test]
+    fn delivery_and_import_settings() {
+        let dev = config(&[]).expect("defaults");
+        assert!(dev.delivery_worker);
+        assert_eq!((dev.delivery_concurrency, dev.delivery_per_integration), (16, 8));
+        assert_eq!(dev.delivery_lease, Duration::from_secs(300));
+        assert_eq!((dev.import_max_records, dev.import_max_body_bytes), (10_000, 10 << 20));
+        let custom = config(&[
+            ("DELIVERY_WORKER", "off"),
+            ("DELIVERY_CONCURRENCY", "4"),
+            ("CONNECTWISE_TIMEOUT_SECS", "2"),
+            ("DELIVERY_LEASE_SECS", "10"),
+            ("DELIVERY_RETRY_BASE_MS", "50"),
+            ("IMPORT_MAX_BODY_MB", "1"),
+        ])
+        .expect("custom");
+        assert!(!custom.delivery_worker);
+        assert_eq!(custom.delivery_concurrency, 4);
+        assert_eq!(custom.delivery_lease, Duration::from_secs(10));
+        assert_eq!(custom.delivery_retry_base, Duration::from_millis(50));
+        assert_eq!(custom.import_max_body_bytes, 1 << 20);
+        // A lease shorter than an attempt can take is refused, naming both settings.
+        let err = config(&[("DELIVERY_LEASE_SECS", "60")]).expect_err("short lease");
+        assert!(
+            err.to_string().contains("DELIVERY_LEASE_SECS") && err.to_string().contains("CONNECTWISE_TIMEOUT_SECS")
+        );
+        let err = config(&[("DELIVERY_WORKER", "sometimes")]).expect_err("bad flag");
+        assert!(err.to_string().contains("DELIVERY_WORKER"));
     }
 }

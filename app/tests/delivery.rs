@@ -97,7 +97,8 @@ async fn import_queues_one_delivery_per_active_associated_integration_and_ignore
         let stored: Vec<Option<String>> =
             sqlx::query_scalar("SELECT password_sealed FROM compromises").fetch_all(&db.pool).await.expect("rows");
         assert!(stored.iter().flatten().all(|s| s.starts_with("v1:") && !s.contains("Secret")));
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM compromises ORDER BY id").fetch_all(&db.pool).await.expect("ids");
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM compromises ORDER BY id").fetch_all(&db.pool).await.expect("ids");
         let loaded = compromises::load_for_delivery(&db, &secrets, &ids).await.expect("load");
         let second = loaded[&ids[1]].as_ref().expect("readable");
         assert_eq!(second.password.as_deref(), Some("Secret2!"));

@@ -55,7 +55,9 @@ CREATE TABLE deliveries (
     updated_at      BIGINT NOT NULL,
     delivered_at    BIGINT,
     UNIQUE (integration_id, compromise_id)
-);
+)
+-- Room in every page, so that a claim (which changes no indexed column) is a HOT update: no index writes.
+WITH (fillfactor = 70);
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at, id) WHERE state IN ('pending', 'retrying');
 CREATE INDEX deliveries_log ON deliveries(integration_id, id);
 CREATE INDEX deliveries_log_state ON deliveries(integration_id, state, id);

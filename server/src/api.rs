@@ -110,7 +110,11 @@ pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMa
         Err(ImportFailed::Rejected(err)) => rejected(&err),
         Err(err) => {
             tracing::error!(partner_id, error = %err, "import failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "The batch could not be stored; nothing was imported. Try again.", &[])
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The batch could not be stored; nothing was imported. Try again.",
+                &[],
+            )
         }
     }
 }

@@ -17,10 +17,9 @@ pub const MAX_FILE_BYTES: usize = 1 << 30;
 const ERRORS_SHOWN: usize = 50;
 
 async fn partner(db: &Db, email: &str) -> Result<Partner, String> {
-    partner_by_email(db, email)
-        .await
-        .map_err(|err| err.to_string())?
-        .ok_or_else(|| format!("there is no partner with the email {email:?} (create one with `server create-partner`)"))
+    partner_by_email(db, email).await.map_err(|err| err.to_string())?.ok_or_else(|| {
+        format!("there is no partner with the email {email:?} (create one with `server create-partner`)")
+    })
 }
 
 /// Prints the new token on standard output (alone, for scripts) and what it is on standard error.
@@ -148,7 +147,10 @@ fn renumber(message: &str, record: usize, offset: usize) -> String {
 mod tests {
     #[test]
     fn renumbers_chunk_records() {
-        assert_eq!(super::renumber("record 3: `organization_id` 9 is not…", 3, 1000), "record 1003: `organization_id` 9 is not…");
+        assert_eq!(
+            super::renumber("record 3: `organization_id` 9 is not…", 3, 1000),
+            "record 1003: `organization_id` 9 is not…"
+        );
         assert_eq!(super::renumber("other", 3, 1000), "other");
     }
 }

@@ -140,3 +140,73 @@ fn production_refuses_to_start_without_a_secrets_key_and_bad_config_is_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("APP_MODE must be dev or production"));
 }
+
+#[tokio::test]
+async fn api_tokens_and_file_imports_from_the_command_line() {
+    let dir = temp_dir();
+    assert!(create_partner(&dir, "ops@msp.example", "a long passphrase").status.success());
+    let db = open(&dir).await;
+    let partner = app::auth::store::partner_by_email(&db, "ops@msp.example").await.expect("query").expect("partner");
+    let acme = app::organizations::store::add(&db, partner.id, "Acme Corporation", None).await.expect("org");
+
+    // create-api-token prints the token alone on stdout; only its hash is stored.
+    let out = command(&dir)
+        .args(["create-api-token", "--partner", "OPS@msp.example", "--name", "Nightly sync"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(token.starts_with("dwid_") && token.len() == 53, "{token}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shown only this once"));
+    assert_eq!(app::api_tokens::store::authenticate(&db, &token).await.expect("auth"), Some(partner.id));
+    let out = command(&dir)
+        .args(["create-api-token", "--partner", "nobody@msp.example", "--name", "x"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no partner with the email"));
+
+    // A CSV with an invalid record: every error with its record and line, nothing imported.
+    let header = "uuid,password,record_type,source,website,organization_name,compromise,password_criteria,search_value,date_added,date_found";
+    let row = |n: u32, org: &str, kind: &str| {
+        format!(
+            "6a1b2c3d-0000-4000-8000-{n:012},Pw{n}!,{kind},Combolist,,\"{org}\",user{n}@acme.example,N/A,acme.example,2026-11-01,2026-10-30"
+        )
+    };
+    let bad = format!(
+        "{header}\n{}\n{}\n{}\n",
+        row(1, "Acme Corporation", "Email"),
+        row(2, "Acme Corporation", "Phone"),
+        row(3, "Nope Ltd", "Email")
+    );
+    std::fs::write(dir.join("bad.csv"), bad).expect("write");
+    let out = command(&dir).args(["import", "--partner", "ops@msp.example", "bad.csv"]).output().expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("record 2, line 3: `record_type`"), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM compromises").fetch_one(&db.pool).await.expect("count")
+    };
+    assert_eq!(count().await, 0);
+    // Organizations are checked for the whole file before anything is stored.
+    let unknown = format!("{header}\n{}\n{}\n", row(1, "Acme Corporation", "Email"), row(3, "Nope Ltd", "Email"));
+    std::fs::write(dir.join("unknown.csv"), unknown).expect("write");
+    let out = command(&dir).args(["import", "--partner", "ops@msp.example", "unknown.csv"]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("record 2: `organization_name` \"Nope Ltd\""));
+    assert_eq!(count().await, 0);
+
+    // A valid file, then the same file again: the second run imports nothing new.
+    let rows: Vec<String> = (1..=2500).map(|n| row(n, "Acme Corporation", "Email")).collect();
+    std::fs::write(dir.join("good.csv"), format!("{header}\n{}\n", rows.join("\n"))).expect("write");
+    let out = command(&dir).args(["import", "--partner", "ops@msp.example", "good.csv"]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Imported 2500 new compromise(s)") && stdout.contains("(0 already imported"), "{stdout}");
+    assert_eq!(count().await, 2500);
+    let out = command(&dir).args(["import", "--partner", "ops@msp.example", "good.csv"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Imported 0 new compromise(s)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(2500 already imported"));
+    let _ = acme;
+}

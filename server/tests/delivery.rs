@@ -159,7 +159,8 @@ async fn every_compromise_once(h: Harness) {
             assert_eq!(by_xref.get(&format!("dwid:{}/{id}", r.uuid)), Some(&1), "{} / {id}", r.uuid);
         }
     }
-    let first = tickets.iter().find(|t| t["externalXRef"] == format!("dwid:{}/{}", records[0].uuid, ids[0])).expect("ticket");
+    let first =
+        tickets.iter().find(|t| t["externalXRef"] == format!("dwid:{}/{}", records[0].uuid, ids[0])).expect("ticket");
     assert_eq!(first["summary"], "Dark Web ID: Email compromise of user1@acme.example");
     assert_eq!(first["company"]["name"], "Acme Corporation");
     assert_eq!(first["board"]["id"], 1);
@@ -167,7 +168,9 @@ async fn every_compromise_once(h: Harness) {
     for id in &ids {
         let log = log(&h, partner, *id).await;
         assert_eq!(log.counts.delivered, 20);
-        assert!(log.rows.iter().all(|r| r.state == DeliveryState::Delivered && r.ticket_id.is_some() && r.attempts == 1));
+        assert!(
+            log.rows.iter().all(|r| r.state == DeliveryState::Delivered && r.ticket_id.is_some() && r.attempts == 1)
+        );
         let stored = app::integrations::store::get(&h.state.db, partner, *id).await.expect("integration");
         assert_eq!(stored.health, Health::Healthy);
     }
@@ -230,7 +233,11 @@ async fn throttling_is_retried_after_retry_after_and_refusals_fail_with_the_reas
     let failed = log.rows.iter().find(|r| r.state == DeliveryState::Failed).expect("failed");
     assert_eq!(failed.organization, "Globex Inc");
     assert!(
-        failed.last_error.as_deref().unwrap_or_default().starts_with("No ConnectWise company is named exactly \"Globex Inc\""),
+        failed
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("No ConnectWise company is named exactly \"Globex Inc\""),
         "{failed:?}"
     );
     assert_eq!(sb.sandbox.tickets().await.len(), 1);

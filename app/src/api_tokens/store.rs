@@ -75,14 +75,13 @@ pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<ApiToken>, StoreError>
 
 /// Revokes a token of the partner; revoking a revoked one is a no-op.
 pub async fn revoke(db: &Db, partner_id: i64, id: i64) -> Result<(), StoreError> {
-    let result = sqlx::query(
-        "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND partner_id = $3",
-    )
-    .bind(now_millis())
-    .bind(id)
-    .bind(partner_id)
-    .execute(&db.pool)
-    .await?;
+    let result =
+        sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND partner_id = $3")
+            .bind(now_millis())
+            .bind(id)
+            .bind(partner_id)
+            .execute(&db.pool)
+            .await?;
     if result.rows_affected() == 0 { Err(not_found()) } else { Ok(()) }
 }
 
@@ -92,10 +91,11 @@ pub async fn authenticate(db: &Db, token: &str) -> Result<Option<i64>, StoreErro
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 200 {
         return Ok(None);
     }
-    let row = sqlx::query("SELECT id, partner_id, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-        .bind(hash(token))
-        .fetch_optional(&db.pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT id, partner_id, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(hash(token))
+            .fetch_optional(&db.pool)
+            .await?;
     let Some(row) = row else { return Ok(None) };
     let now = now_millis();
     let last_used: Option<i64> = row.try_get("last_used_at")?;

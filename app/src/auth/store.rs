@@ -87,7 +87,9 @@ pub async fn partner_by_email(db: &Db, email: &str) -> Result<Option<Partner>, S
         .bind(normalize_email(email))
         .fetch_optional(&db.pool)
         .await?;
-    Ok(row.map(|row| Ok::<_, sqlx::Error>(Partner { id: row.try_get("id")?, email: row.try_get("email")? })).transpose()?)
+    Ok(row
+        .map(|row| Ok::<_, sqlx::Error>(Partner { id: row.try_get("id")?, email: row.try_get("email")? }))
+        .transpose()?)
 }
 
 /// Checks an email and password. `None` when either is wrong (the caller cannot tell which, by design).

@@ -158,11 +158,7 @@ pub async fn check_organizations(db: &Db, partner_id: i64, records: &[ImportReco
 }
 
 /// The organization id of every record, in order, or the batch's errors.
-async fn resolve_organizations(
-    db: &Db,
-    partner_id: i64,
-    records: &[ImportRecord],
-) -> Result<Vec<i64>, ImportFailed> {
+async fn resolve_organizations(db: &Db, partner_id: i64, records: &[ImportRecord]) -> Result<Vec<i64>, ImportFailed> {
     let rows = sqlx::query("SELECT id, name_key FROM organizations WHERE partner_id = $1")
         .bind(partner_id)
         .fetch_all(&db.pool)

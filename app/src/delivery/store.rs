@@ -29,14 +29,25 @@ pub struct Claim {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Delivered { ticket_id: i64 },
+    Delivered {
+        ticket_id: i64,
+    },
     /// Try again at `at` (ms since the epoch). `in_doubt`: a POST may have created the ticket.
-    Retry { at: i64, error: String, in_doubt: bool },
+    Retry {
+        at: i64,
+        error: String,
+        in_doubt: bool,
+    },
     /// Not retried (400/401/403/404, no matching company, a mapping that cannot build this ticket, too many
     /// attempts). Retry on the log puts it back.
-    Failed { error: String, in_doubt: bool },
+    Failed {
+        error: String,
+        in_doubt: bool,
+    },
     /// Shutting down before the attempt was made: back to the queue as it was, not counted as an attempt.
-    Released { in_doubt: bool },
+    Released {
+        in_doubt: bool,
+    },
 }
 
 /// Leases up to `limit` due deliveries to `owner` until `now + lease_ms`, skipping the integrations in
@@ -140,6 +151,25 @@ pub async fn finish(db: &Db, id: i64, owner: &str, outcome: &Outcome) -> Result<
     Ok(query.execute(&db.pool).await?.rows_affected() == 1)
 }
 
+/// Records many Delivered outcomes `(delivery id, ticket id)` in one statement, for the rows `owner` still
+/// holds. Returns how many rows it updated.
+pub async fn finish_delivered(db: &Db, owner: &str, delivered: &[(i64, i64)]) -> Result<u64, StoreError> {
+    if delivered.is_empty() {
+        return Ok(0);
+    }
+    // Integers only, inlined: one statement however many rows.
+    let cases: String = delivered.iter().map(|(id, ticket)| format!(" WHEN {id} THEN {ticket}")).collect();
+    let ids: Vec<String> = delivered.iter().map(|(id, _)| id.to_string()).collect();
+    let sql = format!(
+        "UPDATE deliveries SET state = 'delivered', ticket_id = CASE id{cases} END, in_doubt = 0, \
+         last_error = NULL, lease_until = 0, delivered_at = $1, updated_at = $1 \
+         WHERE id IN ({}) AND lease_owner = $2",
+        ids.join(",")
+    );
+    let result = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_millis()).bind(owner).execute(&db.pool).await?;
+    Ok(result.rows_affected())
+}
+
 /// Ends every lease `owner` still holds (a clean shutdown; in-flight POSTs stay in doubt and are looked up).
 pub async fn release_all(db: &Db, owner: &str) -> Result<u64, StoreError> {
     let result = sqlx::query(
@@ -212,7 +242,15 @@ pub async fn log(db: &Db, partner_id: i64, integration_id: i64, filter: &LogFilt
     .iter()
     .map(|row| Ok((row.try_get("id")?, row.try_get("name")?)))
     .collect::<Result<Vec<(i64, String)>, sqlx::Error>>()?;
-    let mut log = DeliveryLog { integration_id, integration_name: name, active, counts, rows: Vec::new(), more: false, organizations };
+    let mut log = DeliveryLog {
+        integration_id,
+        integration_name: name,
+        active,
+        counts,
+        rows: Vec::new(),
+        more: false,
+        organizations,
+    };
     let mut sql = String::from(
         "SELECT d.id, d.state, d.attempts, d.ticket_id, d.next_attempt_at, d.last_error, d.created_at, \
          d.updated_at, d.organization_id, c.uuid, c.record_type, c.compromise, o.name AS organization \
@@ -278,8 +316,7 @@ pub async fn retry_failed(
     let result = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(integration_id).execute(&db.pool).await?;
     if delivery_id.is_some() && result.rows_affected() == 0 {
         return Err(StoreError::NotFound(
-            "That delivery is no longer Failed (it may have been retried already). The log shows its state now."
-                .into(),
+            "That delivery is no longer Failed (it may have been retried already). The log shows its state now.".into(),
         ));
     }
     Ok(result.rows_affected())

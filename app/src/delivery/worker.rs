@@ -114,6 +114,7 @@ pub fn spawn(deps: Deps, mut config: WorkerConfig) -> WorkerHandle {
         owner: owner.clone(),
         integrations: Mutex::new(HashMap::new()),
         health: HealthRecorder::default(),
+        delivered: std::sync::Mutex::new(Vec::new()),
     };
     let task = tokio::spawn(Arc::new(worker).run(stopped));
     tracing::info!(owner, "delivery worker started");
@@ -127,6 +128,8 @@ struct Worker {
     /// Prepared integrations by id, with the `updated_at` they were prepared from.
     integrations: Mutex<HashMap<i64, (i64, Arc<Prepared>)>>,
     health: HealthRecorder,
+    /// Delivered outcomes not yet written: `(delivery id, ticket id)`, written in one statement per loop turn.
+    delivered: std::sync::Mutex<Vec<(i64, i64)>>,
 }
 
 /// An integration ready to deliver: opened credentials, parsed mapping, and its company cache.
@@ -151,20 +154,33 @@ impl Worker {
         // Per integration: claimed and waiting, and attempts running.
         let mut queued: HashMap<i64, VecDeque<Queued>> = HashMap::new();
         let mut running: HashMap<i64, usize> = HashMap::new();
-        let mut flush = tokio::time::interval(Duration::from_millis(500));
+        // Claims and outcome writes run beside the loop, never in its way: a commit that waits on the disk (an
+        // fsync on PostgreSQL) must not leave finished slots empty meanwhile.
+        let mut claiming: Option<tokio::task::JoinHandle<Result<Vec<Queued>, crate::db::StoreError>>> = None;
+        let mut writes: JoinSet<()> = JoinSet::new();
+        // Set when a claim found less than it asked for: wait for a wake-up or the next poll before asking again.
+        let mut nothing_due = false;
+        // Delivered outcomes are written in batches at least every tick; health every fifth tick.
+        let mut flush = tokio::time::interval(Duration::from_millis(100));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Claims run ahead of the attempts by one batch, so a finished attempt's slot is refilled at once and the
-        // claim statements stay batched.
-        let window = self.config.concurrency * 2;
-        let per_integration_window = self.config.per_integration * 2;
+        let mut ticks = 0u64;
+        // Claims run ahead of the attempts (up to four times the concurrency is held), so a finished attempt's slot
+        // is refilled at once and each claim statement (a commit, an fsync on PostgreSQL) serves many deliveries.
+        let window = self.config.concurrency * 4;
+        let per_integration_window = self.config.per_integration * 4;
+        let poll = tokio::time::sleep(self.config.poll);
+        tokio::pin!(poll);
         loop {
             if *stopped.borrow() {
                 break;
             }
+            self.dispatch(&mut queued, &mut running, &mut tasks).await;
+            if self.delivered_len() >= self.config.concurrency.div_ceil(4) {
+                writes.spawn(self.clone().write_delivered());
+            }
             let held = tasks.len() + queued.values().map(VecDeque::len).sum::<usize>();
-            let mut claimed = 0;
-            // Refill once half the window is free (or everything is idle).
-            if held == 0 || window - held.min(window) >= self.config.concurrency.div_ceil(2) {
+            // Refill once a quarter of the window is free (or everything is idle).
+            if claiming.is_none() && !nothing_due && (held == 0 || window - held.min(window) >= window / 4) {
                 let full: Vec<i64> = running
                     .keys()
                     .chain(queued.keys())
@@ -174,28 +190,66 @@ impl Worker {
                             >= per_integration_window
                     })
                     .collect();
-                match self.claim(window - held, &full).await {
-                    Ok(batch) => {
-                        claimed = batch.len();
-                        for item in batch {
-                            queued.entry(item.claim.integration_id).or_default().push_back(item);
-                        }
-                    }
-                    Err(err) => tracing::error!(error = %err, "could not claim deliveries"),
-                }
+                let worker = self.clone();
+                let limit = window - held;
+                claiming = Some(tokio::spawn(async move { worker.claim(limit, &full).await }));
             }
-            self.dispatch(&mut queued, &mut running, &mut tasks).await;
-            let idle = claimed == 0;
             tokio::select! {
                 biased;
                 _ = stopped.changed() => {}
+                claimed = async {
+                    match claiming.as_mut() {
+                        Some(claim) => claim.await,
+                        None => std::future::pending().await,
+                    }
+                }, if claiming.is_some() => {
+                    claiming = None;
+                    match claimed {
+                        Ok(Ok(batch)) => {
+                            nothing_due = batch.len() < self.config.concurrency.div_ceil(4);
+                            for item in batch {
+                                queued.entry(item.claim.integration_id).or_default().push_back(item);
+                            }
+                        }
+                        Ok(Err(err)) => {
+                            tracing::error!(error = %err, "could not claim deliveries");
+                            nothing_due = true;
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "the claim task ended abnormally");
+                            nothing_due = true;
+                        }
+                    }
+                    if nothing_due {
+                        poll.as_mut().reset(tokio::time::Instant::now() + self.config.poll);
+                    }
+                }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => self.finished(done, &mut running),
-                _ = flush.tick() => self.health.flush(&self.deps.db).await,
-                _ = self.deps.wake.0.notified(), if idle => {}
-                _ = tokio::time::sleep(self.config.poll), if idle => {}
-                _ = std::future::ready(()), if !idle => {}
+                Some(_) = writes.join_next(), if !writes.is_empty() => {}
+                _ = flush.tick() => {
+                    writes.spawn(self.clone().write_delivered());
+                    ticks += 1;
+                    if ticks.is_multiple_of(5) {
+                        self.health.flush(&self.deps.db).await;
+                    }
+                }
+                _ = self.deps.wake.0.notified(), if nothing_due => nothing_due = false,
+                _ = &mut poll, if nothing_due => nothing_due = false,
             }
         }
+        // A claim still running: its deliveries are released below with the rest.
+        if let Some(claim) = claiming.take() {
+            match claim.await {
+                Ok(Ok(batch)) => {
+                    for item in batch {
+                        queued.entry(item.claim.integration_id).or_default().push_back(item);
+                    }
+                }
+                Ok(Err(err)) => tracing::error!(error = %err, "could not claim deliveries"),
+                Err(err) => tracing::error!(error = %err, "the claim task ended abnormally"),
+            }
+        }
+        while writes.join_next().await.is_some() {}
         // Shutting down: nothing new starts; claimed-but-waiting deliveries go back to the queue untouched.
         for item in queued.into_values().flatten() {
             let outcome = Outcome::Released { in_doubt: item.claim.lookup_first };
@@ -220,6 +274,7 @@ impl Worker {
                 }
             }
         }
+        self.clone().write_delivered().await;
         match store::release_all(&self.deps.db, &self.owner).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "released leased deliveries"),
@@ -277,6 +332,29 @@ impl Worker {
     /// five timeouts long, so a claim may wait up to one timeout for a slot.)
     fn min_lease_left_ms(&self) -> i64 {
         (self.deps.connectwise.config().timeout * 4 + Duration::from_millis(250)).as_millis() as i64
+    }
+
+    fn delivered_len(&self) -> usize {
+        self.delivered.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    /// Writes the Delivered outcomes gathered since the last turn. Until then a delivered row is still leased and
+    /// in doubt: if this process dies first, the next attempt finds the ticket by its externalXRef.
+    async fn write_delivered(self: Arc<Self>) {
+        let batch: Vec<(i64, i64)> = match self.delivered.lock() {
+            Ok(mut buffer) => std::mem::take(&mut *buffer),
+            Err(_) => return,
+        };
+        if batch.is_empty() {
+            return;
+        }
+        match store::finish_delivered(&self.deps.db, &self.owner, &batch).await {
+            Ok(n) if n as usize == batch.len() => {}
+            Ok(n) => {
+                tracing::warn!(lost = batch.len() - n as usize, "leases lost before delivered tickets were recorded")
+            }
+            Err(err) => tracing::error!(error = %err, count = batch.len(), "could not record delivered tickets"),
+        }
     }
 
     fn finished(&self, done: Result<i64, tokio::task::JoinError>, running: &mut HashMap<i64, usize>) {
@@ -349,11 +427,13 @@ impl Worker {
     }
 
     fn prepared(&self, stored: &StoredIntegration) -> Prepared {
-        let credentials = crate::integrations::service::open_stored_credentials(&self.deps.secrets, stored).map_err(|_| {
-            "The integration's stored keys cannot be read: edit the integration and enter them again.".to_owned()
+        let credentials =
+            crate::integrations::service::open_stored_credentials(&self.deps.secrets, stored).map_err(|_| {
+                "The integration's stored keys cannot be read: edit the integration and enter them again.".to_owned()
+            });
+        let rows = serde_json::from_str::<Vec<MappingRow>>(&stored.mapping_json).map_err(|_| {
+            "The integration's field mapping is unreadable: edit the integration and save it again.".to_owned()
         });
-        let rows = serde_json::from_str::<Vec<MappingRow>>(&stored.mapping_json)
-            .map_err(|_| "The integration's field mapping is unreadable: edit the integration and save it again.".to_owned());
         Prepared { credentials, rows, companies: Mutex::new(HashMap::new()) }
     }
 
@@ -380,6 +460,12 @@ impl Worker {
             Outcome::Failed { error, .. } => tracing::warn!(delivery_id = claim.id, error, "delivery failed"),
             Outcome::Released { .. } => {}
         }
+        if let Outcome::Delivered { ticket_id } = outcome
+            && let Ok(mut buffer) = self.delivered.lock()
+        {
+            buffer.push((claim.id, ticket_id));
+            return;
+        }
         match store::finish(&self.deps.db, claim.id, &self.owner, &outcome).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(delivery_id = claim.id, "lease lost before the outcome was recorded"),
@@ -388,7 +474,13 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, claim: &Claim, integration: &Prepared, compromise: &Compromise, lease_until: i64) -> Outcome {
+    async fn attempt(
+        &self,
+        claim: &Claim,
+        integration: &Prepared,
+        compromise: &Compromise,
+        lease_until: i64,
+    ) -> Outcome {
         let credentials = match &integration.credentials {
             Ok(credentials) => credentials,
             Err(error) => return Outcome::Failed { error: error.clone(), in_doubt: claim.lookup_first },
@@ -450,8 +542,7 @@ impl Worker {
                 }
                 // Only an answer that says "not created" clears the doubt; a timeout, a 5xx or an unreadable
                 // answer may hide a created ticket.
-                let created_maybe =
-                    matches!(err, CwError::Transient { .. } | CwError::UnexpectedResponse { .. });
+                let created_maybe = matches!(err, CwError::Transient { .. } | CwError::UnexpectedResponse { .. });
                 self.classify(claim, err, created_maybe)
             }
         }

@@ -122,9 +122,9 @@ pub fn open_stored_credentials(
     stored: &StoredIntegration,
 ) -> Result<Credentials, AppError> {
     let json = secrets.open(&stored.credentials_sealed, &credentials_context(stored.partner_id)).map_err(|err| {
-            tracing::error!(integration_id = stored.id, error = %err, "cannot open stored credentials");
-            AppError::Internal
-        })?;
+        tracing::error!(integration_id = stored.id, error = %err, "cannot open stored credentials");
+        AppError::Internal
+    })?;
     let auth: Auth = serde_json::from_str(&json).map_err(|err| {
         tracing::error!(integration_id = stored.id, error = %err, "stored credentials are unreadable");
         AppError::Internal

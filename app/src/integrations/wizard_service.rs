@@ -230,10 +230,11 @@ async fn submit_test(
     let uuid = uuid_v4();
     let compromise =
         Compromise { uuid: uuid.clone(), organization_name: organization.name.clone(), ..Compromise::sample() };
-    let ticket = match mapping::build_ticket(rows, &compromise, company.id, &mapping::external_xref(&uuid, integration_id)) {
-        Ok(ticket) => ticket,
-        Err(errors) => return Ok(Submitted::Mapping(errors)),
-    };
+    let ticket =
+        match mapping::build_ticket(rows, &compromise, company.id, &mapping::external_xref(&uuid, integration_id)) {
+            Ok(ticket) => ticket,
+            Err(errors) => return Ok(Submitted::Mapping(errors)),
+        };
     let summary = ticket.get("summary").and_then(Value::as_str).unwrap_or_default().to_owned();
     match session.create_ticket(&ticket).await {
         Ok(created) => {

@@ -407,7 +407,14 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let options = LeptosOptions::builder().output_name("dwid-integrations").build();
     let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))?;
     let secrets = app::secrets::SecretBox::new(&[42u8; 32]);
-    let state = AppState { leptos_options: options, db, config: Arc::new(config), connectwise, secrets, deliveries: Default::default() };
+    let state = AppState {
+        leptos_options: options,
+        db,
+        config: Arc::new(config),
+        connectwise,
+        secrets,
+        deliveries: Default::default(),
+    };
     println!(
         "Integrations page render benchmark ({} cores available, {:?} database)",
         std::thread::available_parallelism()?.get(),

@@ -34,7 +34,14 @@ pub fn harness_on(db: app::db::Db, vars: &[(&str, &str)]) -> Harness {
     let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))
         .expect("connectwise client");
     let secrets = app::secrets::SecretBox::new(&[42u8; 32]);
-    let state = AppState { leptos_options: options, db, config: Arc::new(config), connectwise, secrets, deliveries: Default::default() };
+    let state = AppState {
+        leptos_options: options,
+        db,
+        config: Arc::new(config),
+        connectwise,
+        secrets,
+        deliveries: Default::default(),
+    };
     Harness { router: server::routes::router(state.clone()), state }
 }
 
