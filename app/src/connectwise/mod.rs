@@ -663,8 +663,19 @@ fn describe_body(headers: &HeaderMap, body: &[u8]) -> &'static str {
     if html { "an HTML page" } else { "an unreadable body" }
 }
 
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110), capped at an hour; a date in the past means now.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    header_str(headers, "retry-after")?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    retry_after_at(header_str(headers, "retry-after")?, std::time::SystemTime::now())
+}
+
+fn retry_after_at(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    const LONGEST: Duration = Duration::from_secs(3600);
+    let value = value.trim();
+    let after = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(after.min(LONGEST))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -751,5 +762,17 @@ mod tests {
         assert_eq!(next_link(r#"<https://h/x?page=1>; rel="first""#), None);
         assert_eq!(encode(r#"name="Globex, Inc.""#), "name%3D%22Globex%2C%20Inc.%22");
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_795_800_000);
+        assert_eq!(retry_after_at(" 30 ", now), Some(Duration::from_secs(30)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(retry_after_at(&later, now), Some(Duration::from_secs(90)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(retry_after_at(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(retry_after_at("86400", now), Some(Duration::from_secs(3600)), "capped at an hour");
+        assert_eq!(retry_after_at("soon", now), None);
     }
 }
