@@ -186,9 +186,30 @@ async fn claims_are_leased_fenced_and_expire() {
         assert_eq!((log.counts.delivered, log.counts.failed, log.counts.retrying), (1, 1, 1));
         let delivered = log.rows.iter().find(|r| r.id == first[0].id).expect("row");
         assert_eq!((delivered.state, delivered.ticket_id), (DeliveryState::Delivered, Some(7)));
-        // Retry puts a Failed one back, due now, once.
+        // A delivered row is final: no stale writer can turn it back.
+        let stale = Outcome::Retry { at, error: "late".into(), in_doubt: false };
+        assert!(!deliveries::finish(&db, first[0].id, "A", &stale).await.expect("f"));
+        // Retry puts a Failed one back, due now, once, with a fresh round of attempts.
         assert_eq!(deliveries::retry_failed(&db, p, i, Some(second[0].id)).await.expect("retry"), 1);
         assert!(deliveries::retry_failed(&db, p, i, Some(second[0].id)).await.is_err());
+        let again = deliveries::claim(&db, "D#1", at, 10, LEASE, &[]).await.expect("claim");
+        assert_eq!(again.iter().map(|c| (c.id, c.attempts)).collect::<Vec<_>>(), [(second[0].id, 1)]);
+        // A stale copy of an older claim by the same worker cannot release the newer claim of the same row.
+        let newer = deliveries::claim(&db, "D#2", at + LEASE + 1, 10, LEASE, &[]).await.expect("claim");
+        assert!(newer.iter().any(|c| c.id == second[0].id && c.token == "D#2"));
+        let release = Outcome::Released { in_doubt: false };
+        assert!(!deliveries::finish(&db, second[0].id, "D#1", &release).await.expect("f"));
+        assert!(deliveries::finish(&db, second[0].id, "D#2", &release).await.expect("f"));
+        // A clean shutdown releases every claim of the worker; rows in doubt come back only after a delay.
+        assert_eq!(deliveries::release_all(&db, "D", 60_000).await.expect("release"), 1);
+        let in_doubt_due: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT next_attempt_at FROM deliveries WHERE id = {}",
+            first[1].id
+        )))
+        .fetch_one(&db.pool)
+        .await
+        .expect("due");
+        assert!(in_doubt_due >= now_millis() + 50_000, "a released in-doubt delivery waits");
         let other = partner(&db, "stranger@example.com").await;
         assert!(deliveries::retry_failed(&db, other, i, None).await.is_err(), "another partner's integration");
     }

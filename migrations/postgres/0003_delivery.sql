@@ -40,6 +40,8 @@ CREATE TABLE deliveries (
     -- as Paused.
     state           TEXT   NOT NULL,
     attempts        BIGINT NOT NULL DEFAULT 0,
+    -- attempts when the partner last pressed Retry: backoff and the attempt limit count from there.
+    attempts_base   BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     -- A worker's claim: other workers leave the row alone until lease_until (0 = unclaimed). A Delivered row
     -- keeps the owner that delivered it.

@@ -276,34 +276,53 @@ async fn refused_tickets_are_not_retried() {
 }
 
 #[tokio::test]
-async fn shutdown_lets_attempts_in_flight_finish() {
+async fn shutdown_lets_posts_in_flight_finish_and_starts_no_new_one() {
+    // Every API call takes 1.5 s: each attempt looks its company up, then posts.
     let faults = Faults { latency_ms: 1500, ..Default::default() };
     let sb = start_sandbox(faults).await;
     let h = harness(&[]).await;
     let (partner, ids, acme, _) = setup(&h, &sb, 1).await;
+
+    // Stopped while the company lookups are in flight: they finish, no POST starts, both go back untouched.
     let worker = start(&h, config(&h));
     import(&h, partner, &[record(1, acme), record(2, acme)]).await;
     h.state.deliveries.wake();
-    // Wait until both are claimed (leased), then stop.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE lease_until > 0")
-            .fetch_one(&h.state.db.pool)
-            .await
-            .expect("count");
-        if leased == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never claimed");
+    wait_for_api_calls(&sb, 1).await;
+    worker.shutdown().await;
+    assert!(sb.sandbox.tickets().await.is_empty());
+    let paused = log(&h, partner, ids[0]).await;
+    assert!(paused.rows.iter().all(|r| r.state == DeliveryState::Pending && r.attempts == 0), "{:?}", paused.rows);
+    assert_eq!(leased(&h).await, 0, "no lease left behind");
+
+    // Stopped while the POSTs are in flight: they finish and are recorded.
+    let worker = start(&h, config(&h));
+    h.state.deliveries.wake();
+    let before = sb.sandbox.stats().1;
+    // A new worker: two company lookups (its cache starts empty), then the two POSTs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sb.sandbox.stats().1 < before + 4 {
+        assert!(Instant::now() < deadline, "never posted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     worker.shutdown().await;
     let log = log(&h, partner, ids[0]).await;
     assert_eq!(log.counts.delivered, 2, "{:?}", log.rows);
     assert_eq!(sb.sandbox.tickets().await.len(), 2);
-    let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE lease_until > 0")
+    assert_eq!(leased(&h).await, 0, "no lease left behind");
+}
+
+async fn leased(h: &Harness) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE lease_until > 0")
         .fetch_one(&h.state.db.pool)
         .await
-        .expect("count");
-    assert_eq!(leased, 0, "no lease left behind");
+        .expect("count")
+}
+
+/// Waits until the sandbox has received `n` API calls (counted when they arrive, before its latency).
+async fn wait_for_api_calls(sb: &RunningSandbox, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sb.sandbox.stats().1 < n {
+        assert!(Instant::now() < deadline, "no API call");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -89,6 +89,12 @@ impl CwError {
         matches!(self, CwError::RateLimited { .. } | CwError::Transient { .. })
     }
 
+    /// A transient failure in which ConnectWise never answered (a timeout, a refused or broken connection), as
+    /// opposed to an answer such as a 5xx: after a POST, only then may ConnectWise still be creating the ticket.
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self, CwError::Transient { reason } if !reason.starts_with("HTTP "))
+    }
+
     /// The field errors of a validation error (empty otherwise).
     pub fn field_errors(&self) -> &[FieldError] {
         match self {
@@ -119,6 +125,8 @@ mod tests {
         assert!(CwError::RateLimited { retry_after: Some(Duration::from_secs(30)) }.to_string().contains("in 30 s"));
         assert!(CwError::RateLimited { retry_after: None }.is_retryable());
         assert!(CwError::Transient { reason: "timeout".into() }.is_retryable());
+        assert!(CwError::Transient { reason: "no answer within 30 s".into() }.is_unanswered());
+        assert!(!CwError::Transient { reason: "HTTP 503".into() }.is_unanswered());
         for err in [
             unauthorized,
             validation,

@@ -628,6 +628,7 @@ impl Answer {
             401 => CwError::Unauthorized { kind },
             403 => CwError::Forbidden { message: error_body().and_then(|b| b.message).unwrap_or_default() },
             404 => not_found(),
+            // "HTTP …" marks an answer (see CwError::is_unanswered).
             408 => CwError::Transient { reason: "HTTP 408".into() },
             429 => CwError::RateLimited { retry_after: retry_after(&self.headers) },
             500..=599 => CwError::Transient { reason: format!("HTTP {}", status.as_u16()) },

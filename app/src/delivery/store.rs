@@ -18,9 +18,11 @@ use crate::integrations::service::format_time;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub id: i64,
+    /// The lease this claim holds (`lease_owner`): every outcome is written only while it still holds it.
+    pub token: String,
     pub integration_id: i64,
     pub compromise_id: i64,
-    /// Attempts including this one.
+    /// Attempts including this one, since the delivery was queued or last retried by the partner.
     pub attempts: i64,
     /// A previous attempt may have created the ticket: look it up by externalXRef before posting.
     pub lookup_first: bool,
@@ -50,7 +52,7 @@ pub enum Outcome {
     },
 }
 
-/// Leases up to `limit` due deliveries to `owner` until `now + lease_ms`, skipping the integrations in
+/// Leases up to `limit` due deliveries to `owner` (a token unique to this claim, `worker#n`) until `now + lease_ms`, skipping the integrations in
 /// `exclude` (those already at their concurrency limit in this process). Oldest due first.
 pub async fn claim(
     db: &Db,
@@ -69,20 +71,29 @@ pub async fn claim(
         let ids: Vec<String> = exclude.iter().map(i64::to_string).collect();
         format!(" AND d.integration_id NOT IN ({})", ids.join(","))
     };
-    let lock = match db.backend {
-        Backend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
-        // SQLite serialises writers: the UPDATE below holds the write lock from pick to lease.
-        Backend::Sqlite => "",
-    };
-    // In an UPDATE every right-hand side reads the row as it was: lookup_first gets the old in_doubt.
-    let sql = format!(
-        "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, \
-         lookup_first = in_doubt, in_doubt = 1, updated_at = $3 \
-         WHERE id IN (SELECT d.id FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
-           WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until <= $3 \
-           AND i.active = 1{exclude_sql} ORDER BY d.next_attempt_at, d.id LIMIT $4{lock}) \
-         RETURNING id, integration_id, compromise_id, attempts, lookup_first"
+    let pick = format!(
+        "SELECT d.id FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
+         WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until <= $3 \
+         AND i.active = 1{exclude_sql} ORDER BY d.next_attempt_at, d.id LIMIT $4"
     );
+    // In an UPDATE every right-hand side reads the row as it was: lookup_first gets the old in_doubt.
+    let set = "lease_owner = $1, lease_until = $2, attempts = attempts + 1, lookup_first = in_doubt, in_doubt = 1, \
+               updated_at = $3";
+    let sql = match db.backend {
+        // The pick runs once (a CTE is not re-planned as a subquery can be), locking what it returns and skipping
+        // rows another process is claiming; READ COMMITTED re-checks the conditions on the latest version.
+        Backend::Postgres => format!(
+            "WITH picked AS ({pick} FOR UPDATE OF d SKIP LOCKED) UPDATE deliveries SET {set} FROM picked \
+             WHERE deliveries.id = picked.id \
+             RETURNING deliveries.id, deliveries.integration_id, deliveries.compromise_id, \
+             deliveries.attempts - deliveries.attempts_base AS attempts, deliveries.lookup_first"
+        ),
+        // SQLite serialises writers: the statement holds the write lock from pick to lease.
+        Backend::Sqlite => format!(
+            "UPDATE deliveries SET {set} WHERE id IN ({pick}) \
+             RETURNING id, integration_id, compromise_id, attempts - attempts_base AS attempts, lookup_first"
+        ),
+    };
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(owner)
         .bind(now + lease_ms)
@@ -95,6 +106,7 @@ pub async fn claim(
         .map(|row| {
             Ok(Claim {
                 id: row.try_get("id")?,
+                token: owner.to_owned(),
                 integration_id: row.try_get("integration_id")?,
                 compromise_id: row.try_get("compromise_id")?,
                 attempts: row.try_get("attempts")?,
@@ -114,7 +126,7 @@ pub async fn finish(db: &Db, id: i64, owner: &str, outcome: &Outcome) -> Result<
             // lease_owner stays: which worker delivered it.
             "UPDATE deliveries SET state = 'delivered', ticket_id = $1, in_doubt = 0, last_error = NULL, \
              lease_until = 0, delivered_at = $2, updated_at = $2 \
-             WHERE id = $3 AND lease_owner = $4",
+             WHERE id = $3 AND lease_owner = $4 AND state IN ('pending', 'retrying')",
         )
         .bind(*ticket_id)
         .bind(now)
@@ -122,7 +134,8 @@ pub async fn finish(db: &Db, id: i64, owner: &str, outcome: &Outcome) -> Result<
         .bind(owner),
         Outcome::Retry { at, error, in_doubt } => sqlx::query(
             "UPDATE deliveries SET state = 'retrying', next_attempt_at = $1, last_error = $2, in_doubt = $3, \
-             lease_owner = NULL, lease_until = 0, updated_at = $4 WHERE id = $5 AND lease_owner = $6",
+             lease_owner = NULL, lease_until = 0, updated_at = $4 WHERE id = $5 AND lease_owner = $6 \
+             AND state IN ('pending', 'retrying')",
         )
         .bind(*at)
         .bind(error.clone())
@@ -132,7 +145,7 @@ pub async fn finish(db: &Db, id: i64, owner: &str, outcome: &Outcome) -> Result<
         .bind(owner),
         Outcome::Failed { error, in_doubt } => sqlx::query(
             "UPDATE deliveries SET state = 'failed', last_error = $1, in_doubt = $2, lease_owner = NULL, \
-             lease_until = 0, updated_at = $3 WHERE id = $4 AND lease_owner = $5",
+             lease_until = 0, updated_at = $3 WHERE id = $4 AND lease_owner = $5 AND state IN ('pending', 'retrying')",
         )
         .bind(error.clone())
         .bind(i64::from(*in_doubt))
@@ -141,7 +154,7 @@ pub async fn finish(db: &Db, id: i64, owner: &str, outcome: &Outcome) -> Result<
         .bind(owner),
         Outcome::Released { in_doubt } => sqlx::query(
             "UPDATE deliveries SET in_doubt = $1, attempts = attempts - 1, lease_owner = NULL, lease_until = 0, \
-             updated_at = $2 WHERE id = $3 AND lease_owner = $4",
+             updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state IN ('pending', 'retrying')",
         )
         .bind(i64::from(*in_doubt))
         .bind(now)
@@ -163,21 +176,26 @@ pub async fn finish_delivered(db: &Db, owner: &str, delivered: &[(i64, i64)]) ->
     let sql = format!(
         "UPDATE deliveries SET state = 'delivered', ticket_id = CASE id{cases} END, in_doubt = 0, \
          last_error = NULL, lease_until = 0, delivered_at = $1, updated_at = $1 \
-         WHERE id IN ({}) AND lease_owner = $2",
+         WHERE id IN ({}) AND lease_owner = $2 AND state IN ('pending', 'retrying')",
         ids.join(",")
     );
     let result = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_millis()).bind(owner).execute(&db.pool).await?;
     Ok(result.rows_affected())
 }
 
-/// Ends every lease `owner` still holds (a clean shutdown; in-flight POSTs stay in doubt and are looked up).
-pub async fn release_all(db: &Db, owner: &str) -> Result<u64, StoreError> {
+/// Ends every lease a worker still holds (its claims are `owner#n`): a clean shutdown. A delivery in doubt (its
+/// POST may still be on its way to ConnectWise) becomes due no sooner than `in_doubt_delay_ms` from now, so the
+/// next worker's lookup does not race a ticket ConnectWise is still creating.
+pub async fn release_all(db: &Db, owner: &str, in_doubt_delay_ms: i64) -> Result<u64, StoreError> {
+    let now = now_millis();
     let result = sqlx::query(
-        "UPDATE deliveries SET lease_owner = NULL, lease_until = 0, updated_at = $1 \
-         WHERE lease_owner = $2 AND state IN ('pending', 'retrying')",
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = 0, updated_at = $1, \
+         next_attempt_at = CASE WHEN in_doubt = 1 AND next_attempt_at < $2 THEN $2 ELSE next_attempt_at END \
+         WHERE lease_owner LIKE $3 AND state IN ('pending', 'retrying')",
     )
-    .bind(now_millis())
-    .bind(owner)
+    .bind(now)
+    .bind(now + in_doubt_delay_ms)
+    .bind(format!("{owner}#%"))
     .execute(&db.pool)
     .await?;
     Ok(result.rows_affected())
@@ -307,7 +325,8 @@ pub async fn retry_failed(
     integration_of(db, partner_id, integration_id).await?;
     let now = now_millis();
     let mut sql = String::from(
-        "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+        // A fresh round of attempts (the log still shows them all; in_doubt stays, so it looks up first).
+        "UPDATE deliveries SET state = 'pending', attempts_base = attempts, next_attempt_at = $1, updated_at = $1 \
          WHERE integration_id = $2 AND state = 'failed'",
     );
     if let Some(id) = delivery_id {

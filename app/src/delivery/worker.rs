@@ -115,6 +115,8 @@ pub fn spawn(deps: Deps, mut config: WorkerConfig) -> WorkerHandle {
         integrations: Mutex::new(HashMap::new()),
         health: HealthRecorder::default(),
         delivered: std::sync::Mutex::new(Vec::new()),
+        claims: std::sync::atomic::AtomicU64::new(0),
+        stopping: std::sync::atomic::AtomicBool::new(false),
     };
     let task = tokio::spawn(Arc::new(worker).run(stopped));
     tracing::info!(owner, "delivery worker started");
@@ -128,8 +130,13 @@ struct Worker {
     /// Prepared integrations by id, with the `updated_at` they were prepared from.
     integrations: Mutex<HashMap<i64, (i64, Arc<Prepared>)>>,
     health: HealthRecorder,
-    /// Delivered outcomes not yet written: `(delivery id, ticket id)`, written in one statement per loop turn.
-    delivered: std::sync::Mutex<Vec<(i64, i64)>>,
+    /// Delivered outcomes not yet written: `(claim token, delivery id, ticket id)`, written in batches.
+    delivered: std::sync::Mutex<Vec<(String, i64, i64)>>,
+    /// Numbers this worker's claims: each claim's lease is `owner#n`, so a stale copy of a delivery can never write
+    /// over a newer claim of the same row by this same worker.
+    claims: std::sync::atomic::AtomicU64,
+    /// Set once shutdown begins: no POST starts after it.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// An integration ready to deliver: opened credentials, parsed mapping, and its company cache.
@@ -143,7 +150,8 @@ struct Prepared {
 /// A claimed delivery waiting for a slot of its integration.
 struct Queued {
     claim: Claim,
-    integration: Option<Arc<Prepared>>,
+    /// The integration as prepared, and the `updated_at` it was prepared from.
+    integration: Option<(i64, Arc<Prepared>)>,
     compromise: Result<Compromise, String>,
     lease_until: i64,
 }
@@ -151,6 +159,8 @@ struct Queued {
 impl Worker {
     async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
         let mut tasks: JoinSet<i64> = JoinSet::new();
+        // Which integration each running attempt belongs to, so that even a panicked one frees its slot.
+        let mut task_integrations: HashMap<tokio::task::Id, i64> = HashMap::new();
         // Per integration: claimed and waiting, and attempts running.
         let mut queued: HashMap<i64, VecDeque<Queued>> = HashMap::new();
         let mut running: HashMap<i64, usize> = HashMap::new();
@@ -174,7 +184,7 @@ impl Worker {
             if *stopped.borrow() {
                 break;
             }
-            self.dispatch(&mut queued, &mut running, &mut tasks).await;
+            self.dispatch(&mut queued, &mut running, &mut tasks, &mut task_integrations).await;
             if self.delivered_len() >= self.config.concurrency.div_ceil(4) {
                 writes.spawn(self.clone().write_delivered());
             }
@@ -224,19 +234,24 @@ impl Worker {
                         poll.as_mut().reset(tokio::time::Instant::now() + self.config.poll);
                     }
                 }
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => self.finished(done, &mut running),
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    self.finished(done, &mut running, &mut task_integrations)
+                }
                 Some(_) = writes.join_next(), if !writes.is_empty() => {}
                 _ = flush.tick() => {
                     writes.spawn(self.clone().write_delivered());
                     ticks += 1;
                     if ticks.is_multiple_of(5) {
-                        self.health.flush(&self.deps.db).await;
+                        let worker = self.clone();
+                        writes.spawn(async move { worker.health.flush(&worker.deps.db).await });
+                        self.release_paused(&mut queued).await;
                     }
                 }
                 _ = self.deps.wake.0.notified(), if nothing_due => nothing_due = false,
                 _ = &mut poll, if nothing_due => nothing_due = false,
             }
         }
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         // A claim still running: its deliveries are released below with the rest.
         if let Some(claim) = claiming.take() {
             match claim.await {
@@ -252,10 +267,7 @@ impl Worker {
         while writes.join_next().await.is_some() {}
         // Shutting down: nothing new starts; claimed-but-waiting deliveries go back to the queue untouched.
         for item in queued.into_values().flatten() {
-            let outcome = Outcome::Released { in_doubt: item.claim.lookup_first };
-            if let Err(err) = store::finish(&self.deps.db, item.claim.id, &self.owner, &outcome).await {
-                tracing::error!(delivery_id = item.claim.id, error = %err, "could not release a delivery");
-            }
+            self.release(&item.claim).await;
         }
         let pending = tasks.len();
         if pending > 0 {
@@ -265,7 +277,7 @@ impl Worker {
         tokio::pin!(grace);
         while !tasks.is_empty() {
             tokio::select! {
-                Some(done) = tasks.join_next() => self.finished(done, &mut running),
+                Some(done) = tasks.join_next_with_id() => self.finished(done, &mut running, &mut task_integrations),
                 _ = &mut grace => {
                     tracing::warn!(left = tasks.len(), "grace period over: releasing the attempts still in flight");
                     tasks.abort_all();
@@ -275,7 +287,8 @@ impl Worker {
             }
         }
         self.clone().write_delivered().await;
-        match store::release_all(&self.deps.db, &self.owner).await {
+        let in_doubt_delay = (self.deps.connectwise.config().timeout * 2).as_millis() as i64;
+        match store::release_all(&self.deps.db, &self.owner, in_doubt_delay).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "released leased deliveries"),
             Err(err) => tracing::error!(error = %err, "could not release leased deliveries (their leases expire)"),
@@ -291,7 +304,19 @@ impl Worker {
         queued: &mut HashMap<i64, VecDeque<Queued>>,
         running: &mut HashMap<i64, usize>,
         tasks: &mut JoinSet<i64>,
+        task_integrations: &mut HashMap<tokio::task::Id, i64>,
     ) {
+        // Leases run out while deliveries wait: release those first, whatever their integration's load.
+        let now = now_millis();
+        let min_left = self.min_lease_left_ms();
+        for queue in queued.values_mut() {
+            let (keep, expired): (VecDeque<Queued>, VecDeque<Queued>) =
+                std::mem::take(queue).into_iter().partition(|item| item.lease_until - now >= min_left);
+            *queue = keep;
+            for item in expired {
+                self.release(&item.claim).await;
+            }
+        }
         let mut ids: Vec<i64> = queued.keys().copied().collect();
         ids.sort_unstable();
         let mut progress = true;
@@ -307,22 +332,15 @@ impl Worker {
                 }
                 let Some(item) = queued.get_mut(id).and_then(VecDeque::pop_front) else { continue };
                 progress = true;
-                // Too little of the lease left for a whole attempt: back to the queue rather than risk another
-                // worker starting the same delivery while this one is still posting it.
-                if item.lease_until - now_millis() < self.min_lease_left_ms() {
-                    let outcome = Outcome::Released { in_doubt: item.claim.lookup_first };
-                    if let Err(err) = store::finish(&self.deps.db, item.claim.id, &self.owner, &outcome).await {
-                        tracing::error!(delivery_id = item.claim.id, error = %err, "could not release a delivery");
-                    }
-                    continue;
-                }
                 *running.entry(*id).or_default() += 1;
                 let worker = self.clone();
-                tasks.spawn(async move {
+                let integration = item.integration.map(|(_, prepared)| prepared);
+                let handle = tasks.spawn(async move {
                     let integration_id = item.claim.integration_id;
-                    worker.deliver(item.claim, item.integration, item.compromise, item.lease_until).await;
+                    worker.deliver(item.claim, integration, item.compromise, item.lease_until).await;
                     integration_id
                 });
+                task_integrations.insert(handle.id(), *id);
             }
         }
         queued.retain(|_, q| !q.is_empty());
@@ -341,35 +359,88 @@ impl Worker {
     /// Writes the Delivered outcomes gathered since the last turn. Until then a delivered row is still leased and
     /// in doubt: if this process dies first, the next attempt finds the ticket by its externalXRef.
     async fn write_delivered(self: Arc<Self>) {
-        let batch: Vec<(i64, i64)> = match self.delivered.lock() {
+        let buffer: Vec<(String, i64, i64)> = match self.delivered.lock() {
             Ok(mut buffer) => std::mem::take(&mut *buffer),
             Err(_) => return,
         };
-        if batch.is_empty() {
-            return;
+        let mut by_claim: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        for (token, id, ticket) in buffer {
+            by_claim.entry(token).or_default().push((id, ticket));
         }
-        match store::finish_delivered(&self.deps.db, &self.owner, &batch).await {
-            Ok(n) if n as usize == batch.len() => {}
-            Ok(n) => {
-                tracing::warn!(lost = batch.len() - n as usize, "leases lost before delivered tickets were recorded")
+        for (token, batch) in by_claim {
+            match store::finish_delivered(&self.deps.db, &token, &batch).await {
+                Ok(n) if n as usize == batch.len() => {}
+                Ok(n) => tracing::warn!(
+                    lost = batch.len() - n as usize,
+                    "leases lost before delivered tickets were recorded (the next attempt finds them)"
+                ),
+                Err(err) => tracing::error!(error = %err, count = batch.len(), "could not record delivered tickets"),
             }
-            Err(err) => tracing::error!(error = %err, count = batch.len(), "could not record delivered tickets"),
         }
     }
 
-    fn finished(&self, done: Result<i64, tokio::task::JoinError>, running: &mut HashMap<i64, usize>) {
-        match done {
-            Ok(integration_id) => {
-                if let Some(n) = running.get_mut(&integration_id) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        running.remove(&integration_id);
-                    }
-                }
+    /// Gives a claimed delivery back untouched (not counted as an attempt, its doubt as it was).
+    async fn release(&self, claim: &Claim) {
+        let outcome = Outcome::Released { in_doubt: claim.lookup_first };
+        if let Err(err) = store::finish(&self.deps.db, claim.id, &claim.token, &outcome).await {
+            tracing::error!(delivery_id = claim.id, error = %err, "could not release a delivery (its lease expires)");
+        }
+    }
+
+    /// Releases the waiting deliveries of integrations that were disabled or edited since they were claimed (they
+    /// pause, or are claimed again with the new settings).
+    async fn release_paused(&self, queued: &mut HashMap<i64, VecDeque<Queued>>) {
+        let ids: Vec<i64> = queued.keys().copied().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let current = match crate::integrations::store::updated_at(&self.deps.db, &ids).await {
+            Ok(current) => current,
+            Err(err) => {
+                tracing::error!(error = %err, "could not check integrations");
+                return;
             }
+        };
+        for id in ids {
+            let live = current.iter().find(|(i, _, _)| *i == id).map(|(_, stamp, active)| (*stamp, *active));
+            let Some(queue) = queued.get_mut(&id) else { continue };
+            let stale = |item: &Queued| match (live, &item.integration) {
+                (Some((stamp, true)), Some((prepared, _))) => stamp != *prepared,
+                _ => true,
+            };
+            if !queue.iter().any(stale) {
+                continue;
+            }
+            let (stale_items, keep): (VecDeque<Queued>, VecDeque<Queued>) =
+                std::mem::take(queue).into_iter().partition(stale);
+            *queue = keep;
+            for item in stale_items {
+                self.release(&item.claim).await;
+            }
+        }
+        queued.retain(|_, q| !q.is_empty());
+    }
+
+    fn finished(
+        &self,
+        done: Result<(tokio::task::Id, i64), tokio::task::JoinError>,
+        running: &mut HashMap<i64, usize>,
+        task_integrations: &mut HashMap<tokio::task::Id, i64>,
+    ) {
+        let task = match &done {
+            Ok((id, _)) => *id,
             Err(err) => {
                 // A panicked attempt: its lease expires and the next attempt looks the ticket up first.
                 tracing::error!(error = %err, "a delivery attempt ended abnormally");
+                err.id()
+            }
+        };
+        if let Some(integration_id) = task_integrations.remove(&task)
+            && let Some(n) = running.get_mut(&integration_id)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&integration_id);
             }
         }
     }
@@ -378,17 +449,33 @@ impl Worker {
     async fn claim(&self, limit: usize, full: &[i64]) -> Result<Vec<Queued>, crate::db::StoreError> {
         let now = now_millis();
         let lease_ms = self.config.lease.as_millis() as i64;
-        let claims = store::claim(&self.deps.db, &self.owner, now, limit, lease_ms, full).await?;
+        let n = self.claims.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{}#{n}", self.owner);
+        let claims = store::claim(&self.deps.db, &token, now, limit, lease_ms, full).await?;
         if claims.is_empty() {
             return Ok(Vec::new());
         }
-        let compromise_ids: Vec<i64> = claims.iter().map(|c| c.compromise_id).collect();
-        let compromises =
-            crate::compromises::store::load_for_delivery(&self.deps.db, &self.deps.secrets, &compromise_ids).await?;
-        let mut integration_ids: Vec<i64> = claims.iter().map(|c| c.integration_id).collect();
-        integration_ids.sort_unstable();
-        integration_ids.dedup();
-        let prepared = self.prepare(&integration_ids).await?;
+        let loaded = async {
+            let compromise_ids: Vec<i64> = claims.iter().map(|c| c.compromise_id).collect();
+            let compromises =
+                crate::compromises::store::load_for_delivery(&self.deps.db, &self.deps.secrets, &compromise_ids)
+                    .await?;
+            let mut integration_ids: Vec<i64> = claims.iter().map(|c| c.integration_id).collect();
+            integration_ids.sort_unstable();
+            integration_ids.dedup();
+            Ok::<_, crate::db::StoreError>((compromises, self.prepare(&integration_ids).await?))
+        }
+        .await;
+        let (compromises, prepared) = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                // Claimed but not loadable now: give them back rather than hold them for a whole lease.
+                for claim in &claims {
+                    self.release(claim).await;
+                }
+                return Err(err);
+            }
+        };
         Ok(claims
             .into_iter()
             .map(|claim| Queued {
@@ -405,11 +492,11 @@ impl Worker {
     }
 
     /// The prepared form of each integration, rebuilt when it changed since it was prepared.
-    async fn prepare(&self, ids: &[i64]) -> Result<HashMap<i64, Arc<Prepared>>, crate::db::StoreError> {
+    async fn prepare(&self, ids: &[i64]) -> Result<HashMap<i64, (i64, Arc<Prepared>)>, crate::db::StoreError> {
         let stamps = crate::integrations::store::updated_at(&self.deps.db, ids).await?;
         let mut cache = self.integrations.lock().await;
         let mut out = HashMap::with_capacity(ids.len());
-        for (id, updated_at) in stamps {
+        for (id, updated_at, _) in stamps {
             let fresh = match cache.get(&id) {
                 Some((stamp, prepared)) if *stamp == updated_at => prepared.clone(),
                 _ => {
@@ -421,7 +508,7 @@ impl Worker {
                     prepared
                 }
             };
-            out.insert(id, fresh);
+            out.insert(id, (updated_at, fresh));
         }
         Ok(out)
     }
@@ -463,10 +550,10 @@ impl Worker {
         if let Outcome::Delivered { ticket_id } = outcome
             && let Ok(mut buffer) = self.delivered.lock()
         {
-            buffer.push((claim.id, ticket_id));
+            buffer.push((claim.token.clone(), claim.id, ticket_id));
             return;
         }
-        match store::finish(&self.deps.db, claim.id, &self.owner, &outcome).await {
+        match store::finish(&self.deps.db, claim.id, &claim.token, &outcome).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(delivery_id = claim.id, "lease lost before the outcome was recorded"),
             // The lease expires; the next attempt looks the ticket up first (in_doubt was set at claim).
@@ -490,7 +577,7 @@ impl Worker {
             Err(error) => return Outcome::Failed { error: error.clone(), in_doubt: claim.lookup_first },
         };
         let xref = external_xref(&compromise.uuid, claim.integration_id);
-        let not_posted = |err: CwError| self.classify(claim, err, claim.lookup_first);
+        let not_posted = |err: CwError| self.classify(claim, err, claim.lookup_first, false);
         let session = match self.recorded(claim, self.deps.connectwise.session(credentials).await) {
             Ok(session) => session,
             Err(err) => return not_posted(err),
@@ -529,10 +616,16 @@ impl Worker {
                 };
             }
         };
-        // The POST must end (answer or timeout) while the lease holds, or another worker could post too.
+        // Shutting down: no new POST (one started now could outlive the grace period).
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return Outcome::Released { in_doubt: claim.lookup_first };
+        }
+        // The POST must end (answer or timeout) while the lease holds, or another worker could post too. Slow
+        // calls before it count as an attempt, so a site that is always this slow ends Failed, not Pending forever.
         let post_budget = self.deps.connectwise.config().timeout + Duration::from_secs(1);
         if lease_until - now_millis() < post_budget.as_millis() as i64 {
-            return Outcome::Released { in_doubt: claim.lookup_first };
+            let slow = CwError::Transient { reason: "its answers took too long to post the ticket in time".into() };
+            return self.classify(claim, slow, claim.lookup_first, false);
         }
         match self.recorded(claim, session.create_ticket(&ticket).await) {
             Ok(created) => Outcome::Delivered { ticket_id: created.id },
@@ -540,10 +633,18 @@ impl Worker {
                 if err.field_errors().iter().any(|f| f.field.eq_ignore_ascii_case("company")) {
                     integration.companies.lock().await.remove(&compromise.organization_name);
                 }
-                // Only an answer that says "not created" clears the doubt; a timeout, a 5xx or an unreadable
-                // answer may hide a created ticket.
+                // Only an answer that says "not created" clears this POST's doubt; a timeout, a 5xx or an
+                // unreadable answer (even a 2xx one) may hide a created ticket. An earlier POST's doubt stays.
                 let created_maybe = matches!(err, CwError::Transient { .. } | CwError::UnexpectedResponse { .. });
-                self.classify(claim, err, created_maybe)
+                let unanswered = err.is_unanswered();
+                let err = match err {
+                    // Retried, so that the lookup settles it, instead of failing a delivery that may have worked.
+                    CwError::UnexpectedResponse { reason } => {
+                        CwError::Transient { reason: format!("an unreadable answer to the ticket POST: {reason}") }
+                    }
+                    other => other,
+                };
+                self.classify(claim, err, created_maybe || claim.lookup_first, unanswered)
             }
         }
     }
@@ -579,7 +680,9 @@ impl Worker {
         outcome
     }
 
-    fn classify(&self, claim: &Claim, err: CwError, in_doubt: bool) -> Outcome {
+    /// The outcome of a failed attempt. `unanswered_post`: the ticket POST got no answer at all, so ConnectWise may
+    /// still be creating the ticket.
+    fn classify(&self, claim: &Claim, err: CwError, in_doubt: bool, unanswered_post: bool) -> Outcome {
         if !err.is_retryable() {
             return Outcome::Failed { error: err.to_string(), in_doubt };
         }
@@ -591,7 +694,12 @@ impl Worker {
             CwError::RateLimited { retry_after } => Some(retry_after.unwrap_or(Duration::from_secs(5))),
             _ => None,
         };
-        let delay = self.config.backoff.delay(attempts, retry_after);
+        let mut delay = self.config.backoff.delay(attempts, retry_after);
+        if unanswered_post {
+            // ConnectWise may still be creating a ticket it did not answer for: look it up only after that had
+            // time to finish.
+            delay = delay.max(self.deps.connectwise.config().timeout * 2);
+        }
         Outcome::Retry { at: now_millis() + delay.as_millis() as i64, error: err.to_string(), in_doubt }
     }
 }

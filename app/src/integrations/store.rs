@@ -235,19 +235,22 @@ pub async fn get_by_id(db: &Db, id: i64) -> Result<Option<StoredIntegration>, St
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
-/// `(id, updated_at)` of the integrations that still exist among `ids`.
-pub async fn updated_at(db: &Db, ids: &[i64]) -> Result<Vec<(i64, i64)>, StoreError> {
+/// `(id, updated_at, active)` of the integrations that still exist among `ids`.
+pub async fn updated_at(db: &Db, ids: &[i64]) -> Result<Vec<(i64, i64, bool)>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id, updated_at FROM integrations WHERE id IN ({})",
+        "SELECT id, updated_at, active FROM integrations WHERE id IN ({})",
         list.join(",")
     )))
     .fetch_all(&db.pool)
     .await?;
-    Ok(rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?))).collect::<Result<_, sqlx::Error>>()?)
+    Ok(rows
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?, r.try_get::<i64, _>("active")? != 0)))
+        .collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Ids of the partner's integrations associated with each of its organizations.

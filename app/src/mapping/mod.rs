@@ -14,7 +14,7 @@
 //!   characters except that an emoji outside the Basic Multilingual Plane counts 2. Truncation cuts on character
 //!   boundaries and never separates a character from its combining marks or an emoji sequence. [`truncate_chars`]
 //!   counts plain characters for callers that want that.
-//! - **External Reference** (`externalXRef`) is reserved: [`build_ticket`] sets it to `dwid:<uuid>` (see
+//! - **External Reference** (`externalXRef`) is reserved: [`build_ticket`] sets it to `dwid:<uuid>/<integration id>` (see
 //!   [`external_xref`]) so a retried delivery finds its ticket; it is not in [`FIELDS`] and a row naming it is an
 //!   error.
 //! - **Company** is always `{"id": company_id}` from the organization's matched company; its row's value is empty.

@@ -132,7 +132,7 @@ impl Compromise {
     ///
     /// Deterministic so the server render and the hydrated preview agree. Its `uuid` is fixed: a caller that creates
     /// a real ticket from it should set a fresh `uuid` per submission (`Compromise { uuid, ..Compromise::sample() }`),
-    /// because delivery deduplicates on `externalXRef = dwid:<uuid>`.
+    /// because delivery deduplicates on `externalXRef = dwid:<uuid>/<integration id>`.
     pub fn sample() -> Self {
         Compromise {
             uuid: "5f0c2a7e-93d4-4b1e-a6f8-2c71e0d94b3a".to_owned(),
