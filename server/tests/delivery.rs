@@ -22,22 +22,16 @@ async fn start_sandbox(faults: Faults) -> RunningSandbox {
 }
 
 fn input(sb: &RunningSandbox, name: &str) -> Value {
-    json!({
-        "name": name,
-        "site": sb.url(),
-        "company_id": sandbox::DEMO_COMPANY_ID,
-        "auth_kind": "ApiKeys",
-        "public_key": sandbox::DEMO_PUBLIC_KEY,
-        "private_key": sandbox::DEMO_PRIVATE_KEY,
-        "username": "",
-        "password": "",
-        "mapping": [
+    common::sandbox_input(
+        &sb.url(),
+        name,
+        json!([
             { "field": "summary", "value": "Dark Web ID: [record_type] compromise of [compromise]" },
             { "field": "company", "value": "" },
             { "field": "board", "value": "1" },
             { "field": "initialDescription", "value": "Found in [source]. Password: [obscured_password]" },
-        ],
-    })
+        ]),
+    )
 }
 
 /// A partner with "Acme Corporation" (a sandbox company) and "Globex Inc" (no exact match), and `n` active

@@ -23,17 +23,7 @@ const SUMMARY: &str = "Dark Web ID: [record_type] compromise for [organization_n
 
 /// The wizard's form for the sandbox's demo account, with a mapping onto the Help Desk board.
 fn input(sb: &RunningSandbox, name: &str) -> Value {
-    json!({
-        "name": name,
-        "site": sb.url(),
-        "company_id": sandbox::DEMO_COMPANY_ID,
-        "auth_kind": "ApiKeys",
-        "public_key": sandbox::DEMO_PUBLIC_KEY,
-        "private_key": sandbox::DEMO_PRIVATE_KEY,
-        "username": "",
-        "password": "",
-        "mapping": mapping("1", "2"),
-    })
+    common::sandbox_input(&sb.url(), name, mapping("1", "2"))
 }
 
 /// Summary, Company, Board, Status (row 3) and Priority.

@@ -155,3 +155,18 @@ pub async fn signed_in(h: &Harness, email: &str) -> (i64, String) {
     let id = h.partner(email).await;
     (id, h.sign_in(email).await)
 }
+
+/// The wizard's form for the ConnectWise sandbox's demo account at `site`, with the given mapping rows.
+pub fn sandbox_input(site: &str, name: &str, mapping: serde_json::Value) -> serde_json::Value {
+    json!({
+        "name": name,
+        "site": site,
+        "company_id": server::sandbox::DEMO_COMPANY_ID,
+        "auth_kind": "ApiKeys",
+        "public_key": server::sandbox::DEMO_PUBLIC_KEY,
+        "private_key": server::sandbox::DEMO_PRIVATE_KEY,
+        "username": "",
+        "password": "",
+        "mapping": mapping,
+    })
+}
