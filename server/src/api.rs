@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use app::compromises::store::ImportFailed;
 use app::compromises::{ImportError, Limits, RecordError};
@@ -104,8 +104,7 @@ pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMa
             if summary.deliveries_queued > 0 {
                 state.deliveries.wake();
             }
-            let body: Value = serde_json::to_value(summary).unwrap_or_default();
-            (StatusCode::OK, axum::Json(body)).into_response()
+            (StatusCode::OK, axum::Json(summary)).into_response()
         }
         Err(ImportFailed::Rejected(err)) => rejected(&err),
         Err(err) => {

@@ -48,10 +48,6 @@ pub fn password_context(partner_id: i64) -> String {
     format!("dwid:partner:{partner_id}:compromise-password")
 }
 
-fn record_type_db(t: RecordType) -> &'static str {
-    t.as_str()
-}
-
 fn record_type_from_db(text: &str) -> RecordType {
     match text {
         "Domain" => RecordType::Domain,
@@ -118,7 +114,7 @@ pub async fn import(
                 .bind(partner_id)
                 .bind(organization_id)
                 .bind(record.uuid.clone())
-                .bind(record_type_db(record.record_type))
+                .bind(record.record_type.as_str())
                 .bind(record.compromise.clone())
                 .bind(details)
                 .bind(sealed)
