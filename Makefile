@@ -11,8 +11,9 @@ build:
 	.ci/setup build
 	source .ci/env && cargo leptos build --release
 
+# Dev mode explicitly: the server's own default is production.
 run: build
-	source .ci/env && exec ./target/release/server serve
+	source .ci/env && APP_MODE=$${APP_MODE:-dev} exec ./target/release/server serve
 
 test:
 	.ci/test

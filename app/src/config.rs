@@ -8,9 +8,10 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// The default: seeds a demo partner into an empty database, allows plain-HTTP cookies.
+    /// For a developer's machine (`APP_MODE=dev`, as `make run` sets): seeds a demo partner into an empty database,
+    /// plain-HTTP cookies, the PSA sandboxes and loopback PSA hosts allowed.
     Dev,
-    /// Secure cookies, no demo data, a secrets key is required.
+    /// The default: `__Host-` Secure cookies, HSTS, no demo data, a secrets key readable by its owner only.
     Production,
 }
 
@@ -25,12 +26,24 @@ pub struct Config {
     pub log_filter: String,
     pub session_ttl: Duration,
     pub request_timeout: Duration,
-    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
-    pub trust_proxy_headers: bool,
-    /// Failed sign-ins allowed per email, and per client address, within `sign_in_window`.
+    /// How many reverse proxies in front of the server append to `X-Forwarded-For` (`TRUSTED_PROXY_HOPS`, 0 = the
+    /// client address is the socket's peer). The client is the entry this many places from the right.
+    pub trusted_proxy_hops: usize,
+    /// The origin browsers load the dashboard from (`PUBLIC_URL`, e.g. `https://dash.example.com`); state-changing
+    /// requests from any other origin are refused. Unset: the request's own `Host`.
+    pub public_origin: Option<String>,
+    /// Sign-in attempts allowed per (email, client address) and per client address within `sign_in_window`, and
+    /// per email from anywhere within the longer `sign_in_global_window`.
     pub sign_in_max_failures_per_email: u32,
     pub sign_in_max_failures_per_ip: u32,
     pub sign_in_window: Duration,
+    pub sign_in_max_failures_per_email_global: u32,
+    pub sign_in_global_window: Duration,
+    /// Password hashes (argon2, ~19 MiB and tens of ms of a core each) computed at once, how many requests may wait
+    /// for one, and how long: beyond either, sign-in answers 429 with `Retry-After`.
+    pub sign_in_max_concurrent_hashes: usize,
+    pub sign_in_max_waiting: usize,
+    pub sign_in_hash_wait: Duration,
     /// The `clientId` header sent to ConnectWise (`CONNECTWISE_CLIENT_ID`); dev mode defaults to the sandbox's.
     pub connectwise_client_id: Option<String>,
     pub connectwise_connect_timeout: Duration,
@@ -56,12 +69,16 @@ pub struct Config {
     /// Import API limits: records per batch and body size.
     pub import_max_records: usize,
     pub import_max_body_bytes: usize,
+    /// Import API requests allowed per API token per minute (429 with `Retry-After` beyond).
+    pub import_requests_per_minute: u32,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{name} must be {expected}, got {value:?}")]
     Invalid { name: &'static str, expected: &'static str, value: String },
+    #[error("{0}")]
+    Replaced(&'static str),
 }
 
 impl Config {
@@ -71,9 +88,11 @@ impl Config {
 
     /// Builds the configuration from any variable source (the environment in production, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // Production unless told otherwise: a deployment that forgets the variable must not run with demo data and
+        // plain-HTTP cookies.
         let mode = match get("APP_MODE").as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("dev") | Some("development") => Mode::Dev,
-            Some("production") | Some("prod") => Mode::Production,
+            Some("dev") | Some("development") => Mode::Dev,
+            None | Some("production") | Some("prod") => Mode::Production,
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "APP_MODE",
@@ -94,13 +113,6 @@ impl Config {
                     expected: "a positive whole number",
                     value,
                 }),
-            }
-        };
-        let flag = |name: &'static str| -> Result<bool, ConfigError> {
-            match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("0") | Some("false") | Some("no") => Ok(false),
-                Some("1") | Some("true") | Some("yes") => Ok(true),
-                Some(other) => Err(ConfigError::Invalid { name, expected: "true or false", value: other.into() }),
             }
         };
         let connectwise_client_id = get("CONNECTWISE_CLIENT_ID")
@@ -134,6 +146,32 @@ impl Config {
                 value: delivery_lease.as_secs().to_string(),
             });
         }
+        if get("TRUST_PROXY_HEADERS").is_some() {
+            return Err(ConfigError::Replaced(
+                "TRUST_PROXY_HEADERS was replaced by TRUSTED_PROXY_HOPS: set it to the number of reverse proxies in \
+                 front of the server that append to X-Forwarded-For (1 for one load balancer), and remove \
+                 TRUST_PROXY_HEADERS",
+            ));
+        }
+        let public_origin = match get("PUBLIC_URL") {
+            None => None,
+            Some(value) => Some(parse_origin(&value).ok_or(ConfigError::Invalid {
+                name: "PUBLIC_URL",
+                expected: "the dashboard's origin, like https://dash.example.com (scheme, host and optional port only)",
+                value,
+            })?),
+        };
+        let whole = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(value) => value.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                    name,
+                    expected: "a whole number (0 or more)",
+                    value,
+                }),
+            }
+        };
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2) as u64;
         let delivery_worker = match get("DELIVERY_WORKER").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("1") | Some("true") | Some("yes") | Some("on") => true,
             Some("0") | Some("false") | Some("no") | Some("off") => false,
@@ -154,10 +192,17 @@ impl Config {
             log_filter: get("LOG_LEVEL").or_else(|| get("RUST_LOG")).unwrap_or_else(|| "info".into()),
             session_ttl: Duration::from_secs(number("SESSION_TTL_HOURS", 12)? * 3600),
             request_timeout: Duration::from_secs(number("REQUEST_TIMEOUT_SECS", 30)?),
-            trust_proxy_headers: flag("TRUST_PROXY_HEADERS")?,
-            sign_in_max_failures_per_email: number("SIGN_IN_MAX_FAILURES_PER_EMAIL", 5)? as u32,
-            sign_in_max_failures_per_ip: number("SIGN_IN_MAX_FAILURES_PER_IP", 20)? as u32,
+            trusted_proxy_hops: whole("TRUSTED_PROXY_HOPS", 0)?.min(16) as usize,
+            public_origin,
+            sign_in_max_failures_per_email: number("SIGN_IN_MAX_FAILURES_PER_EMAIL", 5)?.min(1_000_000) as u32,
+            sign_in_max_failures_per_ip: number("SIGN_IN_MAX_FAILURES_PER_IP", 20)?.min(1_000_000) as u32,
             sign_in_window: Duration::from_secs(number("SIGN_IN_WINDOW_MINUTES", 15)? * 60),
+            sign_in_max_failures_per_email_global: number("SIGN_IN_MAX_FAILURES_PER_EMAIL_GLOBAL", 50)?.min(1_000_000)
+                as u32,
+            sign_in_global_window: Duration::from_secs(number("SIGN_IN_GLOBAL_WINDOW_MINUTES", 60)? * 60),
+            sign_in_max_concurrent_hashes: number("SIGN_IN_MAX_CONCURRENT_HASHES", cores)?.min(256) as usize,
+            sign_in_max_waiting: whole("SIGN_IN_MAX_WAITING", 32)?.min(10_000) as usize,
+            sign_in_hash_wait: Duration::from_millis(number("SIGN_IN_HASH_WAIT_MS", 2000)?),
             connectwise_client_id,
             connectwise_connect_timeout: Duration::from_secs(number("CONNECTWISE_CONNECT_TIMEOUT_SECS", 5)?),
             connectwise_timeout,
@@ -172,12 +217,26 @@ impl Config {
             delivery_retry_max: Duration::from_secs(number("DELIVERY_RETRY_MAX_SECS", 900)?),
             import_max_records: number("IMPORT_MAX_RECORDS", 10_000)? as usize,
             import_max_body_bytes: (number("IMPORT_MAX_BODY_MB", 10)? * 1024 * 1024) as usize,
+            import_requests_per_minute: number("IMPORT_REQUESTS_PER_MINUTE", 60)?.min(1_000_000) as u32,
         })
     }
 
     pub fn is_production(&self) -> bool {
         self.mode == Mode::Production
     }
+}
+
+/// `scheme://host[:port]` of a URL with nothing after the authority (a trailing `/` is allowed), lower-cased; `None`
+/// for anything else.
+pub fn parse_origin(value: &str) -> Option<String> {
+    let value = value.trim().trim_end_matches('/');
+    let (scheme, authority) = value.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let valid_authority = !authority.is_empty()
+        && authority.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        && !authority.starts_with(':');
+    ((scheme == "http" || scheme == "https") && valid_authority)
+        .then(|| format!("{scheme}://{}", authority.to_ascii_lowercase()))
 }
 
 #[cfg(test)]
@@ -191,13 +250,28 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_a_dev_sqlite_setup() {
+    fn defaults_are_a_production_sqlite_setup() {
         let c = config(&[]).expect("defaults");
-        assert_eq!(c.mode, Mode::Dev);
+        assert_eq!(c.mode, Mode::Production, "a server started without APP_MODE behaves as production");
+        assert_eq!(c.cw_sandbox_addr, None);
         assert_eq!(c.database_url, "sqlite://data/dwid.db");
         assert_eq!(c.secrets_key_file, PathBuf::from("data/secrets.key"));
         assert_eq!(c.session_ttl, Duration::from_secs(12 * 3600));
-        assert!(!c.trust_proxy_headers);
+        assert_eq!(c.trusted_proxy_hops, 0);
+        assert_eq!(c.public_origin, None);
+        assert_eq!(config(&[("APP_MODE", "dev")]).expect("dev").mode, Mode::Dev);
+    }
+
+    #[test]
+    fn proxy_hops_replace_the_old_flag_and_origins_are_checked() {
+        let err = config(&[("TRUST_PROXY_HEADERS", "true")]).expect_err("replaced");
+        assert!(err.to_string().contains("TRUSTED_PROXY_HOPS"), "{err}");
+        assert_eq!(config(&[("TRUSTED_PROXY_HOPS", "2")]).expect("hops").trusted_proxy_hops, 2);
+        let c = config(&[("PUBLIC_URL", "HTTPS://Dash.Example.com/")]).expect("origin");
+        assert_eq!(c.public_origin.as_deref(), Some("https://dash.example.com"));
+        for bad in ["dash.example.com", "https://dash.example.com/path", "ftp://x", "https://a@b"] {
+            assert!(config(&[("PUBLIC_URL", bad)]).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -207,7 +281,7 @@ mod tests {
             ("DATABASE_URL", "postgres://u:p@db/app"),
             ("DATA_DIR", "/var/lib/dwid"),
             ("SESSION_TTL_HOURS", "2"),
-            ("TRUST_PROXY_HEADERS", "true"),
+            ("TRUSTED_PROXY_HOPS", "1"),
             ("SIGN_IN_MAX_FAILURES_PER_EMAIL", "3"),
         ])
         .expect("valid");
@@ -215,7 +289,7 @@ mod tests {
         assert_eq!(c.database_url, "postgres://u:p@db/app");
         assert_eq!(c.secrets_key_file, PathBuf::from("/var/lib/dwid/secrets.key"));
         assert_eq!(c.session_ttl, Duration::from_secs(7200));
-        assert!(c.trust_proxy_headers);
+        assert_eq!(c.trusted_proxy_hops, 1);
         assert_eq!(c.sign_in_max_failures_per_email, 3);
     }
 
@@ -225,19 +299,20 @@ mod tests {
         assert!(err.to_string().contains("APP_MODE"));
         let err = config(&[("SESSION_TTL_HOURS", "-1")]).expect_err("bad number");
         assert!(err.to_string().contains("SESSION_TTL_HOURS"));
-        let err = config(&[("TRUST_PROXY_HEADERS", "maybe")]).expect_err("bad flag");
-        assert!(err.to_string().contains("TRUST_PROXY_HEADERS"));
+        let err = config(&[("TRUSTED_PROXY_HOPS", "maybe")]).expect_err("bad number");
+        assert!(err.to_string().contains("TRUSTED_PROXY_HOPS"));
     }
 
     #[test]
     fn connectwise_settings_and_the_dev_sandbox() {
-        let dev = config(&[]).expect("defaults");
+        let dev = config(&[("APP_MODE", "dev")]).expect("defaults");
         assert_eq!(dev.connectwise_client_id.as_deref(), Some(crate::connectwise::demo::DEMO_CLIENT_ID));
         assert_eq!(dev.connectwise_connect_timeout, Duration::from_secs(5));
         assert_eq!(dev.connectwise_timeout, Duration::from_secs(30));
         assert_eq!(dev.cw_sandbox_addr, Some("127.0.0.1:3005".parse().expect("addr")));
-        assert_eq!(config(&[("CW_SANDBOX_ADDR", "off")]).expect("off").cw_sandbox_addr, None);
+        assert_eq!(config(&[("APP_MODE", "dev"), ("CW_SANDBOX_ADDR", "off")]).expect("off").cw_sandbox_addr, None);
         let custom = config(&[
+            ("APP_MODE", "dev"),
             ("CW_SANDBOX_ADDR", "127.0.0.1:4005"),
             ("CONNECTWISE_CLIENT_ID", "abc"),
             ("CONNECTWISE_CONNECT_TIMEOUT_SECS", "2"),
@@ -252,7 +327,7 @@ mod tests {
         assert_eq!(production.connectwise_client_id, None);
         let err = config(&[("APP_MODE", "production"), ("CW_SANDBOX_ADDR", "127.0.0.1:3005")]).expect_err("prod");
         assert!(err.to_string().contains("CW_SANDBOX_ADDR"));
-        let err = config(&[("CW_SANDBOX_ADDR", "nowhere")]).expect_err("bad addr");
+        let err = config(&[("APP_MODE", "dev"), ("CW_SANDBOX_ADDR", "nowhere")]).expect_err("bad addr");
         assert!(err.to_string().contains("CW_SANDBOX_ADDR"));
         let err = config(&[("CONNECTWISE_TIMEOUT_SECS", "0")]).expect_err("zero");
         assert!(err.to_string().contains("CONNECTWISE_TIMEOUT_SECS"));

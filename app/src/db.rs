@@ -51,6 +51,8 @@ pub enum ConnectError {
     UnsupportedUrl(String),
     #[error("could not create the database directory {path}: {source}")]
     Directory { path: String, source: std::io::Error },
+    #[error("could not create the database file {path}: {source}")]
+    File { path: String, source: std::io::Error },
     #[error("could not connect to the database: {0}")]
     Connect(#[source] sqlx::Error),
     #[error("could not apply database migrations: {0}")]
@@ -67,12 +69,16 @@ impl Db {
         let backend = Backend::from_url(url).ok_or_else(|| ConnectError::UnsupportedUrl(redact_url(url)))?;
         let mut url = url.to_string();
         if backend == Backend::Sqlite {
-            if let Some(path) = sqlite_path(&url)
-                && let Some(dir) = std::path::Path::new(&path).parent()
-                && !dir.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(dir)
-                    .map_err(|source| ConnectError::Directory { path: dir.display().to_string(), source })?;
+            if let Some(path) = sqlite_path(&url) {
+                let path = std::path::Path::new(&path);
+                if let Some(dir) = path.parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    create_private_dir(dir)
+                        .map_err(|source| ConnectError::Directory { path: dir.display().to_string(), source })?;
+                }
+                create_private_file(path)
+                    .map_err(|source| ConnectError::File { path: path.display().to_string(), source })?;
             }
             if !url.contains("mode=") && !url.contains(":memory:") {
                 url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
@@ -108,6 +114,32 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.pool).await.map_err(ConnectError::Migrate)
+    }
+}
+
+/// Creates a directory (and its parents) readable by its owner only (0700); an existing one is left as it is.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates an empty file readable by its owner only (0600) unless it exists. SQLite gives its `-wal` and `-shm`
+/// files the database file's mode.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
     }
 }
 

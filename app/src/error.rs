@@ -24,6 +24,9 @@ pub enum AppError {
     /// Too many attempts; `retry_after_secs` says when to try again (HTTP 429).
     #[error("Too many failed sign-in attempts. Please wait {} minute(s) and try again.", retry_after_secs.div_ceil(60).max(1))]
     RateLimited { retry_after_secs: u64 },
+    /// Too many requests at once (every password-hashing slot busy); try again shortly (HTTP 429).
+    #[error("Signing in is busy right now. Please try again in a few seconds.")]
+    Busy { retry_after_secs: u64 },
     /// ConnectWise answered with an error, or could not be reached; the sentence says what to check (HTTP 502).
     #[error("{0}")]
     ConnectWise(String),
@@ -47,7 +50,7 @@ impl AppError {
             Self::Invalid(_) => 400,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
-            Self::RateLimited { .. } => 429,
+            Self::RateLimited { .. } | Self::Busy { .. } => 429,
             Self::ConnectWise(_) => 502,
             Self::Internal | Self::Network => 500,
         }
@@ -102,6 +105,9 @@ mod ssr {
             && let Ok(status) = http::StatusCode::from_u16(err.status())
         {
             options.set_status(status);
+            if let AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } = err {
+                options.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(*retry_after_secs));
+            }
         }
         result
     }

@@ -22,11 +22,15 @@ pub mod settings;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
+pub mod client_address;
+#[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod connectwise;
 #[cfg(feature = "ssr")]
 pub mod db;
+#[cfg(feature = "ssr")]
+pub mod rate_limit;
 #[cfg(feature = "ssr")]
 pub mod secrets;
 #[cfg(feature = "ssr")]
@@ -41,6 +45,8 @@ use settings::SettingsPage;
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -57,6 +63,22 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// The page's Content-Security-Policy, allowing only this render's scripts (by their nonce: the hydration script
+/// and the streamed resources), the site's own files, and WebAssembly compilation for the hydrated app.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    if let (Some(response), Some(nonce)) =
+        (use_context::<leptos_axum::ResponseOptions>(), leptos::nonce::use_nonce())
+        && let Ok(policy) = http::HeaderValue::from_str(&format!(
+            "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+             img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+             frame-ancestors 'none'"
+        ))
+    {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, policy);
     }
 }
 

@@ -6,6 +6,8 @@
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "v1:";
 const NONCE_LEN: usize = 24;
@@ -13,6 +15,8 @@ const NONCE_LEN: usize = 24;
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// A second key derived from the secrets key, for keyed hashes (never the encryption key itself).
+    mac_key: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -31,7 +35,39 @@ pub enum SecretError {
 
 impl SecretBox {
     pub fn new(key: &[u8; 32]) -> Self {
-        Self { cipher: XChaCha20Poly1305::new(key.into()) }
+        let mut derive = Sha256::new();
+        derive.update(b"dwid keyed-hash key v1\0");
+        derive.update(key);
+        Self { cipher: XChaCha20Poly1305::new(key.into()), mac_key: derive.finalize().into() }
+    }
+
+    /// HMAC-SHA-256 of `data` for one `purpose`, in hex: the same input gives the same output on every instance
+    /// sharing the secrets key, and nobody without the key can compute or reverse it (rate-limit keys holding
+    /// emails and addresses; signatures on redirects).
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> String {
+        hex::encode(self.mac(purpose, data))
+    }
+
+    /// Whether `tag` (hex) is the keyed hash of `data` for `purpose`, compared in constant time.
+    pub fn verify_keyed_hash(&self, purpose: &str, data: &[u8], tag: &str) -> bool {
+        let Ok(tag) = hex::decode(tag) else { return false };
+        let mut mac = self.hmac(purpose);
+        mac.update(data);
+        mac.verify_slice(&tag).is_ok()
+    }
+
+    fn hmac(&self, purpose: &str) -> Hmac<Sha256> {
+        // A key of any length is accepted by HMAC; this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key).unwrap_or_else(|_| unreachable!());
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac
+    }
+
+    fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        let mut mac = self.hmac(purpose);
+        mac.update(data);
+        mac.finalize().into_bytes().into()
     }
 
     pub fn seal(&self, plaintext: &str, context: &str) -> Result<String, SecretError> {
@@ -84,5 +120,19 @@ mod tests {
         assert_eq!(sb.open(&tampered, "partner:1"), Err(SecretError::Decrypt));
         assert_eq!(sb.open("garbage", "partner:1"), Err(SecretError::Decrypt));
         assert_eq!(sb.open("v1:00", "partner:1"), Err(SecretError::Decrypt));
+    }
+
+    #[test]
+    fn keyed_hashes_depend_on_key_purpose_and_data() {
+        let sb = SecretBox::new(&[7u8; 32]);
+        let tag = sb.keyed_hash("sign-in", b"demo@example.com");
+        assert_eq!(tag.len(), 64);
+        assert!(!tag.contains("demo"));
+        assert_eq!(tag, SecretBox::new(&[7u8; 32]).keyed_hash("sign-in", b"demo@example.com"));
+        assert_ne!(tag, SecretBox::new(&[8u8; 32]).keyed_hash("sign-in", b"demo@example.com"));
+        assert_ne!(tag, sb.keyed_hash("api", b"demo@example.com"));
+        assert!(sb.verify_keyed_hash("sign-in", b"demo@example.com", &tag));
+        assert!(!sb.verify_keyed_hash("sign-in", b"demo@example.org", &tag));
+        assert!(!sb.verify_keyed_hash("sign-in", b"demo@example.com", "zz"));
     }
 }

@@ -74,8 +74,12 @@ pub mod ssr {
         }
     }
 
-    /// The import API's address as the browser reached this server (behind a trusted proxy, as the proxy says).
+    /// The import API's address: under `PUBLIC_URL` when set, else as the browser reached this server (behind
+    /// trusted proxies, as the proxy says).
     pub fn import_url(config: &Config, headers: Option<&http::HeaderMap>) -> String {
+        if let Some(origin) = &config.public_origin {
+            return format!("{origin}{}", super::IMPORT_PATH);
+        }
         let header = |name: &str| {
             headers
                 .and_then(|h| h.get(name))
@@ -84,7 +88,7 @@ pub mod ssr {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
         };
-        let forwarded = |name| if config.trust_proxy_headers { header(name) } else { None };
+        let forwarded = |name| if config.trusted_proxy_hops > 0 { header(name) } else { None };
         let host = forwarded("x-forwarded-host")
             .or_else(|| header("host"))
             .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))

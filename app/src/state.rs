@@ -20,8 +20,33 @@ pub struct AppState {
     pub connectwise: CwClient,
     /// Seals and opens the ConnectWise credentials partners store.
     pub secrets: SecretBox,
+    /// Bounds the password hashing sign-in does (slots, waiting room).
+    pub sign_in_slots: Arc<crate::auth::slots::HashSlots>,
     /// Wakes this process's delivery worker when deliveries become due (imports, Retry, Enable).
     pub deliveries: crate::delivery::worker::Wake,
+}
+
+impl AppState {
+    /// The state of one process; what is derived from the configuration (the sign-in hashing slots, the worker's
+    /// wake-up) is made here, so every caller builds it the same way.
+    pub fn new(
+        leptos_options: LeptosOptions,
+        db: Db,
+        config: Config,
+        connectwise: CwClient,
+        secrets: SecretBox,
+    ) -> Self {
+        let sign_in_slots = Arc::new(crate::auth::slots::HashSlots::from_config(&config));
+        Self {
+            leptos_options,
+            db,
+            config: Arc::new(config),
+            connectwise,
+            secrets,
+            sign_in_slots,
+            deliveries: Default::default(),
+        }
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {

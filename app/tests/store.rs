@@ -59,20 +59,41 @@ async fn sessions_expire_and_end_on_sign_out() {
 }
 
 #[tokio::test]
-async fn failed_sign_ins_are_counted_per_key_within_the_window() {
+async fn rate_limits_count_atomically_per_key_and_window() {
+    use app::rate_limit;
     for db in all_backends().await {
-        let key = "email:x@example.com".to_string();
-        let other = "ip:10.0.0.1".to_string();
-        for _ in 0..3 {
-            assert_eq!(auth::sign_in_blocked_for(&db, &key, 3, 60_000).await.expect("count"), None);
-            auth::record_sign_in_failure(&db, &[key.clone(), other.clone()], 60_000).await.expect("record");
-        }
-        let wait = auth::sign_in_blocked_for(&db, &key, 3, 60_000).await.expect("count").expect("blocked");
-        assert!((1..=60).contains(&wait), "{wait}");
-        assert_eq!(auth::sign_in_blocked_for(&db, &other, 4, 60_000).await.expect("count"), None);
-        auth::clear_sign_in_failures(&db, &key).await.expect("clear");
-        assert_eq!(auth::sign_in_blocked_for(&db, &key, 3, 60_000).await.expect("count"), None);
+        let now = 1_000_000;
+        // 20 concurrent hits on one key get the counts 1..=20, each exactly once.
+        let hits = futures_join(&db, "k", now).await;
+        let mut counts: Vec<i64> = hits.iter().map(|h| h.count).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=20).collect::<Vec<_>>(), "{:?}", db.backend);
+        assert!(hits.iter().filter(|h| h.over(5)).count() == 15);
+        let other = rate_limit::hit(&db, "other", now, 60_000).await.expect("hit");
+        assert_eq!(other.count, 1);
+        assert_eq!(other.retry_after_secs(now), 60);
+        // undo takes back one hit of the same window; reset forgets the key.
+        rate_limit::undo(&db, "other", other).await.expect("undo");
+        assert_eq!(rate_limit::peek(&db, "other", now).await.expect("peek"), 0);
+        rate_limit::reset(&db, "k").await.expect("reset");
+        assert_eq!(rate_limit::peek(&db, "k", now).await.expect("peek"), 0);
+        // A new window starts once the last one ended, and ended windows are purged.
+        rate_limit::hit(&db, "k", now, 60_000).await.expect("hit");
+        let later = rate_limit::hit(&db, "k", now + 60_000, 60_000).await.expect("hit");
+        assert_eq!((later.count, later.expires_at), (1, now + 120_000));
+        assert_eq!(rate_limit::purge(&db, now + 60_001).await.expect("purge"), 1, "only `other` had ended");
+        assert_eq!(rate_limit::rows(&db).await.expect("rows"), 1);
     }
+}
+
+async fn futures_join(db: &Db, key: &str, now: i64) -> Vec<app::rate_limit::Hit> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let db = db.clone();
+        let key = key.to_string();
+        tasks.spawn(async move { app::rate_limit::hit(&db, &key, now, 60_000).await.expect("hit") });
+    }
+    tasks.join_all().await
 }
 
 #[tokio::test]

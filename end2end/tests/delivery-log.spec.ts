@@ -1,7 +1,7 @@
 import { test, expect, type Page } from '@playwright/test';
 import { randomUUID } from 'crypto';
 import { sandboxURL } from '../playwright.config';
-import { createSandboxIntegration, hydrated, shot, signIn, watchConsole } from './helpers';
+import { createSandboxIntegration, hydrated, sameOrigin, shot, signIn, watchConsole } from './helpers';
 
 // Names unique to this run, so the test neither sees nor disturbs what other spec files create.
 const run = Date.now().toString(36);
@@ -11,7 +11,7 @@ const integrationName = `Delivery Log ${run}`;
 const unmatchedName = `Cyberdyne Systems ${run}`;
 
 const api = (page: Page, path: string, form: Record<string, string>) =>
-  page.request.post(path, { form, headers: { Accept: 'application/json' } });
+  page.request.post(path, { form, headers: { Accept: 'application/json', ...sameOrigin } });
 
 async function ok(response: Awaited<ReturnType<Page['request']['post']>>) {
   expect(response.status(), await response.text()).toBe(200);

@@ -99,3 +99,35 @@ test('an unknown address shows the not-found page', async ({ page }) => {
   await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
   await shot(page, '08-not-found');
 });
+
+test('every page runs and hydrates under the Content-Security-Policy, with the hardened cookie', async ({ page }) => {
+  const problems = watchConsole(page);
+  // Any script, style or connection the policy blocks is reported by the browser as a violation event.
+  await page.addInitScript(() => {
+    (window as any).__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) =>
+      (window as any).__cspViolations.push(`${e.violatedDirective}: ${e.blockedURI}`),
+    );
+  });
+  const response = await page.goto('/sign-in');
+  const csp = response?.headers()['content-security-policy'] ?? '';
+  expect(csp).toContain("script-src 'self' 'nonce-");
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(csp).not.toContain('unsafe-inline');
+  expect(response?.headers()['x-content-type-options']).toBe('nosniff');
+  await signIn(page);
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === 'dwid_session');
+  expect(session?.httpOnly).toBe(true);
+  expect(session?.sameSite).toBe('Lax');
+  for (const path of ['/integrations', '/organizations', '/settings', '/integrations/new/1']) {
+    await page.goto(path);
+    await hydrated(page);
+    expect(await page.evaluate(() => (window as any).__cspViolations)).toEqual([]);
+  }
+  // Client-side navigation after hydration (server functions over fetch) is allowed too.
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organizations' }).click();
+  await expect(page.getByText(/\d+ organizations/)).toBeVisible();
+  expect(await page.evaluate(() => (window as any).__cspViolations)).toEqual([]);
+  expect(problems).toEqual([]);
+});

@@ -1,7 +1,10 @@
 import { expect, type Page, type ConsoleMessage } from '@playwright/test';
-import { demoEmail, demoPassword, sandboxURL } from '../playwright.config';
+import { baseURL, demoEmail, demoPassword, sandboxURL } from '../playwright.config';
 
 export { demoEmail, demoPassword };
+
+/** What a browser's own page sends with a POST: the server refuses state changes from other origins. */
+export const sameOrigin = { Origin: baseURL };
 
 /** Collects console errors and warnings (hydration mismatches show up here) so a test can assert there are none. */
 export function watchConsole(page: Page): string[] {
@@ -36,6 +39,7 @@ export async function shot(page: Page, name: string) {
 // Integrations are created through the same server function the wizard saves with.
 export async function createIntegration(page: Page, name: string): Promise<number> {
   const response = await page.request.post('/api/integrations/save', {
+    headers: sameOrigin,
     data: {
       id: null,
       input: {
@@ -74,6 +78,7 @@ export async function createSandboxIntegration(
     { field: 'company', value: '' },
   ];
   const response = await page.request.post('/api/integrations/save', {
+    headers: sameOrigin,
     data: {
       id: null,
       input: {
@@ -92,7 +97,10 @@ export async function createSandboxIntegration(
   expect(response.status(), await response.text()).toBe(200);
   const id = Number(await response.text());
   if (options.active) {
-    const enable = await page.request.post('/api/integrations/set_active', { form: { id: String(id), active: 'true' } });
+    const enable = await page.request.post('/api/integrations/set_active', {
+      form: { id: String(id), active: 'true' },
+      headers: sameOrigin,
+    });
     expect(enable.status(), await enable.text()).toBe(200);
   }
   return id;

@@ -1,6 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
 import { sandboxURL } from '../playwright.config';
-import { createSandboxIntegration, hydrated, shot, signIn, watchConsole } from './helpers';
+import { createSandboxIntegration, hydrated, sameOrigin, shot, signIn, watchConsole } from './helpers';
 
 async function sandboxTickets(page: Page): Promise<any[]> {
   const response = await page.request.get(`${sandboxURL}/_sandbox/tickets`);
@@ -22,8 +22,8 @@ test('simulate a compromise and watch its ticket arrive in the ConnectWise sandb
     ],
   });
   // Only this integration serves Acme Corporation, so exactly one ticket is queued.
-  const integrations = await (await page.request.post('/api/integrations/list', { form: {} })).json();
-  const organizations = await (await page.request.post('/api/organizations/list', { form: {} })).json();
+  const integrations = await (await page.request.post('/api/integrations/list', { form: {}, headers: sameOrigin })).json();
+  const organizations = await (await page.request.post('/api/organizations/list', { form: {}, headers: sameOrigin })).json();
   const acme = organizations.find((o: any) => o.name === 'Acme Corporation');
   const others = integrations.filter((i: any) => i.id !== id && i.active && acme.integration_ids.includes(i.id));
   const before = (await sandboxTickets(page)).filter((t) => t.company?.name === 'Acme Corporation').length;
@@ -62,7 +62,7 @@ test('simulate a compromise and watch its ticket arrive in the ConnectWise sandb
   ).toBeTruthy();
 
   // An organization no enabled integration serves: imported, and the message says why nothing was queued.
-  await page.request.post('/api/integrations/set_active', { form: { id: String(id), active: 'false' } });
+  await page.request.post('/api/integrations/set_active', { form: { id: String(id), active: 'false' }, headers: sameOrigin });
   const idle = organizations.find(
     (o: any) => !integrations.some((i: any) => i.id !== id && i.active && o.integration_ids.includes(i.id)),
   );
@@ -80,7 +80,7 @@ test('simulate a compromise and watch its ticket arrive in the ConnectWise sandb
   }
 
   // Leave no enabled integration behind for the specs that count tickets.
-  const removed = await page.request.post('/api/integrations/remove', { form: { id: String(id) } });
+  const removed = await page.request.post('/api/integrations/remove', { form: { id: String(id) }, headers: sameOrigin });
   expect(removed.status()).toBe(200);
   expect(problems).toEqual([]);
 });

@@ -2,9 +2,11 @@
 //! dwid_…`), taking a JSON array or NDJSON. The batch is validated as a whole and stored all-or-nothing; the reply
 //! says how many records were new, how many were already imported (no-ops) and how many deliveries were queued.
 //!
-//! Errors are JSON `{"error": sentence, "errors": [{record, line, field, message}…]}`: 401 without a valid token,
-//! 413 over the body or record limit, 415 for a format other than JSON/NDJSON, 422 for invalid records (every
-//! problem, each naming its record and line), 500 when storing failed (nothing was imported).
+//! Errors are JSON `{"error": sentence, "errors": [{record, line, field, message}…], "error_count": n}`: 401
+//! without a valid token, 413 over the body or record limit (checked before the body is read, and records counted
+//! before any is built), 415 for a format other than JSON/NDJSON, 422 for invalid records (the first 100 problems,
+//! each naming its record and line, and how many in all), 429 with `Retry-After` over the token's requests per
+//! minute, 500 when storing failed (nothing was imported).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -19,7 +21,11 @@ use app::state::AppState;
 pub const IMPORT_PATH: &str = "/api/v1/compromises";
 
 fn error(status: StatusCode, message: &str, errors: &[RecordError]) -> Response {
-    (status, axum::Json(json!({ "error": message, "errors": errors }))).into_response()
+    error_counted(status, message, errors, errors.len())
+}
+
+fn error_counted(status: StatusCode, message: &str, errors: &[RecordError], count: usize) -> Response {
+    (status, axum::Json(json!({ "error": message, "errors": errors, "error_count": count }))).into_response()
 }
 
 fn rejected(err: &ImportError) -> Response {
@@ -28,15 +34,15 @@ fn rejected(err: &ImportError) -> Response {
         ImportError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ImportError::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
     };
-    let errors = match err {
-        ImportError::Invalid(errors) => errors.as_slice(),
-        _ => &[],
+    let (errors, count) = match err {
+        ImportError::Invalid(problems) => (&problems[..], problems.total()),
+        _ => (&[][..], 0),
     };
     let message = match err {
         ImportError::TooLarge { .. } => format!("The batch is too large: {err}. Nothing was imported; split it."),
         _ => format!("{}{}", capitalise(&err.to_string()), if errors.is_empty() { "." } else { ":" }),
     };
-    error(status, &message, errors)
+    error_counted(status, &message, errors, count)
 }
 
 fn capitalise(text: &str) -> String {
@@ -66,6 +72,31 @@ pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMa
             return error(StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable; try again shortly.", &[]);
         }
     };
+    // Requests per token per minute, counted across every instance before the body is read.
+    let now = app::db::now_millis();
+    let key = state.secrets.keyed_hash("import api token", token.as_bytes());
+    match app::rate_limit::hit(&state.db, &key, now, 60_000).await {
+        Ok(hit) if hit.over(state.config.import_requests_per_minute) => {
+            let retry_after = hit.retry_after_secs(now);
+            tracing::warn!(partner_id, "import refused: too many requests for this token");
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Too many requests for this API token: at most {} a minute. Nothing was imported; send this batch \
+                     again in {retry_after} s (or send fewer, larger batches).",
+                    state.config.import_requests_per_minute
+                ),
+                &[],
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return response;
+        }
+        Ok(_) => {}
+        Err(err) => {
+            tracing::error!(error = %err, "import rate limit failed");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable; try again shortly.", &[]);
+        }
+    }
     let limits =
         Limits { max_records: state.config.import_max_records, max_body_bytes: state.config.import_max_body_bytes };
     let too_large = |actual: usize| {

@@ -50,7 +50,7 @@ pub async fn import(config: Config, email: &str, file: &Path) -> Result<(), Stri
             return Err(format!(
                 "{} has {} invalid record(s); nothing was imported. Fix them and run the import again.",
                 file.display(),
-                errors.len()
+                errors.total()
             ));
         }
         Err(err) => return Err(format!("{}: {err}; nothing was imported", file.display())),
@@ -65,7 +65,7 @@ pub async fn import(config: Config, email: &str, file: &Path) -> Result<(), Stri
             print_errors(&errors);
             return Err(format!(
                 "{} record(s) refer to organizations {} does not have; nothing was imported.",
-                errors.len(),
+                errors.total(),
                 partner.email
             ));
         }

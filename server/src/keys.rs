@@ -19,6 +19,11 @@ pub enum KeyError {
     Missing(String),
     #[error("the secrets key file {path} must hold {KEY_BYTES} bytes written as {} hex digits", KEY_BYTES * 2)]
     Malformed { path: String },
+    #[error(
+        "the secrets key file {path} can be read by other users (mode {mode:o}); production refuses it: run \
+         `chmod 600 {path}` (owned by the user the server runs as)"
+    )]
+    Exposed { path: String, mode: u32 },
     #[error("could not read or write the secrets key file {path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
@@ -33,7 +38,23 @@ pub fn load_or_create(config: &Config) -> Result<[u8; KEY_BYTES], KeyError> {
         create(path)?;
         tracing::info!(path = %path.display(), "generated a new secrets key (dev mode)");
     }
+    if config.mode == Mode::Production {
+        check_private(path)?;
+    }
     read(path)
+}
+
+/// Production keeps the key readable by its owner only: a key any local user can read opens every stored secret.
+fn check_private(path: &Path) -> Result<(), KeyError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_err(io_error(path))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed { path: path.display().to_string(), mode });
+        }
+    }
+    Ok(())
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
@@ -43,7 +64,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
 fn create(path: &Path) -> Result<(), KeyError> {
     use rand::RngCore;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_error(path))?;
+        app::db::create_private_dir(dir).map_err(io_error(path))?;
     }
     let mut key = [0u8; KEY_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut key);
@@ -90,6 +111,24 @@ mod tests {
         let err = load_or_create(&config(&dir, "production")).expect_err("missing key");
         assert!(matches!(err, KeyError::Missing(_)));
         assert!(!dir.join("secrets.key").exists(), "production must not invent a key");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn production_refuses_a_key_others_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempdir();
+        let dev = config(&dir, "dev");
+        load_or_create(&dev).expect("generated");
+        let file = dir.join("secrets.key");
+        assert_eq!(std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777, 0o600);
+        load_or_create(&config(&dir, "production")).expect("0600 is fine");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let err = load_or_create(&config(&dir, "production")).expect_err("group-readable");
+        assert!(matches!(err, KeyError::Exposed { mode: 0o640, .. }), "{err}");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        // Dev mode (a developer's own machine) does not check.
+        load_or_create(&dev).expect("dev");
     }
 
     #[test]

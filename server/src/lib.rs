@@ -8,7 +8,6 @@ pub mod routes;
 pub mod sandbox;
 pub mod seed;
 
-use std::sync::Arc;
 
 use app::config::{Config, Mode};
 use app::db::Db;
@@ -46,5 +45,5 @@ pub async fn build_state(config: Config, leptos_options: LeptosOptions) -> Resul
     }
     let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))?;
     let secrets = app::secrets::SecretBox::new(&key);
-    Ok(AppState { leptos_options, db, config: Arc::new(config), connectwise, secrets, deliveries: Default::default() })
+    Ok(AppState::new(leptos_options, db, config, connectwise, secrets))
 }

@@ -158,6 +158,16 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
+    if !config.is_production() {
+        tracing::warn!(
+            "\n\
+             ************************************************************************************\n\
+             *  DEV MODE (APP_MODE=dev): demo partner, PSA sandboxes, plain-HTTP cookies,        *\n\
+             *  loopback PSA hosts allowed. Never expose this instance; unset APP_MODE (the      *\n\
+             *  default is production) for any real deployment.                                  *\n\
+             ************************************************************************************"
+        );
+    }
     let leptos = get_configuration(None).map_err(|err| StartError::Leptos(err.to_string()).to_string())?;
     let addr = leptos.leptos_options.site_addr;
     // Dev mode: the ConnectWise sandbox in-process, with the demo account (CW_SANDBOX_ADDR=off disables it).

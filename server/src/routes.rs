@@ -1,11 +1,13 @@
-//! The HTTP router: Leptos pages and server functions, static files, the session gate for pages, and the
-//! tower-http layers (request tracing, compression, timeouts).
+//! The HTTP router: Leptos pages and server functions, static files, the session gate for pages, and the layers
+//! around them: request tracing, compression, timeouts, the cross-site request guard, signed no-JavaScript errors
+//! and the security headers.
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::compression::CompressionLayer;
@@ -26,8 +28,11 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), page_gate))
+        .layer(middleware::from_fn_with_state(state.clone(), error_channel))
+        .layer(middleware::from_fn_with_state(state.clone(), same_origin_only))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -44,7 +49,7 @@ async fn page_gate(State(state): State<AppState>, request: Request, next: Next) 
     if request.method() != Method::GET || (is_public(&path) && path != "/sign-in") {
         return next.run(request).await;
     }
-    let partner = match session_token_from_headers(request.headers()) {
+    let partner = match session_token_from_headers(request.headers(), state.config.is_production()) {
         Some(token) => match session_partner(&state.db, &token).await {
             Ok(partner) => partner,
             Err(err) => {
@@ -59,4 +64,132 @@ async fn page_gate(State(state): State<AppState>, request: Request, next: Next) 
         (false, false) => Redirect::to("/sign-in").into_response(),
         _ => next.run(request).await,
     }
+}
+
+/// Refuses state-changing requests that a browser sent from another site (CSRF, login CSRF).
+///
+/// Browsers mark every request with `Sec-Fetch-Site` (which pages cannot forge) and every cross-origin or POST
+/// request with `Origin`. A request must be `same-origin` by the first or come from the dashboard's own origin by
+/// the second (`PUBLIC_URL`, else the `Host` it was sent to). A request with neither header is not from a current
+/// browser; it is let through only without cookies, so it carries no session to abuse. The import API
+/// authenticates by bearer token alone and is exempt.
+async fn same_origin_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method();
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || request.uri().path() == crate::api::IMPORT_PATH
+    {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let allowed = match (header_str(headers, "sec-fetch-site"), header_str(headers, header::ORIGIN.as_str())) {
+        (Some(site), _) => site.eq_ignore_ascii_case("same-origin"),
+        (None, Some(origin)) => is_own_origin(origin, state.config.public_origin.as_deref(), headers),
+        (None, None) => !headers.contains_key(header::COOKIE),
+    };
+    if allowed {
+        next.run(request).await
+    } else {
+        tracing::warn!(path = %request.uri().path(), "cross-site request refused");
+        (StatusCode::FORBIDDEN, "Cross-site request refused: use the dashboard itself to make changes.").into_response()
+    }
+}
+
+fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// Whether `origin` is the dashboard's: `PUBLIC_URL` when set, else the request's own `Host` (any scheme, as the
+/// scheme is the proxy's business).
+fn is_own_origin(origin: &str, public_origin: Option<&str>, headers: &http::HeaderMap) -> bool {
+    let Some(origin) = app::config::parse_origin(origin) else { return false };
+    match public_origin {
+        Some(public) => origin == public,
+        None => header_str(headers, header::HOST.as_str()).is_some_and(|host| {
+            origin.split_once("://").is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host.trim()))
+        }),
+    }
+}
+
+const ERR_PARAMS: [&str; 3] = ["__path", "__err", "__sig"];
+
+/// Signs and checks the no-JavaScript error channel.
+///
+/// When a form posts without JavaScript and its server function fails, Leptos redirects back with the error in the
+/// query (`?__path=…&__err=…`), and the page shows it. Unsigned, anyone could link to the sign-in page with a
+/// sentence of their own in it. So the redirect gets `__sig`, a keyed hash of path and error under the secrets key,
+/// and a page request whose error is not signed is sent to the same address without it.
+async fn error_channel(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() == Method::GET {
+        let query = request.uri().query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        if pairs.iter().any(|(key, _)| ERR_PARAMS.contains(&key.as_str())) {
+            let value = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, v)| v.as_str());
+            let signed = match (value("__path"), value("__err"), value("__sig")) {
+                (Some(path), Some(err), Some(sig)) => state.secrets.verify_keyed_hash(
+                    "form error",
+                    format!("{path}\n{err}").as_bytes(),
+                    sig,
+                ),
+                _ => false,
+            };
+            if !signed {
+                let rest: Vec<&(String, String)> =
+                    pairs.iter().filter(|(key, _)| !ERR_PARAMS.contains(&key.as_str())).collect();
+                let mut target = request.uri().path().to_string();
+                if !rest.is_empty() {
+                    target.push('?');
+                    target.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(rest).finish());
+                }
+                return Redirect::to(&target).into_response();
+            }
+        }
+        return next.run(request).await;
+    }
+    let mut response = next.run(request).await;
+    if let Some(location) = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok())
+        && location.contains("__err=")
+        && let Some(signed) = sign_location(&state, location)
+        && let Ok(value) = HeaderValue::from_str(&signed)
+    {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// The redirect target with `__sig` added for its `__path` and `__err`.
+fn sign_location(state: &AppState, location: &str) -> Option<String> {
+    let (_, query) = location.split_once('?')?;
+    let query = query.split('#').next().unwrap_or_default();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let value = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, v)| v.as_str());
+    let sig = state.secrets.keyed_hash("form error", format!("{}\n{}", value("__path")?, value("__err")?).as_bytes());
+    let (base, fragment) = match location.split_once('#') {
+        Some((base, fragment)) => (base, format!("#{fragment}")),
+        None => (location, String::new()),
+    };
+    Some(format!("{base}&__sig={sig}{fragment}"))
+}
+
+/// Security headers on every response. Pages set their own Content-Security-Policy with the render's script nonce
+/// (`app::shell`); everything else gets one that allows nothing.
+async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/pkg/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = |headers: &mut http::HeaderMap, name: HeaderName, value: &'static str| {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    };
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    // Same-origin referrers only: the no-JavaScript form flow redirects back to the Referer.
+    set(headers, header::REFERRER_POLICY, "same-origin");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set(headers, header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'; base-uri 'none'");
+    if !is_asset {
+        // Pages and answers are per partner: never stored by a browser or a shared cache.
+        set(headers, header::CACHE_CONTROL, "no-store");
+    }
+    if state.config.is_production() {
+        set(headers, header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains");
+    }
+    response
 }

@@ -24,6 +24,7 @@ fn command(data_dir: &Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATA_DIR", data_dir)
         .env("LOG_LEVEL", "info")
+        .env("APP_MODE", "dev")
         .current_dir(data_dir);
     command
 }
@@ -111,6 +112,7 @@ async fn serve_honours_the_environment_seeds_once_and_keeps_data_across_restarts
         let log = read_log(&dir);
         assert!(log.contains(&format!("listening on http://127.0.0.1:{port}")), "{log}");
         assert!(log.contains("Demo partner created") && log.contains("demo@partner.example"), "{log}");
+        assert!(log.contains("DEV MODE (APP_MODE=dev)") && log.contains("Never expose this instance"), "{log}");
     }
     let db = open(&dir).await;
     let demo = app::auth::store::authenticate(&db, "demo@partner.example", "demo password for the test").await;

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::compromises::{ImportRecord, OrganizationRef};
@@ -137,14 +136,13 @@ async fn prepare(
     let connectwise =
         app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config)).expect("cw");
     let key: [u8; 32] = hex::decode(KEY_HEX).expect("hex").try_into().expect("32 bytes");
-    let state = AppState {
-        leptos_options: leptos::config::LeptosOptions::builder().output_name("dwid-integrations").build(),
-        db: db.clone(),
-        config: Arc::new(config),
+    let state = AppState::new(
+        leptos::config::LeptosOptions::builder().output_name("dwid-integrations").build(),
+        db.clone(),
+        config,
         connectwise,
-        secrets: app::secrets::SecretBox::new(&key),
-        deliveries: Default::default(),
-    };
+        app::secrets::SecretBox::new(&key),
+    );
     let partner =
         app::auth::store::create_partner(db, "crash@msp.example", "a long enough password").await.expect("partner");
     let mut orgs = Vec::new();

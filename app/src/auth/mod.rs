@@ -6,10 +6,20 @@ use serde::{Deserialize, Serialize};
 use crate::error::AppError;
 
 #[cfg(feature = "ssr")]
+pub mod slots;
+#[cfg(feature = "ssr")]
 pub mod store;
 
-/// The name of the session cookie.
+/// The name of the session cookie in dev mode (plain HTTP on a developer's machine).
 pub const SESSION_COOKIE: &str = "dwid_session";
+/// The name of the session cookie in production. Browsers accept a `__Host-` cookie only when it is Secure, has
+/// `Path=/` and no `Domain`, so no other host (a sibling subdomain, say) can set or overwrite it.
+pub const SESSION_COOKIE_PRODUCTION: &str = "__Host-dwid_session";
+
+/// The session cookie's name in this mode.
+pub fn session_cookie_name(production: bool) -> &'static str {
+    if production { SESSION_COOKIE_PRODUCTION } else { SESSION_COOKIE }
+}
 /// What a partner is told for any wrong email or password, and nothing more.
 pub const INVALID_CREDENTIALS: &str = "Invalid email or password";
 
@@ -74,21 +84,32 @@ mod ssr {
     use leptos::prelude::*;
     use leptos_axum::ResponseOptions;
 
-    use super::store::{self, Partner};
-    use super::{INVALID_CREDENTIALS, SESSION_COOKIE, normalize_email};
+    use super::slots::Lane;
+    use super::store::{self, Checked, Partner};
+    use super::{INVALID_CREDENTIALS, normalize_email, session_cookie_name, validate_email};
+    use crate::db::now_millis;
     use crate::error::AppError;
+    use crate::rate_limit::{self, Hit};
     use crate::state::AppState;
 
-    /// The session token in a request's `Cookie` header, if any.
-    pub fn session_token_from_headers(headers: &http::HeaderMap) -> Option<String> {
-        headers
+    /// The longest password ever checked: new ones have at most 256 characters, so anything longer is wrong without
+    /// spending a hash on it.
+    const MAX_PASSWORD_BYTES: usize = 1024;
+
+    /// The session token in a request's `Cookie` headers: the value of the one cookie with the session's name in
+    /// this mode. Two cookies of that name (one planted by another host, say) are ambiguous and count as none.
+    pub fn session_token_from_headers(headers: &http::HeaderMap, production: bool) -> Option<String> {
+        let name = session_cookie_name(production);
+        let mut values = headers
             .get_all(COOKIE)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == SESSION_COOKIE)
-            .map(|(_, value)| value.to_string())
+            .filter(|(cookie, _)| *cookie == name)
+            .map(|(_, value)| value);
+        let first = values.next()?;
+        values.next().is_none().then(|| first.to_string())
     }
 
     /// The partner of the current request's session, or `Unauthorized`. Every server function but sign-in starts
@@ -96,22 +117,9 @@ mod ssr {
     pub async fn require_partner() -> Result<Partner, AppError> {
         let state = expect_context::<AppState>();
         let parts = use_context::<Parts>().ok_or(AppError::Unauthorized)?;
-        let token = session_token_from_headers(&parts.headers).ok_or(AppError::Unauthorized)?;
+        let token = session_token_from_headers(&parts.headers, state.config.is_production())
+            .ok_or(AppError::Unauthorized)?;
         store::session_partner(&state.db, &token).await?.ok_or(AppError::Unauthorized)
-    }
-
-    fn client_address(state: &AppState, parts: &Parts) -> String {
-        if state.config.trust_proxy_headers
-            && let Some(forwarded) = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-            && let Some(first) = forwarded.split(',').next().map(str::trim).filter(|s| !s.is_empty())
-        {
-            return first.to_string();
-        }
-        parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".into())
     }
 
     fn set_cookie(value: String) {
@@ -120,48 +128,113 @@ mod ssr {
         }
     }
 
+    fn session_cookie(production: bool, value: &str, max_age_secs: u64) -> String {
+        let name = session_cookie_name(production);
+        let secure = if production { "; Secure" } else { "" };
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
+    }
+
+    /// The three counters one sign-in attempt is counted under, as keyed hashes (no email or address is stored).
+    struct Counters {
+        /// Per client address: one address guessing many emails.
+        ip: String,
+        /// Per (email, client address): the tight limit, which only ever locks out the client that keeps failing.
+        pair: String,
+        /// Per email from anywhere, over a longer window: a slow ceiling on guessing one partner's password from
+        /// many addresses.
+        email: String,
+    }
+
     pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
         let state = expect_context::<AppState>();
         let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
         let config = &state.config;
-        let window = config.sign_in_window.as_millis() as i64;
-        let email_key = format!("email:{}", normalize_email(&email));
-        let ip_key = format!("ip:{}", client_address(&state, &parts));
-        for (key, max) in
-            [(&email_key, config.sign_in_max_failures_per_email), (&ip_key, config.sign_in_max_failures_per_ip)]
-        {
-            if let Some(retry_after_secs) = store::sign_in_blocked_for(&state.db, key, max, window).await? {
-                tracing::warn!(key = %key, "sign-in refused: too many failures");
-                return Err(AppError::RateLimited { retry_after_secs });
-            }
-        }
-        let Some(partner) = store::authenticate(&state.db, &email, &password).await? else {
-            store::record_sign_in_failure(&state.db, &[email_key, ip_key], window).await?;
-            tracing::info!("sign-in failed");
-            return Err(AppError::invalid(INVALID_CREDENTIALS));
+        // Nothing is counted, stored or logged for text that is not an email address (at most 254 characters).
+        let email = validate_email(&email)
+            .map_err(|_| AppError::invalid("Enter your email address, like name@example.com."))?;
+        let email_key = normalize_email(&email);
+        let client = crate::client_address::from_parts(config.trusted_proxy_hops, &parts);
+        let client_key = client.map_or_else(|| "unknown".to_owned(), crate::client_address::limit_key);
+        let counters = Counters {
+            ip: state.secrets.keyed_hash("sign-in ip", client_key.as_bytes()),
+            pair: state.secrets.keyed_hash("sign-in email+ip", format!("{email_key}\n{client_key}").as_bytes()),
+            email: state.secrets.keyed_hash("sign-in email", email_key.as_bytes()),
         };
-        store::clear_sign_in_failures(&state.db, &email_key).await?;
+        let now = now_millis();
+        rate_limit::purge(&state.db, now).await?;
+        // Every attempt is counted before its password is checked, each count one atomic statement: N parallel
+        // guesses get the counts 1..N, and only those within every limit are checked. An attempt refused by one
+        // limit is taken back from those before it: it checked no password.
+        let window = config.sign_in_window.as_millis() as i64;
+        let global_window = config.sign_in_global_window.as_millis() as i64;
+        let limits = [
+            (&counters.ip, window, config.sign_in_max_failures_per_ip, "client address"),
+            (&counters.pair, window, config.sign_in_max_failures_per_email, "email and client address"),
+            (&counters.email, global_window, config.sign_in_max_failures_per_email_global, "email"),
+        ];
+        let mut hits: Vec<(&String, Hit)> = Vec::with_capacity(limits.len());
+        for (key, window, max, what) in limits {
+            let hit = rate_limit::hit(&state.db, key, now, window).await?;
+            if hit.over(max) {
+                undo(&state, &hits).await;
+                tracing::warn!(limit = what, "sign-in refused: too many attempts");
+                return Err(AppError::RateLimited { retry_after_secs: hit.retry_after_secs(now) });
+            }
+            hits.push((key, hit));
+        }
+        let ip = hits[0].1;
+        // The first attempt from an address in the window may use the slot kept for clean clients.
+        let lane = if ip.count == 1 { Lane::Clean } else { Lane::Suspect };
+        let checked = if password.len() > MAX_PASSWORD_BYTES {
+            store::lookup(&state.db, &email).await?.map_or(Checked::UnknownEmail, Checked::WrongPassword)
+        } else {
+            let Ok(slot) = state.sign_in_slots.acquire(lane).await else {
+                // Not checked, so not counted.
+                undo(&state, &hits).await;
+                tracing::warn!("sign-in refused: every password-hashing slot is busy");
+                return Err(AppError::Busy { retry_after_secs: 2 });
+            };
+            let checked = store::check_credentials(&state.db, &email, &password).await;
+            drop(slot);
+            checked?
+        };
+        let partner = match checked {
+            Checked::Ok(partner) => partner,
+            Checked::WrongPassword(_) | Checked::UnknownEmail => {
+                tracing::info!(client = %crate::client_address::display(client), "sign-in failed");
+                return Err(AppError::invalid(INVALID_CREDENTIALS));
+            }
+        };
+        // A successful sign-in is not a failure: this client starts afresh for this email, and the other counters
+        // take it back.
+        rate_limit::reset(&state.db, &counters.pair).await?;
+        rate_limit::undo(&state.db, &counters.ip, ip).await?;
+        rate_limit::undo(&state.db, &counters.email, hits[2].1).await?;
         let ttl = config.session_ttl;
         let token = store::create_session(&state.db, partner.id, ttl.as_millis() as i64).await?;
-        let secure = if config.is_production() { "; Secure" } else { "" };
-        set_cookie(format!(
-            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-            ttl.as_secs()
-        ));
-        tracing::info!(partner_id = partner.id, "partner signed in");
+        set_cookie(session_cookie(config.is_production(), &token, ttl.as_secs()));
+        tracing::info!(partner_id = partner.id, client = %crate::client_address::display(client), "partner signed in");
         leptos_axum::redirect("/integrations");
         Ok(())
     }
 
+    async fn undo(state: &AppState, hits: &[(&String, Hit)]) {
+        for (key, hit) in hits {
+            if let Err(err) = rate_limit::undo(&state.db, key, *hit).await {
+                tracing::error!(error = %err, "could not take back a sign-in count");
+            }
+        }
+    }
+
     pub async fn sign_out() -> Result<(), AppError> {
         let state = expect_context::<AppState>();
+        let production = state.config.is_production();
         if let Some(parts) = use_context::<Parts>()
-            && let Some(token) = session_token_from_headers(&parts.headers)
+            && let Some(token) = session_token_from_headers(&parts.headers, production)
         {
             store::delete_session(&state.db, &token).await?;
         }
-        let secure = if state.config.is_production() { "; Secure" } else { "" };
-        set_cookie(format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"));
+        set_cookie(session_cookie(production, "", 0));
         leptos_axum::redirect("/sign-in");
         Ok(())
     }
@@ -171,12 +244,32 @@ mod ssr {
         use super::*;
 
         #[test]
-        fn finds_the_session_cookie_among_others() {
+        fn finds_the_one_session_cookie_of_the_mode() {
             let mut headers = http::HeaderMap::new();
             headers.append(COOKIE, HeaderValue::from_static("a=1; dwid_session=abc; b=2"));
-            assert_eq!(session_token_from_headers(&headers).as_deref(), Some("abc"));
-            let empty = http::HeaderMap::new();
-            assert_eq!(session_token_from_headers(&empty), None);
+            assert_eq!(session_token_from_headers(&headers, false).as_deref(), Some("abc"));
+            assert_eq!(session_token_from_headers(&headers, true), None, "production reads only the __Host- cookie");
+            assert_eq!(session_token_from_headers(&http::HeaderMap::new(), false), None);
+            let mut production = http::HeaderMap::new();
+            production.append(COOKIE, HeaderValue::from_static("__Host-dwid_session=abc"));
+            assert_eq!(session_token_from_headers(&production, true).as_deref(), Some("abc"));
+        }
+
+        #[test]
+        fn two_session_cookies_are_ambiguous() {
+            let mut headers = http::HeaderMap::new();
+            headers.append(COOKIE, HeaderValue::from_static("dwid_session=planted"));
+            headers.append(COOKIE, HeaderValue::from_static("dwid_session=abc"));
+            assert_eq!(session_token_from_headers(&headers, false), None);
+        }
+
+        #[test]
+        fn production_cookies_are_host_prefixed_and_secure() {
+            assert_eq!(
+                session_cookie(true, "t", 60),
+                "__Host-dwid_session=t; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
+            );
+            assert_eq!(session_cookie(false, "t", 60), "dwid_session=t; Path=/; HttpOnly; SameSite=Lax; Max-Age=60");
         }
     }
 }

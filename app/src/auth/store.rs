@@ -92,8 +92,23 @@ pub async fn partner_by_email(db: &Db, email: &str) -> Result<Option<Partner>, S
         .transpose()?)
 }
 
-/// Checks an email and password. `None` when either is wrong (the caller cannot tell which, by design).
-pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<Option<Partner>, StoreError> {
+/// What checking a sign-in found. The partner is told only "invalid email or password" either way; the server
+/// knows which, for its own records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    Ok(Partner),
+    WrongPassword(Partner),
+    UnknownEmail,
+}
+
+/// The partner with this email, if any (no password check).
+pub async fn lookup(db: &Db, email: &str) -> Result<Option<Partner>, StoreError> {
+    partner_by_email(db, email).await
+}
+
+/// Checks an email and password with one argon2 verification, taking as long for an unknown email as for a known
+/// one. Call it holding a hashing slot ([`super::slots::HashSlots`]).
+pub async fn check_credentials(db: &Db, email: &str, password: &str) -> Result<Checked, StoreError> {
     let row = sqlx::query("SELECT id, email, password_hash FROM partners WHERE email_key = $1")
         .bind(normalize_email(email))
         .fetch_optional(&db.pool)
@@ -107,7 +122,20 @@ pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<Option
     };
     let password = password.to_string();
     let ok = blocking(move || verify_password(&password, &hash)).await;
-    Ok(partner.filter(|_| ok))
+    Ok(match (partner, ok) {
+        (Some(partner), true) => Checked::Ok(partner),
+        (Some(partner), false) => Checked::WrongPassword(partner),
+        (None, _) => Checked::UnknownEmail,
+    })
+}
+
+/// Checks an email and password. `None` when either is wrong (the caller cannot tell which, by design). For
+/// operator tools; sign-in goes through its rate limits and hashing slots first.
+pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<Option<Partner>, StoreError> {
+    Ok(match check_credentials(db, email, password).await? {
+        Checked::Ok(partner) => Some(partner),
+        _ => None,
+    })
 }
 
 /// A new random session token (sent to the browser) and its SHA-256 (the only form stored).
@@ -160,47 +188,6 @@ pub async fn session_partner(db: &Db, token: &str) -> Result<Option<Partner>, St
 
 pub async fn delete_session(db: &Db, token: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(hash_token(token)).execute(&db.pool).await?;
-    Ok(())
-}
-
-/// How long until `key` may try again, when it already has `max` failures within `window_millis`.
-pub async fn sign_in_blocked_for(db: &Db, key: &str, max: u32, window_millis: i64) -> Result<Option<u64>, StoreError> {
-    let now = now_millis();
-    let row = sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM sign_in_failures WHERE key = $1 AND at > $2")
-        .bind(key)
-        .bind(now - window_millis)
-        .fetch_one(&db.pool)
-        .await?;
-    let count: i64 = row.try_get("n")?;
-    if count < i64::from(max) {
-        return Ok(None);
-    }
-    let oldest: Option<i64> = row.try_get("oldest")?;
-    let until = oldest.unwrap_or(now) + window_millis;
-    Ok(Some(((until - now).max(0) as u64).div_ceil(1000)))
-}
-
-pub async fn record_sign_in_failure(db: &Db, keys: &[String], window_millis: i64) -> Result<(), StoreError> {
-    let now = now_millis();
-    let mut tx = db.pool.begin().await?;
-    for key in keys {
-        sqlx::query("DELETE FROM sign_in_failures WHERE key = $1 AND at <= $2")
-            .bind(key)
-            .bind(now - window_millis)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO sign_in_failures (key, at) VALUES ($1, $2)")
-            .bind(key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-pub async fn clear_sign_in_failures(db: &Db, key: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM sign_in_failures WHERE key = $1").bind(key).execute(&db.pool).await?;
     Ok(())
 }
 

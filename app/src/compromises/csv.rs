@@ -31,7 +31,7 @@ pub fn parse_csv(body: &[u8], limits: &Limits) -> Result<Vec<ImportRecord>, Impo
             message: format!(
                 "the file is not UTF-8 text: line {line} holds an invalid byte sequence (save it as \"CSV UTF-8\")"
             ),
-        }]));
+        }].into()));
     }
     let mut rows = read_rows(body)?.into_iter();
     let Some(header) = rows.next() else {
@@ -114,7 +114,7 @@ fn read_rows(body: &[u8]) -> Result<Vec<Row>, ImportError> {
                 line: Some(line),
                 field: None,
                 message: format!("malformed CSV at line {line}: {e}"),
-            }])
+            }].into())
         })?;
         if !more {
             break;
@@ -170,7 +170,7 @@ fn columns(header: &Row) -> Result<Vec<&'static str>, ImportError> {
             }
         }
     }
-    if errors.is_empty() { Ok(columns) } else { Err(ImportError::Invalid(errors)) }
+    if errors.is_empty() { Ok(columns) } else { Err(ImportError::Invalid(errors.into())) }
 }
 
 /// An `organization_id` cell: a number when it is digits, else the text (which validation then refuses).

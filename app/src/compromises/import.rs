@@ -127,18 +127,79 @@ impl fmt::Display for RecordError {
     }
 }
 
+/// The most problems a refusal lists: a reply stays small however broken the batch (a 2 MB body could otherwise
+/// produce hundreds of megabytes of messages). [`Problems::total`] still counts them all.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// The problems found in a batch: the first [`MAX_REPORTED_ERRORS`] of them, in record order, and how many in all.
+/// Reads as the slice of those listed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problems {
+    listed: Vec<RecordError>,
+    total: usize,
+}
+
+impl Problems {
+    pub fn push(&mut self, error: RecordError) {
+        self.total += 1;
+        if self.listed.len() < MAX_REPORTED_ERRORS {
+            self.listed.push(error);
+        }
+    }
+
+    /// How many problems were found, listed or not.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.listed.len()
+    }
+}
+
+impl std::ops::Deref for Problems {
+    type Target = [RecordError];
+
+    fn deref(&self) -> &[RecordError] {
+        &self.listed
+    }
+}
+
+impl From<Vec<RecordError>> for Problems {
+    fn from(errors: Vec<RecordError>) -> Self {
+        let mut problems = Problems::default();
+        for error in errors {
+            problems.push(error);
+        }
+        problems
+    }
+}
+
 /// Why a batch was refused. Nothing of a refused batch may be imported.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ImportError {
     /// Maps to 413 Payload Too Large.
     #[error("the {kind} is {actual}, above the limit of {max}")]
     TooLarge { kind: LimitKind, actual: usize, max: usize },
-    /// Maps to 422 Unprocessable Content; holds every error found, in record order.
-    #[error("the batch is invalid ({} error(s)); nothing was imported", .0.len())]
-    Invalid(Vec<RecordError>),
+    /// Maps to 422 Unprocessable Content; holds the errors found, in record order (the first
+    /// [`MAX_REPORTED_ERRORS`], and how many in all).
+    #[error("the batch is invalid ({}); nothing was imported", describe_count(.0))]
+    Invalid(Problems),
     /// Maps to 415 Unsupported Media Type.
     #[error("unsupported format {0}: send a JSON array (application/json) or NDJSON (application/x-ndjson)")]
     UnsupportedFormat(String),
+}
+
+fn describe_count(problems: &Problems) -> String {
+    if problems.total() > problems.len() {
+        format!("{} errors, the first {} listed", problems.total(), problems.len())
+    } else {
+        format!("{} error(s)", problems.total())
+    }
 }
 
 /// Parses a body by its `Content-Type`: `application/json` is a JSON array; `application/x-ndjson`,
@@ -170,10 +231,17 @@ pub fn parse(body: &[u8], content_type: Option<&str>, limits: &Limits) -> Result
 /// Parses a JSON array of record objects.
 pub fn parse_json(body: &[u8], limits: &Limits) -> Result<Vec<ImportRecord>, ImportError> {
     check_body(body, limits)?;
-    let value: Value = serde_json::from_slice(strip_bom(body)).map_err(|e| {
+    let malformed = |e: serde_json::Error| {
         let message = format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), json_error_text(&e));
-        ImportError::Invalid(vec![RecordError { record: 0, line: Some(e.line()), field: None, message }])
-    })?;
+        ImportError::Invalid(vec![RecordError { record: 0, line: Some(e.line()), field: None, message }].into())
+    };
+    // Count the records before building any of them: a cheap pass that allocates nothing per element.
+    match serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(strip_bom(body)) {
+        Ok(items) => check_records(items.len(), limits)?,
+        // Not an array, or malformed: the full parse below says exactly what is wrong.
+        Err(_) => {}
+    }
+    let value: Value = serde_json::from_slice(strip_bom(body)).map_err(malformed)?;
     let Value::Array(items) = value else {
         return Err(body_error("expected a JSON array of records (send one object per line as NDJSON instead)"));
     };
@@ -264,7 +332,7 @@ pub(super) fn check_records(count: usize, limits: &Limits) -> Result<(), ImportE
 }
 
 pub(super) fn body_error(message: &str) -> ImportError {
-    ImportError::Invalid(vec![RecordError { record: 0, line: None, field: None, message: message.to_owned() }])
+    ImportError::Invalid(vec![RecordError { record: 0, line: None, field: None, message: message.to_owned() }].into())
 }
 
 /// serde_json's message without its trailing " at line L column C" (the caller reports the position itself).
@@ -280,7 +348,7 @@ fn json_error_text(e: &serde_json::Error) -> String {
 #[derive(Default)]
 pub(super) struct Batch {
     records: Vec<ImportRecord>,
-    pub(super) errors: Vec<RecordError>,
+    pub(super) errors: Problems,
     /// Normalised uuid → the record that first carried it.
     seen: HashMap<String, usize>,
 }
@@ -313,7 +381,7 @@ impl Batch {
 struct Check<'a> {
     record: usize,
     line: Option<usize>,
-    errors: &'a mut Vec<RecordError>,
+    errors: &'a mut Problems,
 }
 
 impl Check<'_> {
@@ -335,9 +403,15 @@ impl Check<'_> {
     }
 
     fn record(&mut self, map: &Map<String, Value>) -> Option<ImportRecord> {
-        let before = self.errors.len();
+        let before = self.errors.total();
         for key in map.keys().filter(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
-            self.error(Some(key), format!("is not a known field (known: {})", KNOWN_FIELDS.join(", ")));
+            // An unknown name is quoted shortened: it comes from the caller and could be megabytes long.
+            let shown: String = if key.chars().count() > 64 {
+                key.chars().take(64).chain(['…']).collect()
+            } else {
+                key.clone()
+            };
+            self.error(Some(&shown), format!("is not a known field (known: {})", KNOWN_FIELDS.join(", ")));
         }
         let uuid = self.required(map, "uuid", true).and_then(|u| {
             let u = u.trim().to_ascii_lowercase();
@@ -375,7 +449,7 @@ impl Check<'_> {
         let search_value = self.required(map, "search_value", false);
         let date_added = self.date(map, "date_added");
         let date_found = self.date(map, "date_found");
-        if self.errors.len() != before {
+        if self.errors.total() != before {
             return None;
         }
         Some(ImportRecord {

@@ -16,7 +16,8 @@ mod import;
 pub mod store;
 
 pub use import::{
-    ImportError, ImportRecord, LimitKind, Limits, MAX_FIELD_CHARS, OrganizationRef, RecordError, normalize_date, parse,
+    ImportError, ImportRecord, LimitKind, Limits, MAX_FIELD_CHARS, MAX_REPORTED_ERRORS, OrganizationRef, Problems,
+    RecordError, normalize_date, parse,
     parse_json, parse_ndjson,
 };
 

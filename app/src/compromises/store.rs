@@ -190,7 +190,7 @@ async fn resolve_organizations(db: &Db, partner_id: i64, records: &[ImportRecord
             },
         }
     }
-    if errors.is_empty() { Ok(resolved) } else { Err(ImportError::Invalid(errors).into()) }
+    if errors.is_empty() { Ok(resolved) } else { Err(ImportError::Invalid(errors.into()).into()) }
 }
 
 /// One stored compromise as the delivery worker renders it.

@@ -33,7 +33,7 @@ fn ndjson(records: &[Value]) -> Vec<u8> {
 
 fn errors(result: Result<Vec<ImportRecord>, ImportError>) -> Vec<RecordError> {
     match result {
-        Err(ImportError::Invalid(errors)) => errors,
+        Err(ImportError::Invalid(errors)) => errors.to_vec(),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }

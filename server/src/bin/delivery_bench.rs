@@ -216,18 +216,17 @@ struct Report {
 async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
     let (_sandbox, site) = start_sandbox(args.latency_ms)?;
     let db = database(backend).await?;
-    let mut config = Config::from_lookup(|_| None)?;
+    let mut config = Config::from_lookup(|name| (name == "APP_MODE").then(|| "dev".to_string()))?;
     config.connectwise_timeout = Duration::from_secs(30);
     let client = CwClient::new(ClientConfig::from_config(&config))?;
     let secrets = app::secrets::SecretBox::new(&[7u8; 32]);
-    let state = AppState {
-        leptos_options: leptos::config::LeptosOptions::builder().output_name("dwid-integrations").build(),
-        db: db.clone(),
-        config: Arc::new(config.clone()),
-        connectwise: client.clone(),
-        secrets: secrets.clone(),
-        deliveries: Default::default(),
-    };
+    let state = AppState::new(
+        leptos::config::LeptosOptions::builder().output_name("dwid-integrations").build(),
+        db.clone(),
+        config.clone(),
+        client.clone(),
+        secrets.clone(),
+    );
     let partner = app::auth::store::create_partner(&db, "bench@msp.example", "a long enough password").await?;
     let organizations = company_names(args.organizations);
     for name in &organizations {

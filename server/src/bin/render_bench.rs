@@ -22,7 +22,6 @@
 //! 3. Reports the size of the release wasm (`cargo leptos build --release`), raw and `gzip -9`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -402,19 +401,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::from_lookup(|name| (name == "DATABASE_URL").then(|| url.to_string()))?;
+    let config = Config::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(url.to_string()),
+        "APP_MODE" => Some("dev".to_string()),
+        _ => None,
+    })?;
     let db = Db::connect(url, config.database_max_connections).await?;
     let options = LeptosOptions::builder().output_name("dwid-integrations").build();
     let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))?;
     let secrets = app::secrets::SecretBox::new(&[42u8; 32]);
-    let state = AppState {
-        leptos_options: options,
-        db,
-        config: Arc::new(config),
-        connectwise,
-        secrets,
-        deliveries: Default::default(),
-    };
+    let state = AppState::new(options, db, config, connectwise, secrets);
     println!(
         "Integrations page render benchmark ({} cores available, {:?} database)",
         std::thread::available_parallelism()?.get(),
@@ -440,6 +436,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
             Request::post("/api/sign_in")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .header(header::ACCEPT, "application/json")
+                .header("sec-fetch-site", "same-origin")
                 .body(Body::from(format!(
                     "email={}&password={}",
                     EMAIL.replace('@', "%40"),
@@ -502,6 +499,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         let mut request = Request::post("/api/integrations/list")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
+            .header("sec-fetch-site", "same-origin")
             .header(header::COOKIE, &cookie);
         if let Some(encoding) = encoding {
             request = request.header(header::ACCEPT_ENCODING, encoding);

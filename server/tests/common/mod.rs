@@ -2,7 +2,6 @@
 //! pages and server functions as the browser does.
 #![allow(dead_code)]
 
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -21,27 +20,22 @@ pub struct Harness {
     pub state: AppState,
 }
 
+/// The harness in dev mode unless `vars` set `APP_MODE` (the server's own default is production).
 pub async fn harness(vars: &[(&str, &str)]) -> Harness {
     harness_on(app::testing::sqlite().await, vars)
 }
 
 /// The harness over a given database (e.g. a fresh PostgreSQL one).
 pub fn harness_on(db: app::db::Db, vars: &[(&str, &str)]) -> Harness {
-    let map: std::collections::HashMap<String, String> =
+    let mut map: std::collections::HashMap<String, String> =
         vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    map.entry("APP_MODE".into()).or_insert_with(|| "dev".into());
     let config = Config::from_lookup(|name| map.get(name).cloned()).expect("config");
     let options = LeptosOptions::builder().output_name("dwid-integrations").build();
     let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))
         .expect("connectwise client");
     let secrets = app::secrets::SecretBox::new(&[42u8; 32]);
-    let state = AppState {
-        leptos_options: options,
-        db,
-        config: Arc::new(config),
-        connectwise,
-        secrets,
-        deliveries: Default::default(),
-    };
+    let state = AppState::new(options, db, config, connectwise, secrets);
     Harness { router: server::routes::router(state.clone()), state }
 }
 
@@ -67,7 +61,8 @@ impl Harness {
     ) -> (StatusCode, http::HeaderMap, String) {
         let mut request = Request::post(format!("/api/{endpoint}"))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json");
+            .header(header::ACCEPT, "application/json")
+            .header("sec-fetch-site", "same-origin");
         if let Some(cookie) = cookie {
             request = request.header(header::COOKIE, cookie);
         }
@@ -83,7 +78,8 @@ impl Harness {
     ) -> (StatusCode, http::HeaderMap, String) {
         let mut request = Request::post(format!("/api/{endpoint}"))
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json");
+            .header(header::ACCEPT, "application/json")
+            .header("sec-fetch-site", "same-origin");
         if let Some(cookie) = cookie {
             request = request.header(header::COOKIE, cookie);
         }

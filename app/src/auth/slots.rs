@@ -1,0 +1,158 @@
+//! Bounded password hashing (server only).
+//!
+//! An argon2 verification takes ~19 MiB and tens of milliseconds of a core, on a blocking thread. Unbounded, 300
+//! parallel sign-ins pin every core and take gigabytes. So at most `slots` verifications run at once (about the
+//! core count); at most `max_waiting` requests wait for a slot, each for at most `wait`; the others are refused at
+//! once with 429 and `Retry-After`, which costs nothing.
+//!
+//! One slot is kept for clients with no recent sign-in attempt ("clean"): a flood from addresses that keep failing
+//! queues behind the shared slots only, so a partner signing in from their own address is served next.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Which queue a request waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// No other sign-in attempt from this client address in the window: may take the reserved slot.
+    Clean,
+    /// Everyone else: the shared slots only.
+    Suspect,
+}
+
+/// No slot within the wait, or too many already waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+#[derive(Debug)]
+pub struct HashSlots {
+    shared: Arc<Semaphore>,
+    reserved: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    in_use: Arc<AtomicUsize>,
+    max_waiting: usize,
+    wait: Duration,
+    total: usize,
+}
+
+/// A slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    in_use: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.in_use.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl HashSlots {
+    pub fn new(slots: usize, max_waiting: usize, wait: Duration) -> Self {
+        let slots = slots.max(1);
+        let reserved = usize::from(slots >= 2);
+        Self {
+            shared: Arc::new(Semaphore::new(slots - reserved)),
+            reserved: Arc::new(Semaphore::new(reserved)),
+            waiting: AtomicUsize::new(0),
+            in_use: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
+            wait,
+            total: slots,
+        }
+    }
+
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self::new(config.sign_in_max_concurrent_hashes, config.sign_in_max_waiting, config.sign_in_hash_wait)
+    }
+
+    /// Verifications running now (the `argon2 slots in use` gauge).
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::SeqCst)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.total
+    }
+
+    /// A slot, or `Busy` when none frees up within the wait or the waiting room is full.
+    pub async fn acquire(&self, lane: Lane) -> Result<Slot, Busy> {
+        let permit = match self.try_now(lane) {
+            Some(permit) => permit,
+            None => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(Busy);
+                }
+                let waited = tokio::time::timeout(self.wait, self.wait_for(lane)).await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                match waited {
+                    Ok(Some(permit)) => permit,
+                    _ => return Err(Busy),
+                }
+            }
+        };
+        self.in_use.fetch_add(1, Ordering::SeqCst);
+        Ok(Slot { _permit: permit, in_use: self.in_use.clone() })
+    }
+
+    fn try_now(&self, lane: Lane) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.shared.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        match lane {
+            Lane::Clean => self.reserved.clone().try_acquire_owned().ok(),
+            Lane::Suspect => None,
+        }
+    }
+
+    async fn wait_for(&self, lane: Lane) -> Option<OwnedSemaphorePermit> {
+        match lane {
+            Lane::Suspect => self.shared.clone().acquire_owned().await.ok(),
+            Lane::Clean => tokio::select! {
+                permit = self.reserved.clone().acquire_owned() => permit.ok(),
+                permit = self.shared.clone().acquire_owned() => permit.ok(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn at_most_the_slots_run_and_the_rest_wait_or_are_refused() {
+        let slots = HashSlots::new(2, 1, Duration::from_millis(50));
+        let a = slots.acquire(Lane::Suspect).await.expect("first");
+        // The second slot is reserved for clean clients.
+        let b = slots.acquire(Lane::Clean).await.expect("reserved");
+        assert_eq!(slots.in_use(), 2);
+        // One may wait (and times out); with one waiting, the next is refused at once.
+        let waiting = tokio::spawn({
+            let slots = Arc::new(slots);
+            let inner = slots.clone();
+            async move { (inner.acquire(Lane::Suspect).await.is_err(), slots) }
+        });
+        let (timed_out, slots) = waiting.await.expect("join");
+        assert!(timed_out);
+        drop(a);
+        assert_eq!(slots.in_use(), 1);
+        assert!(slots.acquire(Lane::Suspect).await.is_ok());
+        drop(b);
+    }
+
+    #[tokio::test]
+    async fn a_clean_client_gets_the_reserved_slot_while_suspects_queue() {
+        let slots = Arc::new(HashSlots::new(2, 10, Duration::from_millis(200)));
+        let held = slots.acquire(Lane::Suspect).await.expect("shared");
+        // A suspect waits for the shared slot and times out; a clean client is served at once.
+        assert_eq!(slots.acquire(Lane::Suspect).await.err(), Some(Busy));
+        assert!(slots.acquire(Lane::Clean).await.is_ok());
+        drop(held);
+    }
+}
