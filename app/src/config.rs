@@ -49,6 +49,9 @@ pub struct Config {
     pub connectwise_connect_timeout: Duration,
     /// The whole of one ConnectWise call.
     pub connectwise_timeout: Duration,
+    /// Rows one ConnectWise list may have over all its pages, and how long reading one may take.
+    pub connectwise_max_list_rows: usize,
+    pub connectwise_operation_deadline: Duration,
     /// Where dev mode serves the ConnectWise sandbox in-process (`CW_SANDBOX_ADDR`, `off` disables; never in
     /// production).
     pub cw_sandbox_addr: Option<std::net::SocketAddr>,
@@ -66,6 +69,11 @@ pub struct Config {
     /// Backoff after the first transient failure, and the longest backoff.
     pub delivery_retry_base: Duration,
     pub delivery_retry_max: Duration,
+    /// Per partner: integrations, organizations, and deliveries waiting (Pending or Retrying) at most. Reaching one
+    /// refuses the change with a sentence that names the limit.
+    pub max_integrations_per_partner: usize,
+    pub max_organizations_per_partner: usize,
+    pub max_queued_deliveries_per_partner: usize,
     /// Import API limits: records per batch and body size.
     pub import_max_records: usize,
     pub import_max_body_bytes: usize,
@@ -206,6 +214,8 @@ impl Config {
             connectwise_client_id,
             connectwise_connect_timeout: Duration::from_secs(number("CONNECTWISE_CONNECT_TIMEOUT_SECS", 5)?),
             connectwise_timeout,
+            connectwise_max_list_rows: number("CONNECTWISE_MAX_LIST_ROWS", 100_000)? as usize,
+            connectwise_operation_deadline: Duration::from_secs(number("CONNECTWISE_OPERATION_DEADLINE_SECS", 120)?),
             cw_sandbox_addr,
             delivery_worker,
             delivery_concurrency: number("DELIVERY_CONCURRENCY", 16)? as usize,
@@ -215,6 +225,9 @@ impl Config {
             delivery_max_attempts: number("DELIVERY_MAX_ATTEMPTS", 25)?.min(1000) as u32,
             delivery_retry_base: Duration::from_millis(number("DELIVERY_RETRY_BASE_MS", 2000)?),
             delivery_retry_max: Duration::from_secs(number("DELIVERY_RETRY_MAX_SECS", 900)?),
+            max_integrations_per_partner: number("MAX_INTEGRATIONS_PER_PARTNER", 1_000)? as usize,
+            max_organizations_per_partner: number("MAX_ORGANIZATIONS_PER_PARTNER", 50_000)? as usize,
+            max_queued_deliveries_per_partner: number("MAX_QUEUED_DELIVERIES_PER_PARTNER", 1_000_000)? as usize,
             import_max_records: number("IMPORT_MAX_RECORDS", 10_000)? as usize,
             import_max_body_bytes: (number("IMPORT_MAX_BODY_MB", 10)? * 1024 * 1024) as usize,
             import_requests_per_minute: number("IMPORT_REQUESTS_PER_MINUTE", 60)?.min(1_000_000) as u32,
@@ -294,6 +307,27 @@ mod tests {
     }
 
     #[test]
+    fn per_partner_caps() {
+        let defaults = config(&[]).expect("defaults");
+        assert_eq!(defaults.max_integrations_per_partner, 1_000);
+        assert_eq!(defaults.max_organizations_per_partner, 50_000);
+        assert_eq!(defaults.max_queued_deliveries_per_partner, 1_000_000);
+        let custom = config(&[
+            ("MAX_INTEGRATIONS_PER_PARTNER", "3"),
+            ("MAX_ORGANIZATIONS_PER_PARTNER", "10"),
+            ("MAX_QUEUED_DELIVERIES_PER_PARTNER", "100"),
+        ])
+        .expect("custom");
+        assert_eq!(
+            (custom.max_integrations_per_partner, custom.max_organizations_per_partner),
+            (3, 10)
+        );
+        assert_eq!(custom.max_queued_deliveries_per_partner, 100);
+        let err = config(&[("MAX_INTEGRATIONS_PER_PARTNER", "0")]).expect_err("zero");
+        assert!(err.to_string().contains("MAX_INTEGRATIONS_PER_PARTNER"), "{err}");
+    }
+
+    #[test]
     fn rejects_bad_values_with_the_variable_name() {
         let err = config(&[("APP_MODE", "staging")]).expect_err("bad mode");
         assert!(err.to_string().contains("APP_MODE"));
@@ -322,6 +356,12 @@ mod tests {
         assert_eq!(custom.cw_sandbox_addr, Some("127.0.0.1:4005".parse().expect("addr")));
         assert_eq!(custom.connectwise_client_id.as_deref(), Some("abc"));
         assert_eq!(custom.connectwise_timeout, Duration::from_secs(10));
+        assert_eq!(dev.connectwise_max_list_rows, 100_000);
+        assert_eq!(dev.connectwise_operation_deadline, Duration::from_secs(120));
+        let bounded = config(&[("CONNECTWISE_MAX_LIST_ROWS", "5000"), ("CONNECTWISE_OPERATION_DEADLINE_SECS", "30")])
+            .expect("bounded");
+        assert_eq!(bounded.connectwise_max_list_rows, 5000);
+        assert_eq!(bounded.connectwise_operation_deadline, Duration::from_secs(30));
         let production = config(&[("APP_MODE", "production")]).expect("production");
         assert_eq!(production.cw_sandbox_addr, None);
         assert_eq!(production.connectwise_client_id, None);

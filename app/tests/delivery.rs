@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use app::compromises::store::{self as compromises, ImportFailed};
 use app::compromises::{ImportError, ImportRecord, OrganizationRef};
 use app::db::{Db, now_millis};
-use app::delivery::store::{self as deliveries, Outcome};
+use app::delivery::store::{self as deliveries, Exclude, Outcome};
 use app::delivery::{DeliveryState, LogFilter};
 use app::integrations::AuthKind;
 use app::integrations::store::{self as integrations, IntegrationWrite};
@@ -147,15 +147,23 @@ async fn claims_are_leased_fenced_and_expire() {
         compromises::import(&db, &secrets, p, &batch).await.expect("import");
 
         let now = now_millis();
-        let first = deliveries::claim(&db, "A", now, 2, LEASE, &[]).await.expect("claim");
+        let first = deliveries::claim(&db, "A", now, 2, LEASE, &Exclude::default()).await.expect("claim");
         assert_eq!(first.len(), 2);
         assert!(first.iter().all(|c| c.attempts == 1 && !c.lookup_first && c.integration_id == i));
-        let second = deliveries::claim(&db, "B", now, 10, LEASE, &[]).await.expect("claim");
+        let second = deliveries::claim(&db, "B", now, 10, LEASE, &Exclude::default()).await.expect("claim");
         assert_eq!(second.len(), 1, "leased rows are not claimed twice");
-        assert!(deliveries::claim(&db, "C", now, 10, LEASE, &[]).await.expect("claim").is_empty());
+        assert!(deliveries::claim(&db, "C", now, 10, LEASE, &Exclude::default()).await.expect("claim").is_empty());
         // An integration at its limit is skipped.
         deliveries::finish(&db, second[0].id, "B", &Outcome::Released { in_doubt: false }).await.expect("release");
-        assert!(deliveries::claim(&db, "C", now, 10, LEASE, &[i]).await.expect("claim").is_empty());
+        let busy = Exclude { integrations: vec![i], ..Default::default() };
+        assert!(deliveries::claim(&db, "C", now, 10, LEASE, &busy).await.expect("claim").is_empty());
+        // So is a partner holding its share; the claim says whose each delivery is.
+        let partner_busy = Exclude { partners: vec![p], ..Default::default() };
+        assert!(deliveries::claim(&db, "C", now, 10, LEASE, &partner_busy).await.expect("claim").is_empty());
+        let other = Exclude { partners: vec![p + 1000], ..Default::default() };
+        let mine = deliveries::claim(&db, "C", now, 10, LEASE, &other).await.expect("claim");
+        assert_eq!(mine.iter().map(|c| c.partner_id).collect::<Vec<_>>(), vec![p]);
+        deliveries::finish(&db, mine[0].id, "C", &Outcome::Released { in_doubt: false }).await.expect("release");
 
         // Only the lease holder records an outcome.
         assert!(!deliveries::finish(&db, first[0].id, "B", &Outcome::Delivered { ticket_id: 1 }).await.expect("f"));
@@ -163,7 +171,7 @@ async fn claims_are_leased_fenced_and_expire() {
 
         // A dead worker's lease expires; the next claimer must look the ticket up first.
         let later = now + LEASE + 1;
-        let reclaimed = deliveries::claim(&db, "B", later, 10, LEASE, &[]).await.expect("claim");
+        let reclaimed = deliveries::claim(&db, "B", later, 10, LEASE, &Exclude::default()).await.expect("claim");
         let ids: HashSet<i64> = reclaimed.iter().map(|c| c.id).collect();
         assert_eq!(ids, HashSet::from([first[1].id, second[0].id]));
         let expired = reclaimed.iter().find(|c| c.id == first[1].id).expect("expired claim");
@@ -178,8 +186,8 @@ async fn claims_are_leased_fenced_and_expire() {
         assert!(deliveries::finish(&db, first[1].id, "B", &retry).await.expect("f"));
         let failed = Outcome::Failed { error: "ConnectWise refused the ticket: x".into(), in_doubt: false };
         assert!(deliveries::finish(&db, second[0].id, "B", &failed).await.expect("f"));
-        assert!(deliveries::claim(&db, "C", later, 10, LEASE, &[]).await.expect("claim").is_empty(), "not due yet");
-        let due = deliveries::claim(&db, "C", at, 10, LEASE, &[]).await.expect("claim");
+        assert!(deliveries::claim(&db, "C", later, 10, LEASE, &Exclude::default()).await.expect("claim").is_empty(), "not due yet");
+        let due = deliveries::claim(&db, "C", at, 10, LEASE, &Exclude::default()).await.expect("claim");
         assert_eq!(due.iter().map(|c| (c.id, c.lookup_first)).collect::<Vec<_>>(), [(first[1].id, true)]);
 
         let log = deliveries::log(&db, p, i, &LogFilter::default()).await.expect("log");
@@ -192,10 +200,10 @@ async fn claims_are_leased_fenced_and_expire() {
         // Retry puts a Failed one back, due now, once, with a fresh round of attempts.
         assert_eq!(deliveries::retry_failed(&db, p, i, Some(second[0].id)).await.expect("retry"), 1);
         assert!(deliveries::retry_failed(&db, p, i, Some(second[0].id)).await.is_err());
-        let again = deliveries::claim(&db, "D#1", at, 10, LEASE, &[]).await.expect("claim");
+        let again = deliveries::claim(&db, "D#1", at, 10, LEASE, &Exclude::default()).await.expect("claim");
         assert_eq!(again.iter().map(|c| (c.id, c.attempts)).collect::<Vec<_>>(), [(second[0].id, 1)]);
         // A stale copy of an older claim by the same worker cannot release the newer claim of the same row.
-        let newer = deliveries::claim(&db, "D#2", at + LEASE + 1, 10, LEASE, &[]).await.expect("claim");
+        let newer = deliveries::claim(&db, "D#2", at + LEASE + 1, 10, LEASE, &Exclude::default()).await.expect("claim");
         assert!(newer.iter().any(|c| c.id == second[0].id && c.token == "D#2"));
         let release = Outcome::Released { in_doubt: false };
         assert!(!deliveries::finish(&db, second[0].id, "D#1", &release).await.expect("f"));
@@ -226,7 +234,7 @@ async fn disabled_integrations_pause_and_removed_ones_cancel() {
         compromises::import(&db, &secrets, p, &batch).await.expect("import");
         integrations::set_active(&db, p, i, false).await.expect("disable");
         let now = now_millis();
-        assert!(deliveries::claim(&db, "A", now, 10, LEASE, &[]).await.expect("claim").is_empty());
+        assert!(deliveries::claim(&db, "A", now, 10, LEASE, &Exclude::default()).await.expect("claim").is_empty());
         let log = deliveries::log(&db, p, i, &LogFilter::default()).await.expect("log");
         assert_eq!(log.counts.paused, 2);
         assert!(log.rows.iter().all(|r| r.state == DeliveryState::Paused));
@@ -234,7 +242,7 @@ async fn disabled_integrations_pause_and_removed_ones_cancel() {
         assert_eq!(deliveries::log(&db, p, i, &paused).await.expect("log").rows.len(), 2);
 
         integrations::set_active(&db, p, i, true).await.expect("enable");
-        assert_eq!(deliveries::claim(&db, "A", now, 10, LEASE, &[]).await.expect("claim").len(), 2);
+        assert_eq!(deliveries::claim(&db, "A", now, 10, LEASE, &Exclude::default()).await.expect("claim").len(), 2);
 
         integrations::remove(&db, p, i).await.expect("remove");
         assert_eq!(count(&db, "SELECT COUNT(*) FROM deliveries").await, 0, "removing cancels its deliveries");
@@ -261,7 +269,7 @@ async fn concurrent_claimers_never_share_a_delivery() {
                 let owner = format!("w{w}");
                 let mut mine = Vec::new();
                 loop {
-                    let batch = deliveries::claim(&db, &owner, now, 7, LEASE, &[]).await.expect("claim");
+                    let batch = deliveries::claim(&db, &owner, now, 7, LEASE, &Exclude::default()).await.expect("claim");
                     if batch.is_empty() {
                         break mine;
                     }

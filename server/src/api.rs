@@ -122,7 +122,8 @@ pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMa
         Ok(records) => records,
         Err(err) => return rejected(&err),
     };
-    match app::compromises::store::import(&state.db, &state.secrets, partner_id, &records).await {
+    let max_waiting = state.config.max_queued_deliveries_per_partner;
+    match app::compromises::store::import_within(&state.db, &state.secrets, partner_id, &records, max_waiting).await {
         Ok(summary) => {
             tracing::info!(
                 partner_id,
@@ -138,6 +139,12 @@ pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMa
             (StatusCode::OK, axum::Json(summary)).into_response()
         }
         Err(ImportFailed::Rejected(err)) => rejected(&err),
+        Err(full @ ImportFailed::QueueFull { .. }) => {
+            tracing::warn!(partner_id, error = %full, "import refused: the partner's delivery queue is full");
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, &full.to_string(), &[]);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(60u32));
+            response
+        }
         Err(err) => {
             tracing::error!(partner_id, error = %err, "import failed");
             error(

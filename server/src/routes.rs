@@ -151,6 +151,9 @@ async fn error_channel(State(state): State<AppState>, request: Request, next: Ne
         && let Ok(value) = HeaderValue::from_str(&signed)
     {
         response.headers_mut().insert(header::LOCATION, value);
+        // The server function set the error's own status (400, 429…) over the form redirect; a browser follows a
+        // Location only on a 3xx, so a form posted without JavaScript would show a bare error body instead.
+        *response.status_mut() = StatusCode::SEE_OTHER;
     }
     response
 }

@@ -24,6 +24,7 @@ fn client_with(policy: SitePolicy, timeout: Duration, client_id: Option<&str>) -
         connect_timeout: Duration::from_secs(2),
         timeout,
         policy,
+        limits: Default::default(),
     })
     .expect("client")
 }
@@ -601,14 +602,56 @@ async fn fake_company_info(Path(id): Path<String>) -> Response {
     axum::Json(json!({ "CompanyName": "Fake", "Codebase": format!("{id}/"), "IsCloud": "True" })).into_response()
 }
 
+/// `n` companies with the given name padding.
+fn companies_page(page: usize, rows: usize, pad: usize) -> Value {
+    let filler = "x".repeat(pad);
+    Value::Array(
+        (0..rows)
+            .map(|i| json!({ "id": page * 1000 + i, "identifier": format!("C{page}-{i}"), "name": format!("Company {page}-{i} {filler}") }))
+            .collect(),
+    )
+}
+
+/// An endless list: every page is full and links to the next one.
+fn endless_page(codebase: &str, page: usize, pad: usize) -> Response {
+    let next = format!("</{codebase}/apis/3.0/company/companies?pageSize=1000&page={}>; rel=\"next\"", page + 1);
+    ([(http::header::LINK, next)], axum::Json(companies_page(page, 1000, pad))).into_response()
+}
+
 async fn fake_api(
     State(fake): State<Fake>,
     Path((codebase, rest)): Path<(String, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
 ) -> Response {
     fake.hits.lock().expect("lock").push(format!("{codebase}/{rest}"));
     let info = json!({ "version": "v2025.1.1", "isCloud": true });
+    let page: usize = query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("page="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
     match codebase.as_str() {
+        "endless" => endless_page(&codebase, page, 0),
+        "widerows" => endless_page(&codebase, page, 60),
+        "drip" => {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            endless_page(&codebase, page, 0)
+        }
+        "selflink" => {
+            let same = "</selflink/apis/3.0/company/companies?pageSize=1000&page=1>; rel=\"next\"";
+            ([(http::header::LINK, same)], axum::Json(companies_page(1, 10, 0))).into_response()
+        }
+        "huge" => {
+            // A body that never ends: 64 KB chunks for as long as the client reads.
+            let chunks = futures_util::stream::unfold(0u64, |n| async move {
+                let chunk = if n == 0 { b"[".to_vec() } else { vec![b' '; 64 * 1024] };
+                Some((Ok::<_, std::io::Error>(chunk), n + 1))
+            });
+            ([(http::header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(chunks)).into_response()
+        }
         "headers" => {
             fake.headers.lock().expect("lock").push(headers);
             axum::Json(info).into_response()
@@ -742,6 +785,97 @@ async fn redirects_are_followed_on_get_within_the_site_only_and_never_on_post() 
     let offsite = c.session(&fake_credentials(&site, "offsite", keys())).await.expect("session");
     let err = offsite.test_connection().await.expect_err("redirect to another site");
     assert!(matches!(&err, CwError::UnexpectedResponse { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bounded work: a hostile or broken site cannot stream without end into the wizard or the worker
+
+fn limited(limits: app::connectwise::Limits) -> CwClient {
+    CwClient::new(ClientConfig {
+        client_id: Some("x".into()),
+        connect_timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(10),
+        policy: SitePolicy::dev(),
+        limits,
+    })
+    .expect("client")
+}
+
+fn keys() -> Auth {
+    Auth::ApiMember { public_key: "p".into(), private_key: "s".into() }
+}
+
+fn page_hits(fake: &Fake, codebase: &str) -> usize {
+    fake.hits.lock().expect("lock").iter().filter(|h| h.starts_with(&format!("{codebase}/company"))).count()
+}
+
+#[tokio::test]
+async fn a_list_stops_at_its_row_cap_with_a_sentence() {
+    let (site, fake) = start_fake().await;
+    let limits = app::connectwise::Limits { max_list_rows: 5_000, ..Default::default() };
+    let session = limited(limits).session(&fake_credentials(&site, "endless", keys())).await.expect("session");
+    let err = session.companies().await.expect_err("endless list");
+    assert!(matches!(&err, CwError::TooLarge { what, limit } if what == "the companies" && limit == "5000 rows"), "{err:?}");
+    assert!(err.to_string().contains("more than 5000 rows for the companies"), "{err}");
+    assert!(!err.is_retryable());
+    // The sixth page crossed the cap; nothing after it was asked for.
+    assert_eq!(page_hits(&fake, "endless"), 6);
+}
+
+#[tokio::test]
+async fn a_list_stops_at_its_byte_cap_over_all_pages() {
+    let (site, fake) = start_fake().await;
+    // Each page is about 130 KB; 300 KB in all allows two and stops inside the third.
+    let limits = app::connectwise::Limits { max_list_bytes: 300 * 1024, ..Default::default() };
+    let session = limited(limits).session(&fake_credentials(&site, "widerows", keys())).await.expect("session");
+    let err = session.companies().await.expect_err("too many bytes");
+    assert!(matches!(&err, CwError::TooLarge { limit, .. } if limit == "300 KB"), "{err:?}");
+    assert_eq!(page_hits(&fake, "widerows"), 3);
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_at_the_body_cap() {
+    let (site, _fake) = start_fake().await;
+    let limits = app::connectwise::Limits { max_body_bytes: 1024 * 1024, ..Default::default() };
+    let session = limited(limits).session(&fake_credentials(&site, "huge", keys())).await.expect("session");
+    let started = Instant::now();
+    let err = session.test_connection().await.expect_err("endless body");
+    assert!(matches!(&err, CwError::TooLarge { limit, .. } if limit == "1 MB"), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_slow_endless_list_hits_the_operation_deadline() {
+    let (site, fake) = start_fake().await;
+    let limits = app::connectwise::Limits { operation_deadline: Duration::from_secs(1), ..Default::default() };
+    let session = limited(limits).session(&fake_credentials(&site, "drip", keys())).await.expect("session");
+    let started = Instant::now();
+    let err = session.companies().await.expect_err("deadline");
+    let elapsed = started.elapsed();
+    assert!(matches!(&err, CwError::Transient { reason } if reason.contains("longer than 1 s")), "{err:?}");
+    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(page_hits(&fake, "drip") <= 5, "each page is 250 ms: at most 5 in a second");
+}
+
+#[tokio::test]
+async fn a_page_that_links_to_itself_is_refused_at_once() {
+    let (site, fake) = start_fake().await;
+    let session = client().session(&fake_credentials(&site, "selflink", keys())).await.expect("session");
+    let err = session.companies().await.expect_err("loop");
+    assert!(matches!(&err, CwError::UnexpectedResponse { reason } if reason.contains("same page")), "{err:?}");
+    // The first page, then the page its link names, which links to itself.
+    assert_eq!(page_hits(&fake, "selflink"), 2);
+}
+
+#[tokio::test]
+async fn the_codebase_cache_is_bounded() {
+    let (site, _fake) = start_fake().await;
+    let c = client();
+    let n = app::connectwise::CODEBASE_CACHE_ENTRIES + 100;
+    for i in 0..n {
+        c.session(&fake_credentials(&site, &format!("company{i}"), keys())).await.expect("session");
+    }
+    assert_eq!(c.cached_codebases(), app::connectwise::CODEBASE_CACHE_ENTRIES);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -320,3 +320,59 @@ async fn wait_for_api_calls(sb: &RunningSandbox, n: u64) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A partner with "Acme Corporation" and `n` active integrations on `sb`.
+async fn partner_with_integrations(h: &Harness, email: &str, sb: &RunningSandbox, n: usize) -> (i64, Vec<i64>, i64) {
+    let (partner, cookie) = signed_in(h, email).await;
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org").id;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (status, body) = save_integration(h, &cookie, None, input(sb, &format!("Desk {i}"))).await;
+        assert!(status.is_success(), "{status} {body}");
+        let id: i64 = serde_json::from_str(&body).expect("id");
+        app::integrations::store::set_active(&h.state.db, partner, id, true).await.expect("enable");
+        ids.push(id);
+    }
+    (partner, ids, acme)
+}
+
+#[tokio::test]
+async fn one_partners_huge_slow_backlog_does_not_delay_another_partners_ticket() {
+    fairness(harness(&[]).await).await;
+}
+
+#[tokio::test]
+async fn one_partners_huge_slow_backlog_does_not_delay_another_partners_ticket_on_postgres() {
+    if let Some(db) = app::testing::postgres().await {
+        fairness(common::harness_on(db, &[])).await;
+    }
+}
+
+async fn fairness(h: Harness) {
+    // Partner A: 10,000 deliveries (2,000 compromises × 5 integrations) to a site that takes a second per call.
+    let slow = start_sandbox(Faults { latency_ms: 1000, ..Default::default() }).await;
+    let fast = start_sandbox(Faults::default()).await;
+    let (a, _, a_acme) = partner_with_integrations(&h, "a@example.com", &slow, 5).await;
+    let (b, b_ids, b_acme) = partner_with_integrations(&h, "b@example.com", &fast, 1).await;
+    let records: Vec<ImportRecord> = (0..2000).map(|n| record(n, a_acme)).collect();
+    import(&h, a, &records).await;
+    let worker = start(&h, config(&h));
+    h.state.deliveries.wake();
+    // A's attempts are under way (every slot of the process is A's) before B's compromise arrives.
+    wait_for_api_calls(&slow, 8).await;
+
+    import(&h, b, &[record(9999, b_acme)]).await;
+    h.state.deliveries.wake();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    while fast.sandbox.tickets().await.is_empty() {
+        assert!(Instant::now() < deadline, "partner B's ticket waited behind partner A's backlog for 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited = started.elapsed();
+    let outstanding = app::delivery::store::outstanding(&h.state.db).await.expect("outstanding");
+    worker.shutdown().await;
+    println!("partner B's ticket after {waited:?}, with {outstanding} of partner A's deliveries outstanding");
+    assert!(outstanding >= 9_000, "A's backlog is still there: {outstanding}");
+    assert_eq!(log(&h, b, b_ids[0]).await.counts.delivered, 1);
+}

@@ -466,3 +466,89 @@ async fn the_import_api_is_rate_limited_per_token() {
     let (status, _, _) = import(&h, &second, "{}\n".into()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "another token has its own budget");
 }
+
+// ---- Fair work per tenant: per-partner caps --------------------------------------------------------------------
+
+fn ndjson_record(n: usize, organization: &str) -> String {
+    serde_json::json!({
+        "uuid": format!("0e5b8c1a-2222-4333-8444-{n:012}"),
+        "password": format!("Winter{n}!"),
+        "record_type": "Email",
+        "source": "Combolist (test)",
+        "website": "https://shop.example",
+        "organization_name": organization,
+        "compromise": format!("user{n}@acme.example"),
+        "password_criteria": "Matches",
+        "search_value": "acme.example",
+        "date_added": "2026-11-01T10:00:00Z",
+        "date_found": "2026-10-30",
+    })
+    .to_string()
+}
+
+async fn count(h: &Harness, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&h.state.db.pool).await.expect("count")
+}
+
+#[tokio::test]
+async fn integrations_per_partner_are_capped_with_a_clear_message() {
+    let h = harness(&[("MAX_INTEGRATIONS_PER_PARTNER", "2")]).await;
+    let (_, cookie) = common::signed_in(&h, "owner@example.com").await;
+    for name in ["Desk 1", "Desk 2"] {
+        let (status, body) = common::save_integration(&h, &cookie, None, common::integration_input(name)).await;
+        assert!(status.is_success(), "{status} {body}");
+    }
+    let (status, body) = common::save_integration(&h, &cookie, None, common::integration_input("Desk 3")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(message(&body).contains("limit of 2 integrations"), "{body}");
+    assert_eq!(count(&h, "SELECT COUNT(*) FROM integrations").await, 2, "nothing was created");
+    // Editing an existing one is not adding one.
+    let id: i64 = count(&h, "SELECT MIN(id) FROM integrations").await;
+    let (status, body) = common::save_integration(&h, &cookie, Some(id), common::integration_input("Desk 1b")).await;
+    assert!(status.is_success(), "{status} {body}");
+    // The cap is per partner.
+    let (_, other) = common::signed_in(&h, "other@example.com").await;
+    let (status, body) = common::save_integration(&h, &other, None, common::integration_input("Desk 1")).await;
+    assert!(status.is_success(), "{status} {body}");
+}
+
+#[tokio::test]
+async fn organizations_per_partner_are_capped_with_a_clear_message() {
+    let h = harness(&[("MAX_ORGANIZATIONS_PER_PARTNER", "2")]).await;
+    let (_, cookie) = common::signed_in(&h, "owner@example.com").await;
+    for name in ["Acme", "Globex"] {
+        let (status, _, body) = h.call("organizations/add", &form(&[("name", name)]), Some(&cookie)).await;
+        assert!(status.is_success(), "{status} {body}");
+    }
+    let (status, _, body) = h.call("organizations/add", &form(&[("name", "Initech")]), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(message(&body).contains("limit of 2 organizations"), "{body}");
+    assert_eq!(count(&h, "SELECT COUNT(*) FROM organizations").await, 2);
+}
+
+#[tokio::test]
+async fn deliveries_waiting_per_partner_are_capped_and_the_batch_is_refused_whole() {
+    let h = harness(&[("MAX_QUEUED_DELIVERIES_PER_PARTNER", "5"), ("DELIVERY_WORKER", "false")]).await;
+    let (partner, cookie) = common::signed_in(&h, "owner@example.com").await;
+    app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org");
+    let (status, body) = common::save_integration(&h, &cookie, None, common::integration_input("Desk")).await;
+    assert!(status.is_success(), "{status} {body}");
+    let id: i64 = serde_json::from_str(&body).expect("id");
+    app::integrations::store::set_active(&h.state.db, partner, id, true).await.expect("enable");
+    let token = app::api_tokens::store::create(&h.state.db, partner, "test").await.expect("token").1;
+
+    let batch = |range: std::ops::Range<usize>| range.map(|n| ndjson_record(n, "Acme Corporation") + "\n").collect();
+    let (status, _, reply) = import(&h, &token, batch(0..4)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    // Two more would make 6 waiting: the whole batch is refused, so it can be sent again as it is.
+    let (status, headers, reply) = import(&h, &token, batch(4..6)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{reply}");
+    assert_eq!(headers[header::RETRY_AFTER], "60");
+    assert!(message(&reply).contains("6 tickets waiting to be sent, over your limit of 5"), "{reply}");
+    assert_eq!(count(&h, "SELECT COUNT(*) FROM compromises").await, 4, "nothing of the batch was stored");
+    assert_eq!(count(&h, "SELECT COUNT(*) FROM deliveries").await, 4);
+    // One more fits exactly.
+    let (status, _, reply) = import(&h, &token, batch(4..5)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(count(&h, "SELECT COUNT(*) FROM deliveries").await, 5);
+}

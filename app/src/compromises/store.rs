@@ -24,6 +24,13 @@ pub enum ImportFailed {
     Store(#[from] StoreError),
     #[error("could not seal a compromise's password")]
     Seal,
+    /// The batch would leave more deliveries waiting than the partner may have; nothing was imported.
+    #[error(
+        "Nothing was imported: this batch would leave {waiting} tickets waiting to be sent, over your limit of {max}. \
+         Send it again once the waiting tickets have gone out (the Delivery log shows them), or contact support to \
+         raise the limit."
+    )]
+    QueueFull { waiting: i64, max: usize },
 }
 
 impl From<sqlx::Error> for ImportFailed {
@@ -65,6 +72,18 @@ pub async fn import(
     secrets: &SecretBox,
     partner_id: i64,
     records: &[ImportRecord],
+) -> Result<ImportSummary, ImportFailed> {
+    import_within(db, secrets, partner_id, records, usize::MAX).await
+}
+
+/// [`import`], refused as a whole ([`ImportFailed::QueueFull`]) when afterwards more than `max_waiting` of the
+/// partner's deliveries would be waiting (Pending or Retrying): a partner's backlog stays bounded.
+pub async fn import_within(
+    db: &Db,
+    secrets: &SecretBox,
+    partner_id: i64,
+    records: &[ImportRecord],
+    max_waiting: usize,
 ) -> Result<ImportSummary, ImportFailed> {
     let organizations = resolve_organizations(db, partner_id, records).await?;
     let context = password_context(partner_id);
@@ -142,6 +161,19 @@ pub async fn import(
         .execute(&mut *tx)
         .await?;
         summary.deliveries_queued += queued.rows_affected() as usize;
+    }
+    if summary.deliveries_queued > 0 && max_waiting < usize::MAX {
+        // Counted inside the transaction, after this batch's own deliveries: the cap holds for the result.
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
+             WHERE i.partner_id = $1 AND d.state IN ('pending', 'retrying')",
+        )
+        .bind(partner_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if waiting > max_waiting as i64 {
+            return Err(ImportFailed::QueueFull { waiting, max: max_waiting });
+        }
     }
     tx.commit().await?;
     Ok(summary)

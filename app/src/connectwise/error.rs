@@ -48,6 +48,12 @@ pub enum CwError {
          ConnectWise Manage site."
     )]
     UnexpectedResponse { reason: String },
+    /// An answer or a list beyond the client's limits (see `Limits`): reading stopped there.
+    #[error(
+        "ConnectWise sent more than {limit} for {what}, more than the dashboard reads from one site. Check that the \
+         site is your ConnectWise Manage site, or ask support to raise the limit."
+    )]
+    TooLarge { what: String, limit: String },
     /// The site (or an address it resolves to, or a redirect target) is not allowed by the outbound-safety rules.
     #[error("The site cannot be used: {reason}")]
     SiteRefused { reason: String },
@@ -134,6 +140,7 @@ mod tests {
             CwError::NotFound { what: "x".into() },
             CwError::UnexpectedResponse { reason: "html".into() },
             CwError::SiteRefused { reason: "x".into() },
+            CwError::TooLarge { what: "the companies".into(), limit: "100000 rows".into() },
         ] {
             assert!(!err.is_retryable(), "{err:?}");
         }

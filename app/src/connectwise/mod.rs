@@ -15,9 +15,9 @@ pub mod demo;
 pub mod error;
 pub mod policy;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -25,8 +25,8 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValu
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use lru::LruCache;
 use serde_json::{Map, Value};
-use tokio::sync::RwLock;
 
 pub use error::{AuthKind, CwError, FieldError};
 pub use policy::SitePolicy;
@@ -41,12 +41,37 @@ pub const ACCEPT_VERSIONED: &str = "application/vnd.connectwise.com+json; versio
 pub const PAGE_SIZE: usize = 1000;
 /// A discovered codebase is trusted this long, then asked for again (it changes when a site is upgraded).
 const CODEBASE_TTL: Duration = Duration::from_secs(3600);
-/// The largest answer read (a page of 1000 companies with all fields is a few MB).
-const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Same-site redirects followed on GET (never on POST).
 const MAX_REDIRECTS: usize = 5;
-/// Pages followed before giving up on a list (1,000,000 rows).
-const MAX_PAGES: usize = 1000;
+/// Sites whose discovered codebase is remembered; the least recently used is forgotten first, so partners typing
+/// ever new sites into the wizard cannot grow the cache without end.
+pub const CODEBASE_CACHE_ENTRIES: usize = 1024;
+
+/// What one operation may read from a site, so that a hostile or broken site cannot stream gigabytes into the
+/// wizard or the worker. Every list asks for three narrow fields (`id,identifier,name`): a page of 1000 rows is
+/// about 100 KB, and the largest lists partners have (companies) hold tens of thousands of rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest single answer.
+    pub max_body_bytes: usize,
+    /// Rows of one list, over all its pages.
+    pub max_list_rows: usize,
+    /// Bytes of one list, over all its pages.
+    pub max_list_bytes: usize,
+    /// One operation (a whole list, every page), whatever each call's own timeout.
+    pub operation_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_list_rows: 100_000,
+            max_list_bytes: 64 * 1024 * 1024,
+            operation_deadline: Duration::from_secs(120),
+        }
+    }
+}
 
 /// How the client behaves; built from the application's configuration.
 #[derive(Debug, Clone)]
@@ -57,6 +82,7 @@ pub struct ClientConfig {
     /// The whole call: connecting, sending and reading the answer.
     pub timeout: Duration,
     pub policy: SitePolicy,
+    pub limits: Limits,
 }
 
 impl ClientConfig {
@@ -66,6 +92,11 @@ impl ClientConfig {
             connect_timeout: config.connectwise_connect_timeout,
             timeout: config.connectwise_timeout,
             policy: if config.is_production() { SitePolicy::production() } else { SitePolicy::dev() },
+            limits: Limits {
+                max_list_rows: config.connectwise_max_list_rows,
+                operation_deadline: config.connectwise_operation_deadline,
+                ..Limits::default()
+            },
         }
     }
 }
@@ -205,7 +236,7 @@ pub struct CwClient {
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
-    codebases: RwLock<HashMap<CodebaseKey, (Instant, Arc<Codebase>)>>,
+    codebases: Mutex<LruCache<CodebaseKey, (Instant, Arc<Codebase>)>>,
 }
 
 /// A site's origin and a lower-case company ID.
@@ -236,7 +267,13 @@ impl CwClient {
             .user_agent(concat!("dwid-partner-dashboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| BuildError(err.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { http, config, codebases: RwLock::default() }) })
+        let entries = NonZeroUsize::new(CODEBASE_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
+        Ok(Self { inner: Arc::new(Inner { http, config, codebases: Mutex::new(LruCache::new(entries)) }) })
+    }
+
+    /// Sites and companies whose codebase is cached now (at most [`CODEBASE_CACHE_ENTRIES`]).
+    pub fn cached_codebases(&self) -> usize {
+        self.inner.codebases.lock().map_or(0, |cache| cache.len())
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -261,14 +298,15 @@ impl CwClient {
     /// `login/companyinfo/{companyId}`, cached per site and company for [`CODEBASE_TTL`].
     pub async fn codebase(&self, site: &Site, company_id: &str) -> Result<Arc<Codebase>, CwError> {
         let key = (site.origin(), company_id.to_ascii_lowercase());
-        if let Some((at, codebase)) = self.inner.codebases.read().await.get(&key)
+        let cached = self.inner.codebases.lock().ok().and_then(|mut cache| cache.get(&key).cloned());
+        if let Some((at, codebase)) = cached
             && at.elapsed() < CODEBASE_TTL
         {
-            return Ok(codebase.clone());
+            return Ok(codebase);
         }
         let url = Url::parse(&format!("{}/login/companyinfo/{}", site.origin(), company_id))
             .map_err(|_| CwError::SiteRefused { reason: "the site is not a valid address.".into() })?;
-        let answer = self.send(Method::GET, url, None, None).await?;
+        let answer = self.send(Method::GET, url, None, None, self.inner.config.limits.max_body_bytes).await?;
         let not_found = || CwError::NotFound { what: format!("the company ID \"{company_id}\" on {}", site.host) };
         if answer.status == StatusCode::NOT_FOUND {
             return Err(not_found());
@@ -278,18 +316,21 @@ impl CwClient {
         let codebase = discovered(site, info, self.inner.config.policy.mode())?;
         tracing::debug!(site = %site, company_id, codebase = %codebase.codebase, base = %codebase.base, "codebase discovered");
         let codebase = Arc::new(codebase);
-        self.inner.codebases.write().await.insert(key, (Instant::now(), codebase.clone()));
+        if let Ok(mut cache) = self.inner.codebases.lock() {
+            cache.put(key, (Instant::now(), codebase.clone()));
+        }
         Ok(codebase)
     }
 
     /// One HTTP exchange: the URL checked by the policy, same-site redirects followed on GET only, the timing and
-    /// `x-cw-request-id` logged, the body read up to [`MAX_BODY_BYTES`].
+    /// `x-cw-request-id` logged, the body read up to `max_bytes` (and refused beyond).
     async fn send(
         &self,
         method: Method,
         mut url: Url,
         body: Option<&Value>,
         session: Option<&CwSession>,
+        max_bytes: usize,
     ) -> Result<Answer, CwError> {
         let config = &self.inner.config;
         for hop in 0..=MAX_REDIRECTS {
@@ -345,8 +386,10 @@ impl CwClient {
             loop {
                 match response.chunk().await {
                     Ok(Some(chunk)) => {
-                        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-                            return Err(unexpected("an answer larger than 32 MB"));
+                        if bytes.len() + chunk.len() > max_bytes {
+                            tracing::warn!(%method, path = url.path(), status = status.as_u16(), request_id,
+                                max_bytes, "ConnectWise answer too large: reading stopped");
+                            return Err(CwError::TooLarge { what: what_of(&url), limit: describe_bytes(max_bytes) });
                         }
                         bytes.extend_from_slice(&chunk);
                     }
@@ -467,7 +510,8 @@ impl CwSession {
     pub async fn create_ticket(&self, ticket: &Map<String, Value>) -> Result<CreatedTicket, CwError> {
         let url = self.url("service/tickets", &[])?;
         let body = Value::Object(ticket.clone());
-        let answer = self.client.send(Method::POST, url, Some(&body), Some(self)).await?;
+        let max = self.client.inner.config.limits.max_body_bytes;
+        let answer = self.client.send(Method::POST, url, Some(&body), Some(self), max).await?;
         let answer = answer.check(self.kind, || CwError::NotFound { what: "the ticket service".into() })?;
         let body: Value = answer.json()?;
         let id = body.get("id").and_then(Value::as_i64).ok_or_else(|| unexpected("a created ticket without an id"))?;
@@ -492,22 +536,79 @@ impl CwSession {
     }
 
     async fn get_url<T: DeserializeOwned>(&self, url: Url, what: &str) -> Result<(T, HeaderMap), CwError> {
-        let answer = self.client.send(Method::GET, url, None, Some(self)).await?;
-        let answer = answer.check(self.kind, || CwError::NotFound { what: what.to_string() })?;
-        Ok((answer.json()?, answer.headers))
+        let max = self.client.inner.config.limits.max_body_bytes;
+        let (value, headers, _) = self.get_limited(url, what, max).await?;
+        Ok((value, headers))
     }
 
-    /// Every page of a list: `pageSize=1000`, following `Link: <…>; rel="next"` (on the same site only).
+    /// A GET whose answer may be at most `max_bytes`; also returns the answer's size.
+    async fn get_limited<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        what: &str,
+        max_bytes: usize,
+    ) -> Result<(T, HeaderMap, usize), CwError> {
+        let answer = self.client.send(Method::GET, url, None, Some(self), max_bytes).await?;
+        let answer = answer.check(self.kind, || CwError::NotFound { what: what.to_string() })?;
+        let size = answer.body.len();
+        Ok((answer.json()?, answer.headers, size))
+    }
+
+    /// Every page of a list: `pageSize=1000`, following `Link: <…>; rel="next"` (on the same site only), within the
+    /// client's [`Limits`]: rows and bytes over all pages, and one deadline for the whole list.
     async fn list_all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, CwError> {
+        let limits = self.client.inner.config.limits;
+        match tokio::time::timeout(limits.operation_deadline, self.list_pages(path, query, limits)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(path, deadline_secs = limits.operation_deadline.as_secs(), "ConnectWise list too slow");
+                Err(CwError::Transient {
+                    reason: format!(
+                        "reading {} took longer than {} s",
+                        describe_path(path),
+                        limits.operation_deadline.as_secs()
+                    ),
+                })
+            }
+        }
+    }
+
+    async fn list_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        limits: Limits,
+    ) -> Result<Vec<T>, CwError> {
         let page_size = PAGE_SIZE.to_string();
         let mut params = query.to_vec();
         params.push(("pageSize", &page_size));
         params.push(("page", "1"));
         let mut url = self.url(path, &params)?;
         let mut all = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let (rows, headers): (Vec<T>, HeaderMap) = self.get_url(url.clone(), path).await?;
+        let mut bytes_left = limits.max_list_bytes;
+        let mut visited = std::collections::HashSet::from([url.to_string()]);
+        let mut page = 0usize;
+        loop {
+            page += 1;
+            let max = limits.max_body_bytes.min(bytes_left);
+            let (rows, headers, size): (Vec<T>, HeaderMap, usize) =
+                self.get_limited(url.clone(), path, max).await.map_err(|err| match err {
+                    // The list as a whole is what was too large.
+                    CwError::TooLarge { .. } if max < limits.max_body_bytes => CwError::TooLarge {
+                        what: describe_path(path),
+                        limit: describe_bytes(limits.max_list_bytes),
+                    },
+                    other => other,
+                })?;
+            bytes_left -= size.min(bytes_left);
             let count = rows.len();
+            if all.len() + count > limits.max_list_rows {
+                tracing::warn!(path, rows = all.len() + count, max = limits.max_list_rows, "ConnectWise list too long");
+                return Err(CwError::TooLarge {
+                    what: describe_path(path),
+                    limit: format!("{} rows", limits.max_list_rows),
+                });
+            }
             all.extend(rows);
             let link = headers.get_all("link").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
             let next = match next_link(&link) {
@@ -523,12 +624,15 @@ impl CwSession {
                 None => None,
             };
             match next {
+                // A site that links a page to itself (or back) would loop until the deadline: stop at once.
+                Some(next) if !visited.insert(next.to_string()) => {
+                    return Err(unexpected(format!("a next-page link to the same page of {path} again")));
+                }
                 Some(next) if next.origin() == self.codebase.base.origin() => url = next,
                 Some(next) => return Err(unexpected(format!("a next-page link to another site ({next})"))),
                 None => return Ok(all),
             }
         }
-        Err(unexpected(format!("more than {MAX_PAGES} pages of {path}")))
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, CwError> {
@@ -681,6 +785,22 @@ fn retry_after_at(value: &str, now: std::time::SystemTime) -> Option<Duration> {
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What a partner calls the list at `path` (`company/companies` → "the companies").
+fn describe_path(path: &str) -> String {
+    let last = path.rsplit('/').find(|segment| !segment.is_empty() && !segment.bytes().all(|b| b.is_ascii_digit()));
+    format!("the {}", last.unwrap_or(path))
+}
+
+/// The list or object a URL reads, for a sentence.
+fn what_of(url: &Url) -> String {
+    let path = url.path();
+    describe_path(path.split("/apis/3.0/").nth(1).unwrap_or(path))
+}
+
+fn describe_bytes(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 { format!("{} MB", bytes / (1024 * 1024)) } else { format!("{} KB", bytes.div_ceil(1024)) }
 }
 
 fn unexpected(reason: impl Into<String>) -> CwError {

@@ -21,6 +21,8 @@ pub struct Claim {
     /// The lease this claim holds (`lease_owner`): every outcome is written only while it still holds it.
     pub token: String,
     pub integration_id: i64,
+    /// The integration's partner: the worker takes turns between partners.
+    pub partner_id: i64,
     pub compromise_id: i64,
     /// Attempts including this one, since the delivery was queued or last retried by the partner.
     pub attempts: i64,
@@ -52,27 +54,38 @@ pub enum Outcome {
     },
 }
 
-/// Leases up to `limit` due deliveries to `owner` (a token unique to this claim, `worker#n`) until `now + lease_ms`, skipping the integrations in
-/// `exclude` (those already at their concurrency limit in this process). Oldest due first.
+/// What a claim leaves alone: integrations and partners that already hold their share of this process's slots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exclude {
+    pub integrations: Vec<i64>,
+    pub partners: Vec<i64>,
+}
+
+/// Leases up to `limit` due deliveries to `owner` (a token unique to this claim, `worker#n`) until
+/// `now + lease_ms`, skipping what `exclude` names. Oldest due first.
 pub async fn claim(
     db: &Db,
     owner: &str,
     now: i64,
     limit: usize,
     lease_ms: i64,
-    exclude: &[i64],
+    exclude: &Exclude,
 ) -> Result<Vec<Claim>, StoreError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let exclude_sql = if exclude.is_empty() {
-        String::new()
-    } else {
-        let ids: Vec<String> = exclude.iter().map(i64::to_string).collect();
-        format!(" AND d.integration_id NOT IN ({})", ids.join(","))
+    let not_in = |column: &str, ids: &[i64]| {
+        if ids.is_empty() {
+            return String::new();
+        }
+        // Integers only, inlined.
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        format!(" AND {column} NOT IN ({})", ids.join(","))
     };
+    let exclude_sql =
+        format!("{}{}", not_in("d.integration_id", &exclude.integrations), not_in("i.partner_id", &exclude.partners));
     let pick = format!(
-        "SELECT d.id FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
+        "SELECT d.id, i.partner_id FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
          WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until <= $3 \
          AND i.active = 1{exclude_sql} ORDER BY d.next_attempt_at, d.id LIMIT $4"
     );
@@ -85,13 +98,15 @@ pub async fn claim(
         Backend::Postgres => format!(
             "WITH picked AS ({pick} FOR UPDATE OF d SKIP LOCKED) UPDATE deliveries SET {set} FROM picked \
              WHERE deliveries.id = picked.id \
-             RETURNING deliveries.id, deliveries.integration_id, deliveries.compromise_id, \
+             RETURNING deliveries.id, deliveries.integration_id, picked.partner_id, deliveries.compromise_id, \
              deliveries.attempts - deliveries.attempts_base AS attempts, deliveries.lookup_first"
         ),
         // SQLite serialises writers: the statement holds the write lock from pick to lease.
+        // (SQLite's RETURNING may read other tables through a subquery only.)
         Backend::Sqlite => format!(
-            "UPDATE deliveries SET {set} WHERE id IN ({pick}) \
-             RETURNING id, integration_id, compromise_id, attempts - attempts_base AS attempts, lookup_first"
+            "UPDATE deliveries SET {set} WHERE id IN (SELECT id FROM ({pick})) \
+             RETURNING id, integration_id, (SELECT partner_id FROM integrations WHERE id = integration_id) AS partner_id, \
+             compromise_id, attempts - attempts_base AS attempts, lookup_first"
         ),
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -108,6 +123,7 @@ pub async fn claim(
                 id: row.try_get("id")?,
                 token: owner.to_owned(),
                 integration_id: row.try_get("integration_id")?,
+                partner_id: row.try_get("partner_id")?,
                 compromise_id: row.try_get("compromise_id")?,
                 attempts: row.try_get("attempts")?,
                 lookup_first: row.try_get::<i64, _>("lookup_first")? != 0,

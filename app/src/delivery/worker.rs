@@ -156,6 +156,42 @@ struct Queued {
     lease_until: i64,
 }
 
+/// Whose turn it is: the partner served last, and per partner the integration served last.
+#[derive(Debug, Default)]
+struct Turns {
+    last_partner: Option<i64>,
+    last_integration: HashMap<i64, i64>,
+}
+
+impl Turns {
+    /// The partners in order, starting after the one served last.
+    fn partner_order(&self, partners: impl Iterator<Item = i64>) -> Vec<i64> {
+        let mut partners: Vec<i64> = partners.collect();
+        rotate_after(&mut partners, self.last_partner);
+        partners
+    }
+
+    /// The partner's integrations (sorted) in order, starting after the one served last.
+    fn integration_order(&self, partner: i64, ids: &[i64]) -> Vec<i64> {
+        let mut ids = ids.to_vec();
+        rotate_after(&mut ids, self.last_integration.get(&partner).copied());
+        ids
+    }
+
+    fn served(&mut self, partner: i64, integration: i64) {
+        self.last_partner = Some(partner);
+        self.last_integration.insert(partner, integration);
+    }
+}
+
+/// Rotates a sorted list so that it starts with the first element after `last`.
+fn rotate_after(sorted: &mut [i64], last: Option<i64>) {
+    if let Some(last) = last {
+        let start = sorted.partition_point(|id| *id <= last);
+        sorted.rotate_left(start % sorted.len().max(1));
+    }
+}
+
 impl Worker {
     async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
         let mut tasks: JoinSet<i64> = JoinSet::new();
@@ -178,31 +214,42 @@ impl Worker {
         // is refilled at once and each claim statement (a commit, an fsync on PostgreSQL) serves many deliveries.
         let window = self.config.concurrency * 4;
         let per_integration_window = self.config.per_integration * 4;
+        let per_partner_window = (window / 2).max(1);
+        // Which partner each integration with claimed work belongs to, and whose turn is next.
+        let mut partner_of: HashMap<i64, i64> = HashMap::new();
+        let mut turns = Turns::default();
         let poll = tokio::time::sleep(self.config.poll);
         tokio::pin!(poll);
         loop {
             if *stopped.borrow() {
                 break;
             }
-            self.dispatch(&mut queued, &mut running, &mut tasks, &mut task_integrations).await;
+            self.dispatch(&mut queued, &mut running, &mut tasks, &mut task_integrations, &partner_of, &mut turns).await;
+            partner_of.retain(|id, _| queued.contains_key(id) || running.contains_key(id));
             if self.delivered_len() >= self.config.concurrency.div_ceil(4) {
                 writes.spawn(self.clone().write_delivered());
             }
             let held = tasks.len() + queued.values().map(VecDeque::len).sum::<usize>();
             // Refill once a quarter of the window is free (or everything is idle).
             if claiming.is_none() && !nothing_due && (held == 0 || window - held.min(window) >= window / 4) {
-                let full: Vec<i64> = running
-                    .keys()
-                    .chain(queued.keys())
-                    .copied()
-                    .filter(|id| {
-                        running.get(id).copied().unwrap_or(0) + queued.get(id).map_or(0, VecDeque::len)
-                            >= per_integration_window
-                    })
-                    .collect();
+                let held_by = |id: &i64| running.get(id).copied().unwrap_or(0) + queued.get(id).map_or(0, VecDeque::len);
+                let mut integrations: Vec<i64> = running.keys().chain(queued.keys()).copied().collect();
+                integrations.sort_unstable();
+                integrations.dedup();
+                // A partner holding half the window waits for the others' due work first (see `claim`).
+                let mut by_partner: HashMap<i64, usize> = HashMap::new();
+                for id in &integrations {
+                    if let Some(partner) = partner_of.get(id) {
+                        *by_partner.entry(*partner).or_default() += held_by(id);
+                    }
+                }
+                let exclude = store::Exclude {
+                    partners: by_partner.into_iter().filter(|(_, n)| *n >= per_partner_window).map(|(p, _)| p).collect(),
+                    integrations: integrations.into_iter().filter(|id| held_by(id) >= per_integration_window).collect(),
+                };
                 let worker = self.clone();
                 let limit = window - held;
-                claiming = Some(tokio::spawn(async move { worker.claim(limit, &full).await }));
+                claiming = Some(tokio::spawn(async move { worker.claim(limit, exclude).await }));
             }
             tokio::select! {
                 biased;
@@ -218,6 +265,7 @@ impl Worker {
                         Ok(Ok(batch)) => {
                             nothing_due = batch.len() < self.config.concurrency.div_ceil(4);
                             for item in batch {
+                                partner_of.insert(item.claim.integration_id, item.claim.partner_id);
                                 queued.entry(item.claim.integration_id).or_default().push_back(item);
                             }
                         }
@@ -297,14 +345,17 @@ impl Worker {
         tracing::info!("delivery worker stopped");
     }
 
-    /// Starts waiting deliveries while their integration and the process have free slots, taking integrations in
-    /// turn so that a large backlog of one does not starve another.
+    /// Starts waiting deliveries while their integration and the process have free slots, taking partners in turn
+    /// and, within a partner, its integrations in turn: a partner with a large backlog (over one integration or
+    /// many) gets one start in each round, as does every other partner with work waiting.
     async fn dispatch(
         self: &Arc<Self>,
         queued: &mut HashMap<i64, VecDeque<Queued>>,
         running: &mut HashMap<i64, usize>,
         tasks: &mut JoinSet<i64>,
         task_integrations: &mut HashMap<tokio::task::Id, i64>,
+        partner_of: &HashMap<i64, i64>,
+        turns: &mut Turns,
     ) {
         // Leases run out while deliveries wait: release those first, whatever their integration's load.
         let now = now_millis();
@@ -317,22 +368,30 @@ impl Worker {
                 self.release(&item.claim).await;
             }
         }
-        let mut ids: Vec<i64> = queued.keys().copied().collect();
-        ids.sort_unstable();
+        let mut by_partner: std::collections::BTreeMap<i64, Vec<i64>> = std::collections::BTreeMap::new();
+        for id in queued.keys() {
+            by_partner.entry(partner_of.get(id).copied().unwrap_or(0)).or_default().push(*id);
+        }
+        for ids in by_partner.values_mut() {
+            ids.sort_unstable();
+        }
         let mut progress = true;
         while progress && tasks.len() < self.config.concurrency {
             progress = false;
-            for id in &ids {
+            for partner in turns.partner_order(by_partner.keys().copied()) {
                 if tasks.len() >= self.config.concurrency {
                     break;
                 }
-                let busy = running.get(id).copied().unwrap_or(0);
-                if busy >= self.config.per_integration {
-                    continue;
-                }
-                let Some(item) = queued.get_mut(id).and_then(VecDeque::pop_front) else { continue };
+                let ids = &by_partner[&partner];
+                let startable = |id: &i64| {
+                    running.get(id).copied().unwrap_or(0) < self.config.per_integration
+                        && queued.get(id).is_some_and(|q| !q.is_empty())
+                };
+                let Some(id) = turns.integration_order(partner, ids).into_iter().find(startable) else { continue };
+                let Some(item) = queued.get_mut(&id).and_then(VecDeque::pop_front) else { continue };
                 progress = true;
-                *running.entry(*id).or_default() += 1;
+                turns.served(partner, id);
+                *running.entry(id).or_default() += 1;
                 let worker = self.clone();
                 let integration = item.integration.map(|(_, prepared)| prepared);
                 let handle = tasks.spawn(async move {
@@ -340,7 +399,7 @@ impl Worker {
                     worker.deliver(item.claim, integration, item.compromise, item.lease_until).await;
                     integration_id
                 });
-                task_integrations.insert(handle.id(), *id);
+                task_integrations.insert(handle.id(), id);
             }
         }
         queued.retain(|_, q| !q.is_empty());
@@ -446,12 +505,19 @@ impl Worker {
     }
 
     /// Claims up to `limit` deliveries, with their compromises and integrations loaded (one query each).
-    async fn claim(&self, limit: usize, full: &[i64]) -> Result<Vec<Queued>, crate::db::StoreError> {
+    ///
+    /// Partners holding their share of the window are left out first, so that another partner's due work is
+    /// claimed even behind a large, older backlog; what room remains then goes to everyone.
+    async fn claim(&self, limit: usize, exclude: store::Exclude) -> Result<Vec<Queued>, crate::db::StoreError> {
         let now = now_millis();
         let lease_ms = self.config.lease.as_millis() as i64;
         let n = self.claims.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = format!("{}#{n}", self.owner);
-        let claims = store::claim(&self.deps.db, &token, now, limit, lease_ms, full).await?;
+        let mut claims = store::claim(&self.deps.db, &token, now, limit, lease_ms, &exclude).await?;
+        if claims.len() < limit && !exclude.partners.is_empty() {
+            let everyone = store::Exclude { partners: Vec::new(), ..exclude };
+            claims.extend(store::claim(&self.deps.db, &token, now, limit - claims.len(), lease_ms, &everyone).await?);
+        }
         if claims.is_empty() {
             return Ok(Vec::new());
         }
@@ -732,5 +798,27 @@ impl HealthRecorder {
                 tracing::error!(integration_id, error = %err, "could not record health");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_go_round_partners_and_their_integrations() {
+        let mut turns = Turns::default();
+        assert_eq!(turns.partner_order([1, 2, 3].into_iter()), vec![1, 2, 3]);
+        turns.served(1, 10);
+        assert_eq!(turns.partner_order([1, 2, 3].into_iter()), vec![2, 3, 1]);
+        turns.served(3, 30);
+        assert_eq!(turns.partner_order([1, 2, 3].into_iter()), vec![1, 2, 3]);
+        // A partner gone from the list: the next one after it still comes first.
+        turns.served(2, 20);
+        assert_eq!(turns.partner_order([1, 3].into_iter()), vec![3, 1]);
+        assert_eq!(turns.integration_order(1, &[10, 11, 12]), vec![11, 12, 10]);
+        assert_eq!(turns.integration_order(4, &[40, 41]), vec![40, 41]);
+        let mut empty: [i64; 0] = [];
+        rotate_after(&mut empty, Some(5));
     }
 }

@@ -215,6 +215,13 @@ pub async fn save(
             Ok(id)
         }
         None => {
+            let max = state.config.max_integrations_per_partner;
+            if store::count(&state.db, partner_id).await? >= max as i64 {
+                return Err(AppError::Conflict(format!(
+                    "You have reached the limit of {max} integrations. Remove one you no longer use, or contact \
+                     support to raise the limit."
+                )));
+            }
             let id = store::create(&state.db, partner_id, &write).await?;
             tracing::info!(partner_id, integration_id = id, "integration created");
             Ok(id)

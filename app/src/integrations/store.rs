@@ -110,6 +110,14 @@ pub async fn get(db: &Db, partner_id: i64, id: i64) -> Result<StoredIntegration,
     row.as_ref().map(from_row).transpose()?.ok_or_else(not_found)
 }
 
+/// How many integrations the partner has (for the per-partner cap).
+pub async fn count(db: &Db, partner_id: i64) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM integrations WHERE partner_id = $1")
+        .bind(partner_id)
+        .fetch_one(&db.pool)
+        .await?)
+}
+
 /// Creates an Inactive integration and associates it with every organization of the partner.
 pub async fn create(db: &Db, partner_id: i64, write: &IntegrationWrite<'_>) -> Result<i64, StoreError> {
     let now = now_millis();

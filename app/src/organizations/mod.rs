@@ -50,7 +50,15 @@ pub async fn add_organization(
             let partner = crate::auth::require_partner().await?;
             let name = validate_name(&name).map_err(AppError::Invalid)?;
             let chosen = choose_integrations.then_some(integration_ids.as_slice());
-            Ok(store::add(&crate::state::db(), partner.id, &name, chosen).await?)
+            let state = leptos::prelude::expect_context::<crate::state::AppState>();
+            let max = state.config.max_organizations_per_partner;
+            if store::count(&state.db, partner.id).await? >= max as i64 {
+                return Err(AppError::Conflict(format!(
+                    "You have reached the limit of {max} organizations. Delete one you no longer monitor, or contact \
+                     support to raise the limit."
+                )));
+            }
+            Ok(store::add(&state.db, partner.id, &name, chosen).await?)
         }
         .await,
     )
@@ -143,8 +151,13 @@ pub mod simulation {
             .find(|o| o.id == organization_id)
             .ok_or_else(super::store::not_found)?;
         let record = sample_record(organization_id, &organization.name, time::OffsetDateTime::now_utc());
-        let summary = match crate::compromises::store::import(&state.db, &state.secrets, partner_id, &[record]).await {
+        let max_waiting = state.config.max_queued_deliveries_per_partner;
+        let imported =
+            crate::compromises::store::import_within(&state.db, &state.secrets, partner_id, &[record], max_waiting)
+                .await;
+        let summary = match imported {
             Ok(summary) => summary,
+            Err(full @ ImportFailed::QueueFull { .. }) => return Err(AppError::Conflict(full.to_string())),
             // Deleted between the lookup and the import.
             Err(ImportFailed::Rejected(_)) => return Err(super::store::not_found().into()),
             Err(ImportFailed::Store(err)) => return Err(err.into()),

@@ -34,6 +34,14 @@ pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<Organization>, StoreEr
         .collect()
 }
 
+/// How many organizations the partner has (for the per-partner cap).
+pub async fn count(db: &Db, partner_id: i64) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM organizations WHERE partner_id = $1")
+        .bind(partner_id)
+        .fetch_one(&db.pool)
+        .await?)
+}
+
 /// Adds an organization (`name` already validated) and associates it with the given integrations of the
 /// partner, or with every one of them when `integration_ids` is `None` (the default for new organizations).
 pub async fn add(

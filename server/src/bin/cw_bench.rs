@@ -135,6 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(30),
         policy: SitePolicy::dev(),
+        limits: Default::default(),
     })?;
     let credentials = Credentials {
         site: running.url(),
