@@ -96,6 +96,9 @@ mod ssr {
     /// spending a hash on it.
     const MAX_PASSWORD_BYTES: usize = 1024;
 
+    /// Attempts from one client address in the window that may use the hashing slot kept for clean clients.
+    const CLEAN_ATTEMPTS: i64 = 3;
+
     /// The session token in a request's `Cookie` headers: the value of the one cookie with the session's name in
     /// this mode. Two cookies of that name (one planted by another host, say) are ambiguous and count as none.
     pub fn session_token_from_headers(headers: &http::HeaderMap, production: bool) -> Option<String> {
@@ -183,20 +186,21 @@ mod ssr {
             hits.push((key, hit));
         }
         let ip = hits[0].1;
-        // The first attempt from an address in the window may use the slot kept for clean clients.
-        let lane = if ip.count == 1 { Lane::Clean } else { Lane::Suspect };
+        // The first few attempts from an address in the window may use the slot kept for clean clients. A flood
+        // from many addresses spends those few at once (refusals for a busy slot count here), and is then queued
+        // behind the shared slots only, while a partner signing in from their own address is served next.
+        let lane = if ip.count <= CLEAN_ATTEMPTS { Lane::Clean } else { Lane::Suspect };
         let checked = if password.len() > MAX_PASSWORD_BYTES {
             store::lookup(&state.db, &email).await?.map_or(Checked::UnknownEmail, Checked::WrongPassword)
         } else {
             let Ok(slot) = state.sign_in_slots.acquire(lane).await else {
-                // Not checked, so not counted.
-                undo(&state, &hits).await;
+                // Not checked, so not counted against the email; it still counts for the client address, so that
+                // an address cannot stay "clean" by being refused.
+                undo(&state, &hits[1..]).await;
                 tracing::warn!("sign-in refused: every password-hashing slot is busy");
                 return Err(AppError::Busy { retry_after_secs: 2 });
             };
-            let checked = store::check_credentials(&state.db, &email, &password).await;
-            drop(slot);
-            checked?
+            store::check_credentials(&state.db, &email, &password, slot).await?
         };
         let partner = match checked {
             Checked::Ok(partner) => partner,

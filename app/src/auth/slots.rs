@@ -5,10 +5,15 @@
 //! core count); at most `max_waiting` requests wait for a slot, each for at most `wait`; the others are refused at
 //! once with 429 and `Retry-After`, which costs nothing.
 //!
+//! Each slot owns the argon2 working memory it hashes in, allocated once and reused: the process holds at most
+//! `slots` × 19 MiB for hashing, whatever the load. (Allocated per verification on ever different blocking threads,
+//! glibc kept a freed 19 MiB block in each thread's arena: hundreds of MiB under a flood.) A slot moves into the
+//! blocking task that hashes and is freed when the hash is done, even if the request was abandoned meanwhile.
+//!
 //! One slot is kept for clients with no recent sign-in attempt ("clean"): a flood from addresses that keep failing
 //! queues behind the shared slots only, so a partner signing in from their own address is served next.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -17,7 +22,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Which queue a request waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
-    /// No other sign-in attempt from this client address in the window: may take the reserved slot.
+    /// At most a few sign-in attempts from this client address in the window (`CLEAN_ATTEMPTS`): may take the
+    /// reserved slot, and waits in a waiting room of its own.
     Clean,
     /// Everyone else: the shared slots only.
     Suspect,
@@ -31,22 +37,38 @@ pub struct Busy;
 pub struct HashSlots {
     shared: Arc<Semaphore>,
     reserved: Arc<Semaphore>,
-    waiting: AtomicUsize,
+    /// Requests waiting, per lane: a flood waiting in one lane never fills the other's waiting room.
+    waiting_clean: AtomicUsize,
+    waiting_suspect: AtomicUsize,
     in_use: Arc<AtomicUsize>,
     max_waiting: usize,
     wait: Duration,
     total: usize,
+    /// Working memory of the slots not in use (at most one buffer per slot).
+    memory: Arc<Mutex<Vec<Vec<argon2::Block>>>>,
 }
 
-/// A slot; dropping it frees the slot.
+/// A slot and its argon2 working memory; dropping it frees both for the next verification.
 #[derive(Debug)]
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
     in_use: Arc<AtomicUsize>,
+    memory: Vec<argon2::Block>,
+    pool: Arc<Mutex<Vec<Vec<argon2::Block>>>>,
+}
+
+impl Slot {
+    /// The slot's argon2 working memory (empty the first time; grown to the hash's size and kept).
+    pub fn memory(&mut self) -> &mut Vec<argon2::Block> {
+        &mut self.memory
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(std::mem::take(&mut self.memory));
+        }
         self.in_use.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -58,11 +80,13 @@ impl HashSlots {
         Self {
             shared: Arc::new(Semaphore::new(slots - reserved)),
             reserved: Arc::new(Semaphore::new(reserved)),
-            waiting: AtomicUsize::new(0),
+            waiting_clean: AtomicUsize::new(0),
+            waiting_suspect: AtomicUsize::new(0),
             in_use: Arc::new(AtomicUsize::new(0)),
             max_waiting,
             wait,
             total: slots,
+            memory: Arc::new(Mutex::new(Vec::with_capacity(slots))),
         }
     }
 
@@ -79,17 +103,26 @@ impl HashSlots {
         self.total
     }
 
+    /// Working-memory buffers made so far (never more than the slots).
+    pub fn buffers(&self) -> usize {
+        self.memory.lock().map_or(0, |pool| pool.len()) + self.in_use()
+    }
+
     /// A slot, or `Busy` when none frees up within the wait or the waiting room is full.
     pub async fn acquire(&self, lane: Lane) -> Result<Slot, Busy> {
         let permit = match self.try_now(lane) {
             Some(permit) => permit,
             None => {
-                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                let waiting = match lane {
+                    Lane::Clean => &self.waiting_clean,
+                    Lane::Suspect => &self.waiting_suspect,
+                };
+                if waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+                    waiting.fetch_sub(1, Ordering::SeqCst);
                     return Err(Busy);
                 }
                 let waited = tokio::time::timeout(self.wait, self.wait_for(lane)).await;
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                waiting.fetch_sub(1, Ordering::SeqCst);
                 match waited {
                     Ok(Some(permit)) => permit,
                     _ => return Err(Busy),
@@ -97,7 +130,8 @@ impl HashSlots {
             }
         };
         self.in_use.fetch_add(1, Ordering::SeqCst);
-        Ok(Slot { _permit: permit, in_use: self.in_use.clone() })
+        let memory = self.memory.lock().ok().and_then(|mut pool| pool.pop()).unwrap_or_default();
+        Ok(Slot { _permit: permit, in_use: self.in_use.clone(), memory, pool: self.memory.clone() })
     }
 
     fn try_now(&self, lane: Lane) -> Option<OwnedSemaphorePermit> {

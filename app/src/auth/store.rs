@@ -27,6 +27,36 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// [`verify_password`] computed in `memory` (grown to the hash's size, and kept by the caller for the next one),
+/// so that repeated verifications allocate nothing. The comparison is constant-time (`Output`'s equality).
+pub fn verify_password_in(password: &str, hash: &str, memory: &mut Vec<argon2::Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else { return false };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+    let (Ok(algorithm), Ok(params)) = (argon2::Algorithm::try_from(parsed.algorithm), argon2::Params::try_from(&parsed))
+    else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_bytes = [0u8; argon2::password_hash::Salt::MAX_LENGTH];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        &mut out,
+        &mut memory[..blocks],
+    );
+    hashed.is_ok() && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
+}
+
 /// A hash of a password nobody knows, verified against when the email is unknown so that the answer takes as long
 /// as for a known email.
 fn decoy_hash() -> &'static str {
@@ -107,8 +137,14 @@ pub async fn lookup(db: &Db, email: &str) -> Result<Option<Partner>, StoreError>
 }
 
 /// Checks an email and password with one argon2 verification, taking as long for an unknown email as for a known
-/// one. Call it holding a hashing slot ([`super::slots::HashSlots`]).
-pub async fn check_credentials(db: &Db, email: &str, password: &str) -> Result<Checked, StoreError> {
+/// one. The hashing slot ([`super::slots::HashSlots`]) moves into the blocking task and is freed when the hash is
+/// done, so abandoned requests never let more verifications run than there are slots.
+pub async fn check_credentials(
+    db: &Db,
+    email: &str,
+    password: &str,
+    mut slot: super::slots::Slot,
+) -> Result<Checked, StoreError> {
     let row = sqlx::query("SELECT id, email, password_hash FROM partners WHERE email_key = $1")
         .bind(normalize_email(email))
         .fetch_optional(&db.pool)
@@ -121,7 +157,12 @@ pub async fn check_credentials(db: &Db, email: &str, password: &str) -> Result<C
         None => (None, decoy_hash().to_string()),
     };
     let password = password.to_string();
-    let ok = blocking(move || verify_password(&password, &hash)).await;
+    let ok = blocking(move || {
+        let ok = verify_password_in(&password, &hash, slot.memory());
+        drop(slot);
+        ok
+    })
+    .await;
     Ok(match (partner, ok) {
         (Some(partner), true) => Checked::Ok(partner),
         (Some(partner), false) => Checked::WrongPassword(partner),
@@ -132,7 +173,11 @@ pub async fn check_credentials(db: &Db, email: &str, password: &str) -> Result<C
 /// Checks an email and password. `None` when either is wrong (the caller cannot tell which, by design). For
 /// operator tools; sign-in goes through its rate limits and hashing slots first.
 pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<Option<Partner>, StoreError> {
-    Ok(match check_credentials(db, email, password).await? {
+    let slots = super::slots::HashSlots::new(1, 0, std::time::Duration::ZERO);
+    let Ok(slot) = slots.acquire(super::slots::Lane::Suspect).await else {
+        return Ok(None);
+    };
+    Ok(match check_credentials(db, email, password, slot).await? {
         Checked::Ok(partner) => Some(partner),
         _ => None,
     })
@@ -202,6 +247,28 @@ mod tests {
         assert!(verify_password("correct horse battery", &hash));
         assert!(!verify_password("correct horse batterz", &hash));
         assert!(!verify_password("anything", "not a hash"));
+    }
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_the_library() {
+        let hash = hash_password("correct horse battery").expect("hash");
+        let mut memory = Vec::new();
+        assert!(verify_password_in("correct horse battery", &hash, &mut memory));
+        let blocks = memory.len();
+        assert!(blocks > 0);
+        assert!(!verify_password_in("correct horse batterz", &hash, &mut memory));
+        assert!(verify_password_in("correct horse battery", &hash, &mut memory));
+        assert_eq!(memory.len(), blocks, "the memory is reused, not grown");
+        assert!(!verify_password_in("anything", "not a hash", &mut memory));
+        // Hashes made with other parameters (an older deployment's) still verify.
+        let params = argon2::Params::new(8 * 1024, 2, 1, None).expect("params");
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let other = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(b"old password", &salt)
+            .expect("hash")
+            .to_string();
+        assert!(verify_password_in("old password", &other, &mut memory));
+        assert!(!verify_password_in("old passwore", &other, &mut memory));
     }
 
     #[test]

@@ -132,7 +132,7 @@ async fn flood(args: &Args, base: &str) -> Result<Report, Box<dyn std::error::Er
                     Ok(response) if response.status() == 400 => 0,
                     Ok(response) if response.status() == 429 => {
                         let text = response.text().await.unwrap_or_default();
-                        if text.contains("busy") { 2 } else { 1 }
+                        if text.contains("Busy") { 2 } else { 1 }
                     }
                     _ => 3,
                 };
@@ -175,7 +175,16 @@ async fn flood(args: &Args, base: &str) -> Result<Report, Box<dyn std::error::Er
             .await;
         match answer {
             Ok(response) if response.status().is_success() => legit.push(started.elapsed()),
-            _ => legit_failed += 1,
+            Ok(response) => {
+                legit_failed += 1;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                eprintln!("legitimate sign-in refused: {status} {}", text.chars().take(200).collect::<String>());
+            }
+            Err(err) => {
+                legit_failed += 1;
+                eprintln!("legitimate sign-in failed: {err}");
+            }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
