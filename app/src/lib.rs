@@ -7,6 +7,8 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Outlet, ParentRoute, Redirect, Route, Router, Routes};
 use leptos_router::path;
 
+pub mod activity;
+pub mod activity_page;
 pub mod api_tokens;
 pub mod auth;
 pub mod compromises;
@@ -101,6 +103,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("integrations/:id/deliveries") view=delivery::DeliveryLogPage/>
                     <Route path=path!("organizations") view=OrganizationsPage/>
                     <Route path=path!("settings") view=SettingsPage/>
+                    <Route path=path!("activity") view=activity_page::ActivityLogPage/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -124,6 +127,7 @@ fn DashboardLayout() -> impl IntoView {
                     <A href="/integrations">"Integrations"</A>
                     <A href="/organizations">"Organizations"</A>
                     <A href="/settings">"Settings"</A>
+                    <A href="/activity">"Activity"</A>
                 </nav>
                 <div class="topbar__account">
                     <Transition fallback=|| ()>

@@ -84,9 +84,12 @@ mod ssr {
     use leptos::prelude::*;
     use leptos_axum::ResponseOptions;
 
+    use std::net::IpAddr;
+
     use super::slots::Lane;
     use super::store::{self, Checked, Partner};
     use super::{INVALID_CREDENTIALS, normalize_email, session_cookie_name, validate_email};
+    use crate::activity::{self, Actor};
     use crate::db::now_millis;
     use crate::error::AppError;
     use crate::rate_limit::{self, Hit};
@@ -178,6 +181,11 @@ mod ssr {
             if hit.over(max) {
                 undo(&state, &hits).await;
                 tracing::warn!(limit = what, "sign-in refused: too many attempts");
+                // The first refusal of a window goes on the partner's Activity page (later ones would let an
+                // attacker grow it without bound).
+                if hit.count == i64::from(max) + 1 {
+                    record_failure(&state, &email, client, "throttled").await;
+                }
                 return Err(AppError::RateLimited { retry_after_secs: hit.retry_after_secs(now) });
             }
             hits.push((key, hit));
@@ -200,7 +208,13 @@ mod ssr {
         };
         let partner = match checked {
             Checked::Ok(partner) => partner,
-            Checked::WrongPassword(_) | Checked::UnknownEmail => {
+            Checked::WrongPassword(partner) => {
+                tracing::info!(client = %crate::client_address::display(client), "sign-in failed");
+                record_failure_of(&state, &partner, &email, client, "wrong password").await;
+                return Err(AppError::invalid(INVALID_CREDENTIALS));
+            }
+            // An email that is no partner's has no Activity page to go on.
+            Checked::UnknownEmail => {
                 tracing::info!(client = %crate::client_address::display(client), "sign-in failed");
                 return Err(AppError::invalid(INVALID_CREDENTIALS));
             }
@@ -211,11 +225,33 @@ mod ssr {
         rate_limit::undo(&state.db, &counters.ip, ip).await?;
         rate_limit::undo(&state.db, &counters.email, hits[2].1).await?;
         let ttl = config.session_ttl;
-        let token = store::create_session(&state.db, partner.id, ttl.as_millis() as i64).await?;
+        let actor = Actor::new(&partner.email, client);
+        let token = store::create_session(&state.db, partner.id, ttl.as_millis() as i64, &actor).await?;
         set_cookie(session_cookie(config.is_production(), &token, ttl.as_secs()));
         tracing::info!(partner_id = partner.id, client = %crate::client_address::display(client), "partner signed in");
         leptos_axum::redirect("/integrations");
         Ok(())
+    }
+
+    /// Records a failed sign-in on the Activity page of the partner whose email was typed (`email`, already
+    /// validated and at most 254 characters), if there is one. Never the password. A failure to record is logged,
+    /// not answered: the partner is told about the sign-in either way.
+    async fn record_failure(state: &AppState, email: &str, client: Option<IpAddr>, why: &str) {
+        match store::lookup(&state.db, email).await {
+            Ok(Some(partner)) => record_failure_of(state, &partner, email, client, why).await,
+            Ok(None) => {}
+            Err(err) => tracing::error!(error = %err, "could not look up the partner of a refused sign-in"),
+        }
+    }
+
+    async fn record_failure_of(state: &AppState, partner: &Partner, email: &str, client: Option<IpAddr>, why: &str) {
+        let actor = Actor::new(email, client);
+        if let Err(err) =
+            activity::store::record_alone(&state.db, partner.id, &actor, activity::Kind::SignInFailed, "", Some(why))
+                .await
+        {
+            tracing::error!(error = %err, "could not record a failed sign-in");
+        }
     }
 
     async fn undo(state: &AppState, hits: &[(&String, Hit)]) {
