@@ -184,7 +184,7 @@ mod ssr {
                 // The first refusal of a window goes on the partner's Activity page (later ones would let an
                 // attacker grow it without bound).
                 if hit.count == i64::from(max) + 1 {
-                    record_failure(&state, &email, client, "throttled").await;
+                    record_failure(&state, None, &email, client, "throttled");
                 }
                 return Err(AppError::RateLimited { retry_after_secs: hit.retry_after_secs(now) });
             }
@@ -210,7 +210,7 @@ mod ssr {
             Checked::Ok(partner) => partner,
             Checked::WrongPassword(partner) => {
                 tracing::info!(client = %crate::client_address::display(client), "sign-in failed");
-                record_failure_of(&state, &partner, &email, client, "wrong password").await;
+                record_failure(&state, Some(partner), &email, client, "wrong password");
                 return Err(AppError::invalid(INVALID_CREDENTIALS));
             }
             // An email that is no partner's has no Activity page to go on.
@@ -234,24 +234,31 @@ mod ssr {
     }
 
     /// Records a failed sign-in on the Activity page of the partner whose email was typed (`email`, already
-    /// validated and at most 254 characters), if there is one. Never the password. A failure to record is logged,
-    /// not answered: the partner is told about the sign-in either way.
-    async fn record_failure(state: &AppState, email: &str, client: Option<IpAddr>, why: &str) {
-        match store::lookup(&state.db, email).await {
-            Ok(Some(partner)) => record_failure_of(state, &partner, email, client, why).await,
-            Ok(None) => {}
-            Err(err) => tracing::error!(error = %err, "could not look up the partner of a refused sign-in"),
-        }
-    }
-
-    async fn record_failure_of(state: &AppState, partner: &Partner, email: &str, client: Option<IpAddr>, why: &str) {
-        let actor = Actor::new(email, client);
-        if let Err(err) =
-            activity::store::record_alone(&state.db, partner.id, &actor, activity::Kind::SignInFailed, "", Some(why))
-                .await
-        {
-            tracing::error!(error = %err, "could not record a failed sign-in");
-        }
+    /// validated and at most 254 characters; `partner` when already known), if there is one. Never the password.
+    ///
+    /// Off the response path: a known email must be answered as fast as an unknown one (which has no page to record
+    /// on), or the time taken would tell which emails are partners'. A failure to record is logged.
+    fn record_failure(state: &AppState, partner: Option<Partner>, email: &str, client: Option<IpAddr>, why: &'static str) {
+        let db = state.db.clone();
+        let email = email.to_owned();
+        tokio::spawn(async move {
+            let partner = match partner {
+                Some(partner) => partner,
+                None => match store::lookup(&db, &email).await {
+                    Ok(Some(partner)) => partner,
+                    Ok(None) => return,
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not look up the partner of a refused sign-in");
+                        return;
+                    }
+                },
+            };
+            let actor = Actor::new(&email, client);
+            let kind = activity::Kind::SignInFailed;
+            if let Err(err) = activity::store::record_alone(&db, partner.id, &actor, kind, "", Some(why)).await {
+                tracing::error!(error = %err, "could not record a failed sign-in");
+            }
+        });
     }
 
     async fn undo(state: &AppState, hits: &[(&String, Hit)]) {
