@@ -72,8 +72,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// and the streamed resources), the site's own files, and WebAssembly compilation for the hydrated app.
 #[cfg(feature = "ssr")]
 fn set_content_security_policy() {
-    if let (Some(response), Some(nonce)) =
-        (use_context::<leptos_axum::ResponseOptions>(), leptos::nonce::use_nonce())
+    if let (Some(response), Some(nonce)) = (use_context::<leptos_axum::ResponseOptions>(), leptos::nonce::use_nonce())
         && let Ok(policy) = http::HeaderValue::from_str(&format!(
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
              img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \

@@ -22,7 +22,10 @@ async fn partner(db: &Db, email: &str) -> i64 {
 }
 
 async fn organization(db: &Db, partner_id: i64, name: &str) -> i64 {
-    app::organizations::store::add(db, partner_id, name, Some(&[]), &Actor::operator("test")).await.expect("organization").id
+    app::organizations::store::add(db, partner_id, name, Some(&[]), &Actor::operator("test"))
+        .await
+        .expect("organization")
+        .id
 }
 
 async fn integration(db: &Db, partner_id: i64, name: &str, active: bool, orgs: &[i64]) -> i64 {
@@ -38,7 +41,9 @@ async fn integration(db: &Db, partner_id: i64, name: &str, active: bool, orgs: &
     let id = integrations::create(db, partner_id, &write, &Actor::operator("test")).await.expect("integration");
     // create() associates every organization; keep only the ones asked for.
     for (org, _) in integrations::associations(db, partner_id).await.expect("associations") {
-        integrations::set_association(db, partner_id, org, id, orgs.contains(&org), &Actor::operator("test")).await.expect("association");
+        integrations::set_association(db, partner_id, org, id, orgs.contains(&org), &Actor::operator("test"))
+            .await
+            .expect("association");
     }
     integrations::set_active(db, partner_id, id, active, &Actor::operator("test")).await.expect("active");
     id
@@ -191,7 +196,10 @@ async fn claims_are_leased_fenced_and_expire() {
         let stale = Outcome::Retry { at, error: "late".into(), in_doubt: false };
         assert!(!deliveries::finish(&db, first[0].id, "A", &stale).await.expect("f"));
         // Retry puts a Failed one back, due now, once, with a fresh round of attempts.
-        assert_eq!(deliveries::retry_failed(&db, p, i, Some(second[0].id), &Actor::operator("test")).await.expect("retry"), 1);
+        assert_eq!(
+            deliveries::retry_failed(&db, p, i, Some(second[0].id), &Actor::operator("test")).await.expect("retry"),
+            1
+        );
         assert!(deliveries::retry_failed(&db, p, i, Some(second[0].id), &Actor::operator("test")).await.is_err());
         let again = deliveries::claim(&db, "D#1", at, 10, LEASE, &[]).await.expect("claim");
         assert_eq!(again.iter().map(|c| (c.id, c.attempts)).collect::<Vec<_>>(), [(second[0].id, 1)]);
@@ -212,7 +220,10 @@ async fn claims_are_leased_fenced_and_expire() {
         .expect("due");
         assert!(in_doubt_due >= now_millis() + 50_000, "a released in-doubt delivery waits");
         let other = partner(&db, "stranger@example.com").await;
-        assert!(deliveries::retry_failed(&db, other, i, None, &Actor::operator("test")).await.is_err(), "another partner's integration");
+        assert!(
+            deliveries::retry_failed(&db, other, i, None, &Actor::operator("test")).await.is_err(),
+            "another partner's integration"
+        );
     }
 }
 

@@ -109,19 +109,32 @@ async fn organizations_are_sorted_unique_per_partner_and_scoped() {
         assert_eq!(names, ["Acme", "globex", "Initech", "Ärzte Praxis"], "{:?}", db.backend);
 
         // Case-insensitive uniqueness, Unicode included; another partner may use the same name.
-        assert!(matches!(orgs::add(&db, a, "ACME", None, &Actor::operator("test")).await, Err(StoreError::Conflict(_))));
-        assert!(matches!(orgs::add(&db, a, "ärzte praxis", None, &Actor::operator("test")).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            orgs::add(&db, a, "ACME", None, &Actor::operator("test")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            orgs::add(&db, a, "ärzte praxis", None, &Actor::operator("test")).await,
+            Err(StoreError::Conflict(_))
+        ));
         let b_acme = orgs::add(&db, b, "Acme", None, &Actor::operator("test")).await.expect("other partner");
 
         let acme = orgs::list(&db, a).await.expect("list").remove(0);
-        let renamed = orgs::rename(&db, a, acme.id, "Acme Corporation", &Actor::operator("test")).await.expect("rename");
+        let renamed =
+            orgs::rename(&db, a, acme.id, "Acme Corporation", &Actor::operator("test")).await.expect("rename");
         assert_eq!(renamed.name, "Acme Corporation");
-        assert!(matches!(orgs::rename(&db, a, acme.id, "Globex", &Actor::operator("test")).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            orgs::rename(&db, a, acme.id, "Globex", &Actor::operator("test")).await,
+            Err(StoreError::Conflict(_))
+        ));
         // Changing only the case of its own name is allowed.
         orgs::rename(&db, a, acme.id, "ACME Corporation", &Actor::operator("test")).await.expect("case change");
 
         // Partner B cannot touch partner A's organization, and learns nothing about it.
-        assert!(matches!(orgs::rename(&db, b, acme.id, "Hijacked", &Actor::operator("test")).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            orgs::rename(&db, b, acme.id, "Hijacked", &Actor::operator("test")).await,
+            Err(StoreError::NotFound(_))
+        ));
         assert!(matches!(orgs::delete(&db, b, acme.id, &Actor::operator("test")).await, Err(StoreError::NotFound(_))));
         assert_eq!(orgs::list(&db, b).await.expect("list"), vec![b_acme]);
 
@@ -154,7 +167,10 @@ async fn integrations_are_scoped_associated_and_keep_their_health() {
         orgs::add(&db, b, "Other", None, &Actor::operator("test")).await.expect("org");
 
         let first = ints::create(&db, a, &write("CW Prod"), &Actor::operator("test")).await.expect("create");
-        assert!(matches!(ints::create(&db, a, &write("cw prod"), &Actor::operator("test")).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            ints::create(&db, a, &write("cw prod"), &Actor::operator("test")).await,
+            Err(StoreError::Conflict(_))
+        ));
         ints::create(&db, b, &write("CW Prod"), &Actor::operator("test")).await.expect("same name, other partner");
         let globex = orgs::add(&db, a, "Globex", None, &Actor::operator("test")).await.expect("org");
         assert_eq!(globex.integration_ids, vec![first], "a new organization gets every integration");
@@ -176,16 +192,27 @@ async fn integrations_are_scoped_associated_and_keep_their_health() {
 
         // Partner B reaches none of it.
         assert!(matches!(ints::get(&db, b, first).await, Err(StoreError::NotFound(_))));
-        assert!(matches!(ints::set_active(&db, b, first, true, &Actor::operator("test")).await, Err(StoreError::NotFound(_))));
-        assert!(matches!(ints::update(&db, b, first, &write("x"), &Actor::operator("test")).await, Err(StoreError::NotFound(_))));
-        assert!(matches!(ints::set_association(&db, b, acme.id, first, false, &Actor::operator("test")).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            ints::set_active(&db, b, first, true, &Actor::operator("test")).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            ints::update(&db, b, first, &write("x"), &Actor::operator("test")).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            ints::set_association(&db, b, acme.id, first, false, &Actor::operator("test")).await,
+            Err(StoreError::NotFound(_))
+        ));
         assert!(matches!(ints::remove(&db, b, first, &Actor::operator("test")).await, Err(StoreError::NotFound(_))));
 
         ints::set_active(&db, a, first, true, &Actor::operator("test")).await.expect("enable");
         assert!(ints::get(&db, a, first).await.expect("get").active);
         ints::set_association(&db, a, acme.id, first, false, &Actor::operator("test")).await.expect("untick");
         ints::set_association(&db, a, acme.id, first, false, &Actor::operator("test")).await.expect("untick twice");
-        ints::set_association(&db, a, globex.id, first, true, &Actor::operator("test")).await.expect("tick twice is fine");
+        ints::set_association(&db, a, globex.id, first, true, &Actor::operator("test"))
+            .await
+            .expect("tick twice is fine");
         assert_eq!(ints::list(&db, a).await.expect("list")[0].1, vec!["Globex".to_string()]);
 
         ints::remove(&db, a, first, &Actor::operator("test")).await.expect("remove");

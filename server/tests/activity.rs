@@ -119,11 +119,12 @@ async fn sign_ins_are_recorded_with_the_client_address_and_never_the_password() 
         assert!(body.contains(shown), "{shown} missing");
     }
     assert!(!body.contains(GUESS) && !body.contains(common::PASSWORD), "no password in the page");
-    let stored: Vec<String> =
-        sqlx::query_scalar("SELECT actor || ' ' || kind || ' ' || subject || ' ' || COALESCE(detail, '') FROM activity")
-            .fetch_all(&h.state.db.pool)
-            .await
-            .expect("rows");
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT actor || ' ' || kind || ' ' || subject || ' ' || COALESCE(detail, '') FROM activity",
+    )
+    .fetch_all(&h.state.db.pool)
+    .await
+    .expect("rows");
     assert!(stored.iter().all(|row| !row.contains(GUESS) && !row.contains("nobody")), "{stored:?}");
 }
 
@@ -266,11 +267,19 @@ async fn test_tickets_are_recorded_sent_or_refused() {
         panic!("not created: {body}");
     };
     // Without an organization the test ticket is refused, and that is recorded too.
-    app::integrations::store::set_association(&h.state.db, partner, initech, integration_id, false, &Actor::operator("test"))
-        .await
-        .expect("untick");
-    let (status, _, body) =
-        h.call_json("integrations/save_and_test", &json!({ "id": integration_id, "input": input }), Some(&cookie)).await;
+    app::integrations::store::set_association(
+        &h.state.db,
+        partner,
+        initech,
+        integration_id,
+        false,
+        &Actor::operator("test"),
+    )
+    .await
+    .expect("untick");
+    let (status, _, body) = h
+        .call_json("integrations/save_and_test", &json!({ "id": integration_id, "input": input }), Some(&cookie))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(matches!(serde_json::from_str(&body).expect("outcome"), TestOutcome::Rejected { .. }), "{body}");
 
@@ -280,7 +289,10 @@ async fn test_tickets_are_recorded_sent_or_refused() {
         [Kind::IntegrationCreated, Kind::TestTicketSent, Kind::IntegrationEdited, Kind::TestTicketRefused]
     );
     let what: Vec<&str> = page.rows.iter().rev().map(|r| r.what.as_str()).collect();
-    assert_eq!(what[1], format!("Sent a test ticket through “CW Sandbox”: ConnectWise ticket #{ticket_id} for “Initech”."));
+    assert_eq!(
+        what[1],
+        format!("Sent a test ticket through “CW Sandbox”: ConnectWise ticket #{ticket_id} for “Initech”.")
+    );
     assert!(what[3].starts_with("A test ticket through “CW Sandbox” was refused: No organization uses"), "{}", what[3]);
     let body = html(&h, &cookie, "/activity?kind=integration").await;
     assert!(body.contains(&format!("ticket #{ticket_id}")));

@@ -148,7 +148,9 @@ async fn prepare(
         app::auth::store::create_partner(db, "crash@msp.example", "a long enough password").await.expect("partner");
     let mut orgs = Vec::new();
     for name in ORGANIZATIONS {
-        orgs.push(app::organizations::store::add(db, partner.id, name, None, &Actor::operator("test")).await.expect("org").id);
+        orgs.push(
+            app::organizations::store::add(db, partner.id, name, None, &Actor::operator("test")).await.expect("org").id,
+        );
     }
     let mut ids = Vec::new();
     for name in ["Service desk", "Security board"] {
@@ -167,7 +169,9 @@ async fn prepare(
                 MappingRow::new("initialDescription", "Found in [source] on [date_found]."),
             ],
         };
-        let id = app::integrations::service::save(&state, partner.id, None, input, &Actor::operator("test")).await.expect("save");
+        let id = app::integrations::service::save(&state, partner.id, None, input, &Actor::operator("test"))
+            .await
+            .expect("save");
         app::integrations::store::set_active(db, partner.id, id, true, &Actor::operator("test")).await.expect("enable");
         ids.push(id);
     }
@@ -325,7 +329,9 @@ async fn two_servers_on_one_postgres_share_the_backlog_without_duplicates() {
     // Paused while the servers start, so that neither has a head start on the backlog.
     let partner: i64 = sqlx::query_scalar("SELECT id FROM partners").fetch_one(&db.pool).await.expect("partner");
     for id in &ids {
-        app::integrations::store::set_active(&db, partner, *id, false, &Actor::operator("test")).await.expect("disable");
+        app::integrations::store::set_active(&db, partner, *id, false, &Actor::operator("test"))
+            .await
+            .expect("disable");
     }
     let vars = env(&dir, &url);
     let first = Server::start(&dir, &vars, "first");

@@ -13,7 +13,9 @@ async fn a_partner_cannot_read_edit_enable_test_or_remove_another_partners_integ
     let h = harness(&[]).await;
     let (first_id, first) = signed_in(&h, "first@example.com").await;
     let (_, second) = signed_in(&h, "second@example.com").await;
-    let org = app::organizations::store::add(&h.state.db, first_id, "First's Client", None, &Actor::operator("test")).await.expect("org");
+    let org = app::organizations::store::add(&h.state.db, first_id, "First's Client", None, &Actor::operator("test"))
+        .await
+        .expect("org");
     let (status, body) = save(&h, &first, None, input("First's CW")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let id: i64 = body.parse().expect("id");

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use app::activity::Actor;
 use axum::body::Body;
 use base64::Engine;
 use common::{Harness, PASSWORD, form, harness};
-use app::activity::Actor;
 use http::{HeaderMap, Request, StatusCode, header};
 
 const BIN: &str = env!("CARGO_BIN_EXE_server");
@@ -434,7 +434,8 @@ async fn import(h: &Harness, token: &str, body: String) -> (StatusCode, HeaderMa
 async fn an_invalid_import_reports_at_most_100_errors_and_their_total() {
     let h = harness(&[]).await;
     let partner = h.partner("owner@example.com").await;
-    let token = app::api_tokens::store::create(&h.state.db, partner, "test", &Actor::operator("test")).await.expect("token").1;
+    let token =
+        app::api_tokens::store::create(&h.state.db, partner, "test", &Actor::operator("test")).await.expect("token").1;
     // 2 MB of broken records: a long unknown field name and four missing fields each.
     let line = format!("{{\"{}\":1}}\n", "x".repeat(190));
     let body = line.repeat(10_000);
@@ -453,8 +454,9 @@ async fn an_invalid_import_reports_at_most_100_errors_and_their_total() {
 async fn the_import_api_is_rate_limited_per_token() {
     let h = harness(&[("IMPORT_REQUESTS_PER_MINUTE", "3")]).await;
     let partner = h.partner("owner@example.com").await;
-    let first = app::api_tokens::store::create(&h.state.db, partner, "first", &Actor::operator("test")).await.expect("token").1;
-    let second = app::api_tokens::store::create(&h.state.db, partner, "second", &Actor::operator("test")).await.expect("token").1;
+    let by = Actor::operator("test");
+    let first = app::api_tokens::store::create(&h.state.db, partner, "first", &by).await.expect("token").1;
+    let second = app::api_tokens::store::create(&h.state.db, partner, "second", &by).await.expect("token").1;
     for _ in 0..3 {
         let (status, _, _) = import(&h, &first, "{}\n".into()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "counted, then validated");

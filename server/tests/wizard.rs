@@ -47,7 +47,9 @@ fn blank_secrets(mut input: Value) -> Value {
 
 async fn add_organizations(h: &Harness, partner: i64, names: &[&str]) {
     for name in names {
-        app::organizations::store::add(&h.state.db, partner, name, None, &Actor::operator("test")).await.expect("organization");
+        app::organizations::store::add(&h.state.db, partner, name, None, &Actor::operator("test"))
+            .await
+            .expect("organization");
     }
 }
 
@@ -430,7 +432,9 @@ async fn save_and_submit_test_needs_an_organization_that_matches_exactly() {
     )
     .await;
     // An exact match that does not use this integration does not count.
-    app::organizations::store::add(&h.state.db, partner, "Initech", Some(&[]), &Actor::operator("test")).await.expect("organization");
+    app::organizations::store::add(&h.state.db, partner, "Initech", Some(&[]), &Actor::operator("test"))
+        .await
+        .expect("organization");
     let (status, body) =
         call(&h, "save_and_test", json!({ "id": id, "input": blank_secrets(input(&sb, "CW")) }), &cookie).await;
     assert_eq!(status, StatusCode::OK, "{body}");

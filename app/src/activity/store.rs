@@ -104,11 +104,7 @@ pub async fn page(
     sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(partner_id).fetch_all(&db.pool).await?;
     let more = rows.len() > limit;
-    let activities = rows
-        .iter()
-        .take(limit)
-        .map(from_row)
-        .filter_map(Result::transpose)
-        .collect::<Result<Vec<_>, _>>()?;
+    let activities =
+        rows.iter().take(limit).map(from_row).filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()?;
     Ok((activities, more))
 }

@@ -120,8 +120,8 @@ mod ssr {
     pub async fn require_partner() -> Result<Partner, AppError> {
         let state = expect_context::<AppState>();
         let parts = use_context::<Parts>().ok_or(AppError::Unauthorized)?;
-        let token = session_token_from_headers(&parts.headers, state.config.is_production())
-            .ok_or(AppError::Unauthorized)?;
+        let token =
+            session_token_from_headers(&parts.headers, state.config.is_production()).ok_or(AppError::Unauthorized)?;
         store::session_partner(&state.db, &token).await?.ok_or(AppError::Unauthorized)
     }
 
@@ -238,7 +238,13 @@ mod ssr {
     ///
     /// Off the response path: a known email must be answered as fast as an unknown one (which has no page to record
     /// on), or the time taken would tell which emails are partners'. A failure to record is logged.
-    fn record_failure(state: &AppState, partner: Option<Partner>, email: &str, client: Option<IpAddr>, why: &'static str) {
+    fn record_failure(
+        state: &AppState,
+        partner: Option<Partner>,
+        email: &str,
+        client: Option<IpAddr>,
+        why: &'static str,
+    ) {
         let db = state.db.clone();
         let email = email.to_owned();
         tokio::spawn(async move {

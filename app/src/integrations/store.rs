@@ -160,15 +160,14 @@ pub async fn update(
 ) -> Result<(), StoreError> {
     let mut tx = db.pool.begin().await?;
     // The name before the change, read under the row's write lock.
-    let before: String = sqlx::query_scalar(
-        "UPDATE integrations SET updated_at = $1 WHERE id = $2 AND partner_id = $3 RETURNING name",
-    )
-    .bind(now_millis())
-    .bind(id)
-    .bind(partner_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(not_found)?;
+    let before: String =
+        sqlx::query_scalar("UPDATE integrations SET updated_at = $1 WHERE id = $2 AND partner_id = $3 RETURNING name")
+            .bind(now_millis())
+            .bind(id)
+            .bind(partner_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(not_found)?;
     sqlx::query(
         "UPDATE integrations SET name = $1, name_key = $2, site = $3, company_id = $4, auth_kind = $5, \
          credentials_sealed = $6, mapping = $7, updated_at = $8 WHERE id = $9 AND partner_id = $10",
@@ -231,13 +230,12 @@ pub async fn remove(db: &Db, partner_id: i64, id: i64, actor: &Actor) -> Result<
     .bind(partner_id)
     .execute(&mut *tx)
     .await?;
-    let name: String =
-        sqlx::query_scalar("DELETE FROM integrations WHERE id = $1 AND partner_id = $2 RETURNING name")
-            .bind(id)
-            .bind(partner_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(not_found)?;
+    let name: String = sqlx::query_scalar("DELETE FROM integrations WHERE id = $1 AND partner_id = $2 RETURNING name")
+        .bind(id)
+        .bind(partner_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(not_found)?;
     activity::store::record(&mut tx, partner_id, actor, Kind::IntegrationRemoved, &name, None).await?;
     tx.commit().await?;
     Ok(())

@@ -50,7 +50,14 @@ pub async fn add_organization(
             let partner = crate::auth::require_partner().await?;
             let name = validate_name(&name).map_err(AppError::Invalid)?;
             let chosen = choose_integrations.then_some(integration_ids.as_slice());
-            Ok(store::add(&crate::state::db(), partner.id, &name, chosen, &crate::activity::Actor::of_request(&partner.email)).await?)
+            Ok(store::add(
+                &crate::state::db(),
+                partner.id,
+                &name,
+                chosen,
+                &crate::activity::Actor::of_request(&partner.email),
+            )
+            .await?)
         }
         .await,
     )
@@ -62,7 +69,14 @@ pub async fn rename_organization(id: i64, name: String) -> Result<Organization, 
         async {
             let partner = crate::auth::require_partner().await?;
             let name = validate_name(&name).map_err(AppError::Invalid)?;
-            Ok(store::rename(&crate::state::db(), partner.id, id, &name, &crate::activity::Actor::of_request(&partner.email)).await?)
+            Ok(store::rename(
+                &crate::state::db(),
+                partner.id,
+                id,
+                &name,
+                &crate::activity::Actor::of_request(&partner.email),
+            )
+            .await?)
         }
         .await,
     )
@@ -73,7 +87,8 @@ pub async fn delete_organization(id: i64) -> Result<(), AppError> {
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
-            Ok(store::delete(&crate::state::db(), partner.id, id, &crate::activity::Actor::of_request(&partner.email)).await?)
+            Ok(store::delete(&crate::state::db(), partner.id, id, &crate::activity::Actor::of_request(&partner.email))
+                .await?)
         }
         .await,
     )

@@ -81,15 +81,14 @@ pub async fn rename(db: &Db, partner_id: i64, id: i64, name: &str, actor: &Actor
     let mut tx = db.pool.begin().await?;
     // The name before, read under the row's write lock (a transaction that reads first may not write on SQLite
     // when another connection wrote in between).
-    let before: String = sqlx::query_scalar(
-        "UPDATE organizations SET updated_at = $1 WHERE id = $2 AND partner_id = $3 RETURNING name",
-    )
-    .bind(now_millis())
-    .bind(id)
-    .bind(partner_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(not_found)?;
+    let before: String =
+        sqlx::query_scalar("UPDATE organizations SET updated_at = $1 WHERE id = $2 AND partner_id = $3 RETURNING name")
+            .bind(now_millis())
+            .bind(id)
+            .bind(partner_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(not_found)?;
     let row = sqlx::query(
         "UPDATE organizations SET name = $1, name_key = $2, updated_at = $3 \
          WHERE id = $4 AND partner_id = $5 RETURNING id, name",
@@ -115,13 +114,12 @@ pub async fn rename(db: &Db, partner_id: i64, id: i64, name: &str, actor: &Actor
 
 pub async fn delete(db: &Db, partner_id: i64, id: i64, actor: &Actor) -> Result<(), StoreError> {
     let mut tx = db.pool.begin().await?;
-    let name: String =
-        sqlx::query_scalar("DELETE FROM organizations WHERE id = $1 AND partner_id = $2 RETURNING name")
-            .bind(id)
-            .bind(partner_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(not_found)?;
+    let name: String = sqlx::query_scalar("DELETE FROM organizations WHERE id = $1 AND partner_id = $2 RETURNING name")
+        .bind(id)
+        .bind(partner_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(not_found)?;
     activity::store::record(&mut tx, partner_id, actor, Kind::OrganizationDeleted, &name, None).await?;
     tx.commit().await?;
     Ok(())
