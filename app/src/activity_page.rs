@@ -132,7 +132,7 @@ fn KindFilter(kind: Memo<Option<String>>) -> impl IntoView {
             let kinds = group.kinds().map(|k| option(Some(Filter::Kind(k)), k.label().to_string())).collect_view();
             view! {
                 <optgroup label=group.label()>
-                    {option(Some(Filter::Group(group)), format!("All {}", group.label().to_lowercase()))}
+                    {option(Some(Filter::Group(group)), group.all_label().to_string())}
                     {kinds}
                 </optgroup>
             }

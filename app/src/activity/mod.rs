@@ -87,6 +87,17 @@ impl Group {
         }
     }
 
+    /// The filter's option for the whole group.
+    pub fn all_label(self) -> &'static str {
+        match self {
+            Group::SignIns => "All sign-ins",
+            Group::Integrations => "All integration changes",
+            Group::Organizations => "All organization changes",
+            Group::ApiTokens => "All API token changes",
+            Group::Deliveries => "All delivery retries",
+        }
+    }
+
     pub fn kinds(self) -> impl Iterator<Item = Kind> {
         Kind::ALL.into_iter().filter(move |kind| kind.group() == self)
     }
