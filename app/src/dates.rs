@@ -119,6 +119,17 @@ impl DateTime {
     }
 }
 
+/// `2026-11-27 15:43 UTC` from milliseconds since the Unix epoch: how every page shows a stored time, formatted
+/// on the server so SSR and hydration show the same text.
+#[cfg(feature = "ssr")]
+pub fn format_millis(millis: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }

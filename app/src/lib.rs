@@ -7,6 +7,8 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Outlet, ParentRoute, Redirect, Route, Router, Routes};
 use leptos_router::path;
 
+pub mod activity;
+pub mod activity_page;
 pub mod api_tokens;
 pub mod auth;
 pub mod compromises;
@@ -70,8 +72,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// and the streamed resources), the site's own files, and WebAssembly compilation for the hydrated app.
 #[cfg(feature = "ssr")]
 fn set_content_security_policy() {
-    if let (Some(response), Some(nonce)) =
-        (use_context::<leptos_axum::ResponseOptions>(), leptos::nonce::use_nonce())
+    if let (Some(response), Some(nonce)) = (use_context::<leptos_axum::ResponseOptions>(), leptos::nonce::use_nonce())
         && let Ok(policy) = http::HeaderValue::from_str(&format!(
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
              img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
@@ -101,6 +102,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("integrations/:id/deliveries") view=delivery::DeliveryLogPage/>
                     <Route path=path!("organizations") view=OrganizationsPage/>
                     <Route path=path!("settings") view=SettingsPage/>
+                    <Route path=path!("activity") view=activity_page::ActivityLogPage/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -124,6 +126,7 @@ fn DashboardLayout() -> impl IntoView {
                     <A href="/integrations">"Integrations"</A>
                     <A href="/organizations">"Organizations"</A>
                     <A href="/settings">"Settings"</A>
+                    <A href="/activity">"Activity"</A>
                 </nav>
                 <div class="topbar__account">
                     <Transition fallback=|| ()>

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use app::activity::Actor;
 use app::compromises::store::{self as compromises, ImportFailed};
 use app::compromises::{ImportError, ImportRecord, OrganizationRef};
 use app::db::{Db, now_millis};
@@ -21,7 +22,10 @@ async fn partner(db: &Db, email: &str) -> i64 {
 }
 
 async fn organization(db: &Db, partner_id: i64, name: &str) -> i64 {
-    app::organizations::store::add(db, partner_id, name, Some(&[])).await.expect("organization").id
+    app::organizations::store::add(db, partner_id, name, Some(&[]), &Actor::operator("test"))
+        .await
+        .expect("organization")
+        .id
 }
 
 async fn integration(db: &Db, partner_id: i64, name: &str, active: bool, orgs: &[i64]) -> i64 {
@@ -34,12 +38,14 @@ async fn integration(db: &Db, partner_id: i64, name: &str, active: bool, orgs: &
         credentials_sealed: "v1:00",
         mapping_json: "[]",
     };
-    let id = integrations::create(db, partner_id, &write).await.expect("integration");
+    let id = integrations::create(db, partner_id, &write, &Actor::operator("test")).await.expect("integration");
     // create() associates every organization; keep only the ones asked for.
     for (org, _) in integrations::associations(db, partner_id).await.expect("associations") {
-        integrations::set_association(db, partner_id, org, id, orgs.contains(&org)).await.expect("association");
+        integrations::set_association(db, partner_id, org, id, orgs.contains(&org), &Actor::operator("test"))
+            .await
+            .expect("association");
     }
-    integrations::set_active(db, partner_id, id, active).await.expect("active");
+    integrations::set_active(db, partner_id, id, active, &Actor::operator("test")).await.expect("active");
     id
 }
 
@@ -198,8 +204,11 @@ async fn claims_are_leased_fenced_and_expire() {
         let stale = Outcome::Retry { at, error: "late".into(), in_doubt: false };
         assert!(!deliveries::finish(&db, first[0].id, "A", &stale).await.expect("f"));
         // Retry puts a Failed one back, due now, once, with a fresh round of attempts.
-        assert_eq!(deliveries::retry_failed(&db, p, i, Some(second[0].id)).await.expect("retry"), 1);
-        assert!(deliveries::retry_failed(&db, p, i, Some(second[0].id)).await.is_err());
+        assert_eq!(
+            deliveries::retry_failed(&db, p, i, Some(second[0].id), &Actor::operator("test")).await.expect("retry"),
+            1
+        );
+        assert!(deliveries::retry_failed(&db, p, i, Some(second[0].id), &Actor::operator("test")).await.is_err());
         let again = deliveries::claim(&db, "D#1", at, 10, LEASE, &Exclude::default()).await.expect("claim");
         assert_eq!(again.iter().map(|c| (c.id, c.attempts)).collect::<Vec<_>>(), [(second[0].id, 1)]);
         // A stale copy of an older claim by the same worker cannot release the newer claim of the same row.
@@ -219,7 +228,10 @@ async fn claims_are_leased_fenced_and_expire() {
         .expect("due");
         assert!(in_doubt_due >= now_millis() + 50_000, "a released in-doubt delivery waits");
         let other = partner(&db, "stranger@example.com").await;
-        assert!(deliveries::retry_failed(&db, other, i, None).await.is_err(), "another partner's integration");
+        assert!(
+            deliveries::retry_failed(&db, other, i, None, &Actor::operator("test")).await.is_err(),
+            "another partner's integration"
+        );
     }
 }
 
@@ -232,7 +244,7 @@ async fn disabled_integrations_pause_and_removed_ones_cancel() {
         let i = integration(&db, p, "Main", true, &[a]).await;
         let batch: Vec<ImportRecord> = (1..=2).map(|n| record(n, OrganizationRef::ById(a))).collect();
         compromises::import(&db, &secrets, p, &batch).await.expect("import");
-        integrations::set_active(&db, p, i, false).await.expect("disable");
+        integrations::set_active(&db, p, i, false, &Actor::operator("test")).await.expect("disable");
         let now = now_millis();
         assert!(deliveries::claim(&db, "A", now, 10, LEASE, &Exclude::default()).await.expect("claim").is_empty());
         let log = deliveries::log(&db, p, i, &LogFilter::default()).await.expect("log");
@@ -241,10 +253,10 @@ async fn disabled_integrations_pause_and_removed_ones_cancel() {
         let paused = LogFilter { state: Some(DeliveryState::Paused), ..Default::default() };
         assert_eq!(deliveries::log(&db, p, i, &paused).await.expect("log").rows.len(), 2);
 
-        integrations::set_active(&db, p, i, true).await.expect("enable");
+        integrations::set_active(&db, p, i, true, &Actor::operator("test")).await.expect("enable");
         assert_eq!(deliveries::claim(&db, "A", now, 10, LEASE, &Exclude::default()).await.expect("claim").len(), 2);
 
-        integrations::remove(&db, p, i).await.expect("remove");
+        integrations::remove(&db, p, i, &Actor::operator("test")).await.expect("remove");
         assert_eq!(count(&db, "SELECT COUNT(*) FROM deliveries").await, 0, "removing cancels its deliveries");
         assert_eq!(count(&db, "SELECT COUNT(*) FROM compromises").await, 2, "the compromises stay");
     }

@@ -1,6 +1,7 @@
 //! Store tests, run against SQLite and PostgreSQL alike.
 #![cfg(feature = "ssr")]
 
+use app::activity::Actor;
 use app::auth::store as auth;
 use app::db::{Db, StoreError};
 use app::organizations::store as orgs;
@@ -38,12 +39,12 @@ async fn partners_have_unique_case_insensitive_emails_and_hashed_passwords() {
 async fn sessions_expire_and_end_on_sign_out() {
     for db in all_backends().await {
         let id = partner(&db, "s@example.com").await;
-        let token = auth::create_session(&db, id, 60_000).await.expect("session");
+        let token = auth::create_session(&db, id, 60_000, &Actor::operator("test")).await.expect("session");
         assert_eq!(auth::session_partner(&db, &token).await.expect("lookup").map(|p| p.id), Some(id));
         assert_eq!(auth::session_partner(&db, "not-a-token").await.expect("lookup"), None);
         assert_eq!(auth::session_partner(&db, &"0".repeat(64)).await.expect("lookup"), None);
 
-        let expired = auth::create_session(&db, id, -1).await.expect("session");
+        let expired = auth::create_session(&db, id, -1, &Actor::operator("test")).await.expect("session");
         assert_eq!(auth::session_partner(&db, &expired).await.expect("lookup"), None, "expired session");
 
         auth::delete_session(&db, &token).await.expect("delete");
@@ -102,30 +103,43 @@ async fn organizations_are_sorted_unique_per_partner_and_scoped() {
         let a = partner(&db, "a@example.com").await;
         let b = partner(&db, "b@example.com").await;
         for name in ["globex", "Acme", "Ärzte Praxis", "Initech"] {
-            orgs::add(&db, a, name, None).await.expect("add");
+            orgs::add(&db, a, name, None, &Actor::operator("test")).await.expect("add");
         }
         let names: Vec<_> = orgs::list(&db, a).await.expect("list").into_iter().map(|o| o.name).collect();
         assert_eq!(names, ["Acme", "globex", "Initech", "Ärzte Praxis"], "{:?}", db.backend);
 
         // Case-insensitive uniqueness, Unicode included; another partner may use the same name.
-        assert!(matches!(orgs::add(&db, a, "ACME", None).await, Err(StoreError::Conflict(_))));
-        assert!(matches!(orgs::add(&db, a, "ärzte praxis", None).await, Err(StoreError::Conflict(_))));
-        let b_acme = orgs::add(&db, b, "Acme", None).await.expect("other partner");
+        assert!(matches!(
+            orgs::add(&db, a, "ACME", None, &Actor::operator("test")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            orgs::add(&db, a, "ärzte praxis", None, &Actor::operator("test")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let b_acme = orgs::add(&db, b, "Acme", None, &Actor::operator("test")).await.expect("other partner");
 
         let acme = orgs::list(&db, a).await.expect("list").remove(0);
-        let renamed = orgs::rename(&db, a, acme.id, "Acme Corporation").await.expect("rename");
+        let renamed =
+            orgs::rename(&db, a, acme.id, "Acme Corporation", &Actor::operator("test")).await.expect("rename");
         assert_eq!(renamed.name, "Acme Corporation");
-        assert!(matches!(orgs::rename(&db, a, acme.id, "Globex").await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            orgs::rename(&db, a, acme.id, "Globex", &Actor::operator("test")).await,
+            Err(StoreError::Conflict(_))
+        ));
         // Changing only the case of its own name is allowed.
-        orgs::rename(&db, a, acme.id, "ACME Corporation").await.expect("case change");
+        orgs::rename(&db, a, acme.id, "ACME Corporation", &Actor::operator("test")).await.expect("case change");
 
         // Partner B cannot touch partner A's organization, and learns nothing about it.
-        assert!(matches!(orgs::rename(&db, b, acme.id, "Hijacked").await, Err(StoreError::NotFound(_))));
-        assert!(matches!(orgs::delete(&db, b, acme.id).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            orgs::rename(&db, b, acme.id, "Hijacked", &Actor::operator("test")).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(orgs::delete(&db, b, acme.id, &Actor::operator("test")).await, Err(StoreError::NotFound(_))));
         assert_eq!(orgs::list(&db, b).await.expect("list"), vec![b_acme]);
 
-        orgs::delete(&db, a, acme.id).await.expect("delete");
-        assert!(matches!(orgs::delete(&db, a, acme.id).await, Err(StoreError::NotFound(_))));
+        orgs::delete(&db, a, acme.id, &Actor::operator("test")).await.expect("delete");
+        assert!(matches!(orgs::delete(&db, a, acme.id, &Actor::operator("test")).await, Err(StoreError::NotFound(_))));
         assert_eq!(orgs::list(&db, a).await.expect("list").len(), 3);
     }
 }
@@ -149,13 +163,16 @@ async fn integrations_are_scoped_associated_and_keep_their_health() {
     for db in all_backends().await {
         let a = partner(&db, "a@example.com").await;
         let b = partner(&db, "b@example.com").await;
-        let acme = orgs::add(&db, a, "Acme", None).await.expect("org");
-        orgs::add(&db, b, "Other", None).await.expect("org");
+        let acme = orgs::add(&db, a, "Acme", None, &Actor::operator("test")).await.expect("org");
+        orgs::add(&db, b, "Other", None, &Actor::operator("test")).await.expect("org");
 
-        let first = ints::create(&db, a, &write("CW Prod")).await.expect("create");
-        assert!(matches!(ints::create(&db, a, &write("cw prod")).await, Err(StoreError::Conflict(_))));
-        ints::create(&db, b, &write("CW Prod")).await.expect("same name, other partner");
-        let globex = orgs::add(&db, a, "Globex", None).await.expect("org");
+        let first = ints::create(&db, a, &write("CW Prod"), &Actor::operator("test")).await.expect("create");
+        assert!(matches!(
+            ints::create(&db, a, &write("cw prod"), &Actor::operator("test")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        ints::create(&db, b, &write("CW Prod"), &Actor::operator("test")).await.expect("same name, other partner");
+        let globex = orgs::add(&db, a, "Globex", None, &Actor::operator("test")).await.expect("org");
         assert_eq!(globex.integration_ids, vec![first], "a new organization gets every integration");
 
         let listed = ints::list(&db, a).await.expect("list");
@@ -175,19 +192,30 @@ async fn integrations_are_scoped_associated_and_keep_their_health() {
 
         // Partner B reaches none of it.
         assert!(matches!(ints::get(&db, b, first).await, Err(StoreError::NotFound(_))));
-        assert!(matches!(ints::set_active(&db, b, first, true).await, Err(StoreError::NotFound(_))));
-        assert!(matches!(ints::update(&db, b, first, &write("x")).await, Err(StoreError::NotFound(_))));
-        assert!(matches!(ints::set_association(&db, b, acme.id, first, false).await, Err(StoreError::NotFound(_))));
-        assert!(matches!(ints::remove(&db, b, first).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            ints::set_active(&db, b, first, true, &Actor::operator("test")).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            ints::update(&db, b, first, &write("x"), &Actor::operator("test")).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            ints::set_association(&db, b, acme.id, first, false, &Actor::operator("test")).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(ints::remove(&db, b, first, &Actor::operator("test")).await, Err(StoreError::NotFound(_))));
 
-        ints::set_active(&db, a, first, true).await.expect("enable");
+        ints::set_active(&db, a, first, true, &Actor::operator("test")).await.expect("enable");
         assert!(ints::get(&db, a, first).await.expect("get").active);
-        ints::set_association(&db, a, acme.id, first, false).await.expect("untick");
-        ints::set_association(&db, a, acme.id, first, false).await.expect("untick twice");
-        ints::set_association(&db, a, globex.id, first, true).await.expect("tick twice is fine");
+        ints::set_association(&db, a, acme.id, first, false, &Actor::operator("test")).await.expect("untick");
+        ints::set_association(&db, a, acme.id, first, false, &Actor::operator("test")).await.expect("untick twice");
+        ints::set_association(&db, a, globex.id, first, true, &Actor::operator("test"))
+            .await
+            .expect("tick twice is fine");
         assert_eq!(ints::list(&db, a).await.expect("list")[0].1, vec!["Globex".to_string()]);
 
-        ints::remove(&db, a, first).await.expect("remove");
+        ints::remove(&db, a, first, &Actor::operator("test")).await.expect("remove");
         assert!(ints::list(&db, a).await.expect("list").is_empty());
         assert!(orgs::list(&db, a).await.expect("orgs").iter().all(|o| o.integration_ids.is_empty()));
     }

@@ -27,7 +27,14 @@ pub async fn create_api_token(config: Config, email: &str, name: &str) -> Result
     let name = app::api_tokens::validate_name(name)?;
     let db = Db::connect(&config.database_url, 2).await.map_err(|err| err.to_string())?;
     let partner = partner(&db, email).await?;
-    let (token, value) = app::api_tokens::store::create(&db, partner.id, &name).await.map_err(|err| err.to_string())?;
+    let (token, value) = app::api_tokens::store::create(
+        &db,
+        partner.id,
+        &name,
+        &app::activity::Actor::operator("server create-api-token"),
+    )
+    .await
+    .map_err(|err| err.to_string())?;
     eprintln!(
         "Created API token \"{}\" ({}…) for {}. It is shown only this once; revoke it under Settings.",
         token.name, token.prefix, partner.email

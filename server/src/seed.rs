@@ -27,7 +27,8 @@ pub async fn seed_demo_if_empty(db: &Db) -> Result<bool, SeedError> {
     let password = std::env::var("DEMO_PASSWORD").ok().filter(|p| !p.is_empty()).unwrap_or_else(random_password);
     let partner = create_partner(db, DEMO_EMAIL, &password).await?;
     for name in DEMO_ORGANIZATIONS {
-        app::organizations::store::add(db, partner.id, name, None).await?;
+        app::organizations::store::add(db, partner.id, name, None, &app::activity::Actor::operator("demo data"))
+            .await?;
     }
     tracing::warn!(
         "\n\n  Demo partner created (dev mode, empty database).\n  Sign in with\n    email:    {}\n    password: {}\n",

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use app::activity::Actor;
 use app::db::Db;
 
 const BIN: &str = env!("CARGO_BIN_EXE_server");
@@ -117,7 +118,9 @@ async fn serve_honours_the_environment_seeds_once_and_keeps_data_across_restarts
     let db = open(&dir).await;
     let demo = app::auth::store::authenticate(&db, "demo@partner.example", "demo password for the test").await;
     let demo = demo.expect("query").expect("the printed credentials sign in");
-    app::organizations::store::add(&db, demo.id, "Added Between Runs", None).await.expect("add");
+    app::organizations::store::add(&db, demo.id, "Added Between Runs", None, &Actor::operator("test"))
+        .await
+        .expect("add");
 
     std::fs::write(dir.join("server.log"), "").expect("truncate log");
     {
@@ -149,7 +152,9 @@ async fn api_tokens_and_file_imports_from_the_command_line() {
     assert!(create_partner(&dir, "ops@msp.example", "a long passphrase").status.success());
     let db = open(&dir).await;
     let partner = app::auth::store::partner_by_email(&db, "ops@msp.example").await.expect("query").expect("partner");
-    let acme = app::organizations::store::add(&db, partner.id, "Acme Corporation", None).await.expect("org");
+    let acme = app::organizations::store::add(&db, partner.id, "Acme Corporation", None, &Actor::operator("test"))
+        .await
+        .expect("org");
 
     // create-api-token prints the token alone on stdout; only its hash is stored.
     let out = command(&dir)

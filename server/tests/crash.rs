@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use app::activity::Actor;
 use app::compromises::{ImportRecord, OrganizationRef};
 use app::config::Config;
 use app::db::Db;
@@ -147,7 +148,9 @@ async fn prepare(
         app::auth::store::create_partner(db, "crash@msp.example", "a long enough password").await.expect("partner");
     let mut orgs = Vec::new();
     for name in ORGANIZATIONS {
-        orgs.push(app::organizations::store::add(db, partner.id, name, None).await.expect("org").id);
+        orgs.push(
+            app::organizations::store::add(db, partner.id, name, None, &Actor::operator("test")).await.expect("org").id,
+        );
     }
     let mut ids = Vec::new();
     for name in ["Service desk", "Security board"] {
@@ -166,8 +169,10 @@ async fn prepare(
                 MappingRow::new("initialDescription", "Found in [source] on [date_found]."),
             ],
         };
-        let id = app::integrations::service::save(&state, partner.id, None, input).await.expect("save");
-        app::integrations::store::set_active(db, partner.id, id, true).await.expect("enable");
+        let id = app::integrations::service::save(&state, partner.id, None, input, &Actor::operator("test"))
+            .await
+            .expect("save");
+        app::integrations::store::set_active(db, partner.id, id, true, &Actor::operator("test")).await.expect("enable");
         ids.push(id);
     }
     let records: Vec<ImportRecord> = (0..n)
@@ -324,13 +329,15 @@ async fn two_servers_on_one_postgres_share_the_backlog_without_duplicates() {
     // Paused while the servers start, so that neither has a head start on the backlog.
     let partner: i64 = sqlx::query_scalar("SELECT id FROM partners").fetch_one(&db.pool).await.expect("partner");
     for id in &ids {
-        app::integrations::store::set_active(&db, partner, *id, false).await.expect("disable");
+        app::integrations::store::set_active(&db, partner, *id, false, &Actor::operator("test"))
+            .await
+            .expect("disable");
     }
     let vars = env(&dir, &url);
     let first = Server::start(&dir, &vars, "first");
     let second = Server::start(&dir, &vars, "second");
     for id in &ids {
-        app::integrations::store::set_active(&db, partner, *id, true).await.expect("enable");
+        app::integrations::store::set_active(&db, partner, *id, true, &Actor::operator("test")).await.expect("enable");
     }
     wait_until_settled(&db, &[&first, &second], Duration::from_secs(180)).await;
     assert!(first.terminate().success() && second.terminate().success());

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use app::activity::Actor;
 use app::compromises::{ImportRecord, OrganizationRef};
 use app::delivery::worker::{self, Deps, WorkerConfig, WorkerHandle};
 use app::delivery::{DeliveryState, LogFilter, backoff::Backoff};
@@ -38,14 +39,22 @@ fn input(sb: &RunningSandbox, name: &str) -> Value {
 /// integrations on the sandbox serving both.
 async fn setup(h: &Harness, sb: &RunningSandbox, n: usize) -> (i64, Vec<i64>, i64, i64) {
     let (partner, cookie) = signed_in(h, "worker@example.com").await;
-    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org").id;
-    let globex = app::organizations::store::add(&h.state.db, partner, "Globex Inc", None).await.expect("org").id;
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &Actor::operator("test"))
+        .await
+        .expect("org")
+        .id;
+    let globex = app::organizations::store::add(&h.state.db, partner, "Globex Inc", None, &Actor::operator("test"))
+        .await
+        .expect("org")
+        .id;
     let mut ids = Vec::new();
     for i in 0..n {
         let (status, body) = save_integration(h, &cookie, None, input(sb, &format!("Desk {i}"))).await;
         assert!(status.is_success(), "{status} {body}");
         let id: i64 = serde_json::from_str(&body).expect("id");
-        app::integrations::store::set_active(&h.state.db, partner, id, true).await.expect("enable");
+        app::integrations::store::set_active(&h.state.db, partner, id, true, &Actor::operator("test"))
+            .await
+            .expect("enable");
         ids.push(id);
     }
     (partner, ids, acme, globex)
@@ -244,7 +253,10 @@ async fn refused_tickets_are_not_retried() {
     let sb = start_sandbox(Faults::default()).await;
     let h = harness(&[]).await;
     let (partner, cookie) = signed_in(&h, "refused@example.com").await;
-    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org").id;
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &Actor::operator("test"))
+        .await
+        .expect("org")
+        .id;
     // Board 2 has no status 1: the sandbox answers 400 with a field error, as Manage does.
     let mut body = input(&sb, "Wrong status");
     body["mapping"] = json!([
@@ -256,7 +268,9 @@ async fn refused_tickets_are_not_retried() {
     let (status, text) = save_integration(&h, &cookie, None, body).await;
     assert!(status.is_success(), "{status} {text}");
     let id: i64 = serde_json::from_str(&text).expect("id");
-    app::integrations::store::set_active(&h.state.db, partner, id, true).await.expect("enable");
+    app::integrations::store::set_active(&h.state.db, partner, id, true, &Actor::operator("test"))
+        .await
+        .expect("enable");
     let worker = start(&h, config(&h));
     import(&h, partner, &[record(1, acme)]).await;
     h.state.deliveries.wake();
@@ -324,13 +338,15 @@ async fn wait_for_api_calls(sb: &RunningSandbox, n: u64) {
 /// A partner with "Acme Corporation" and `n` active integrations on `sb`.
 async fn partner_with_integrations(h: &Harness, email: &str, sb: &RunningSandbox, n: usize) -> (i64, Vec<i64>, i64) {
     let (partner, cookie) = signed_in(h, email).await;
-    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org").id;
+    let operator = Actor::operator("test");
+    let acme =
+        app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &operator).await.expect("org").id;
     let mut ids = Vec::new();
     for i in 0..n {
         let (status, body) = save_integration(h, &cookie, None, input(sb, &format!("Desk {i}"))).await;
         assert!(status.is_success(), "{status} {body}");
         let id: i64 = serde_json::from_str(&body).expect("id");
-        app::integrations::store::set_active(&h.state.db, partner, id, true).await.expect("enable");
+        app::integrations::store::set_active(&h.state.db, partner, id, true, &operator).await.expect("enable");
         ids.push(id);
     }
     (partner, ids, acme)

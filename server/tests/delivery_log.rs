@@ -7,6 +7,7 @@ mod common;
 use common::{Harness, harness, integration_input, save_integration, signed_in};
 use http::StatusCode;
 
+use app::activity::Actor;
 use app::compromises::{ImportRecord, OrganizationRef};
 use app::delivery::{DeliveryLog, DeliveryState, LOG_PAGE_SIZE};
 use app::mapping::{PasswordCriteria, RecordType};
@@ -31,12 +32,20 @@ fn record(n: usize, organization: &str) -> ImportRecord {
 /// integration id, Acme's id, Globex's id).
 async fn setup(h: &Harness, email: &str) -> (i64, String, i64, i64, i64) {
     let (partner, cookie) = signed_in(h, email).await;
-    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("acme").id;
-    let globex = app::organizations::store::add(&h.state.db, partner, "Globex Inc", None).await.expect("globex").id;
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &Actor::operator("test"))
+        .await
+        .expect("acme")
+        .id;
+    let globex = app::organizations::store::add(&h.state.db, partner, "Globex Inc", None, &Actor::operator("test"))
+        .await
+        .expect("globex")
+        .id;
     let (status, body) = save_integration(h, &cookie, None, integration_input("CW Log")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let integration: i64 = body.parse().expect("id");
-    app::integrations::store::set_active(&h.state.db, partner, integration, true).await.expect("active");
+    app::integrations::store::set_active(&h.state.db, partner, integration, true, &Actor::operator("test"))
+        .await
+        .expect("active");
     (partner, cookie, integration, acme, globex)
 }
 
@@ -109,7 +118,9 @@ async fn the_log_lists_newest_first_with_counts_and_filters() {
     assert!(paused.rows.is_empty(), "nothing is Paused while the integration is Active");
 
     // Inactive: what waits is Paused (and resumes on Enable); Failed stays Failed.
-    app::integrations::store::set_active(&h.state.db, partner, id, false).await.expect("inactive");
+    app::integrations::store::set_active(&h.state.db, partner, id, false, &Actor::operator("test"))
+        .await
+        .expect("inactive");
     let inactive = log(&h, &cookie, &format!("integration_id={id}")).await;
     assert!(!inactive.active);
     assert_eq!((inactive.counts.paused, inactive.counts.pending, inactive.counts.failed), (4, 0, 1));
@@ -118,7 +129,9 @@ async fn the_log_lists_newest_first_with_counts_and_filters() {
     assert_eq!(paused.rows.len(), 4);
     let pending = log(&h, &cookie, &format!("integration_id={id}&state=pending")).await;
     assert!(pending.rows.is_empty());
-    app::integrations::store::set_active(&h.state.db, partner, id, true).await.expect("active again");
+    app::integrations::store::set_active(&h.state.db, partner, id, true, &Actor::operator("test"))
+        .await
+        .expect("active again");
     assert_eq!(log(&h, &cookie, &format!("integration_id={id}")).await.counts.pending, 4);
 
     // An empty state value is no filter; an unknown one is refused.

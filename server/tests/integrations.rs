@@ -3,6 +3,7 @@
 
 mod common;
 
+use app::activity::Actor;
 use common::{harness, integration_input as input, save_integration as save, signed_in};
 use http::StatusCode;
 use serde_json::json;
@@ -12,7 +13,9 @@ async fn a_partner_cannot_read_edit_enable_test_or_remove_another_partners_integ
     let h = harness(&[]).await;
     let (first_id, first) = signed_in(&h, "first@example.com").await;
     let (_, second) = signed_in(&h, "second@example.com").await;
-    let org = app::organizations::store::add(&h.state.db, first_id, "First's Client", None).await.expect("org");
+    let org = app::organizations::store::add(&h.state.db, first_id, "First's Client", None, &Actor::operator("test"))
+        .await
+        .expect("org");
     let (status, body) = save(&h, &first, None, input("First's CW")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let id: i64 = body.parse().expect("id");
@@ -99,7 +102,7 @@ async fn bad_input_gets_a_clear_message_and_changes_nothing() {
 async fn new_integrations_are_inactive_and_can_be_enabled_disabled_and_removed() {
     let h = harness(&[]).await;
     let (partner_id, cookie) = signed_in(&h, "owner@example.com").await;
-    app::organizations::store::add(&h.state.db, partner_id, "Acme", None).await.expect("org");
+    app::organizations::store::add(&h.state.db, partner_id, "Acme", None, &Actor::operator("test")).await.expect("org");
     let id: i64 = save(&h, &cookie, None, input("CW")).await.1.parse().expect("id");
     let rows = |body: String| serde_json::from_str::<Vec<app::integrations::IntegrationRow>>(&body).expect("rows");
 

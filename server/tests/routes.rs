@@ -3,6 +3,7 @@
 
 mod common;
 
+use app::activity::Actor;
 use common::{PASSWORD, form, harness};
 use http::{StatusCode, header};
 
@@ -101,7 +102,9 @@ async fn failed_sign_ins_are_rate_limited_per_email_and_per_address() {
 async fn server_functions_answer_401_without_a_session() {
     let h = harness(&[]).await;
     let id = h.partner("owner@example.com").await;
-    app::organizations::store::add(&h.state.db, id, "Secret Client", None).await.expect("org");
+    app::organizations::store::add(&h.state.db, id, "Secret Client", None, &Actor::operator("test"))
+        .await
+        .expect("org");
     for (endpoint, body) in [
         ("current_partner", ""),
         ("organizations/list", ""),
@@ -123,7 +126,9 @@ async fn a_partner_cannot_see_or_change_another_partners_organizations() {
     let h = harness(&[]).await;
     let first = h.partner("first@example.com").await;
     h.partner("second@example.com").await;
-    let secret = app::organizations::store::add(&h.state.db, first, "First's Client", None).await.expect("org");
+    let secret = app::organizations::store::add(&h.state.db, first, "First's Client", None, &Actor::operator("test"))
+        .await
+        .expect("org");
     let second = h.sign_in("second@example.com").await;
 
     let (status, _, body) = h.call("organizations/list", "", Some(&second)).await;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use app::activity::Actor;
 use axum::body::Body;
 use base64::Engine;
 use common::{Harness, PASSWORD, form, harness};
@@ -433,7 +434,8 @@ async fn import(h: &Harness, token: &str, body: String) -> (StatusCode, HeaderMa
 async fn an_invalid_import_reports_at_most_100_errors_and_their_total() {
     let h = harness(&[]).await;
     let partner = h.partner("owner@example.com").await;
-    let token = app::api_tokens::store::create(&h.state.db, partner, "test").await.expect("token").1;
+    let token =
+        app::api_tokens::store::create(&h.state.db, partner, "test", &Actor::operator("test")).await.expect("token").1;
     // 2 MB of broken records: a long unknown field name and four missing fields each.
     let line = format!("{{\"{}\":1}}\n", "x".repeat(190));
     let body = line.repeat(10_000);
@@ -452,8 +454,9 @@ async fn an_invalid_import_reports_at_most_100_errors_and_their_total() {
 async fn the_import_api_is_rate_limited_per_token() {
     let h = harness(&[("IMPORT_REQUESTS_PER_MINUTE", "3")]).await;
     let partner = h.partner("owner@example.com").await;
-    let first = app::api_tokens::store::create(&h.state.db, partner, "first").await.expect("token").1;
-    let second = app::api_tokens::store::create(&h.state.db, partner, "second").await.expect("token").1;
+    let by = Actor::operator("test");
+    let first = app::api_tokens::store::create(&h.state.db, partner, "first", &by).await.expect("token").1;
+    let second = app::api_tokens::store::create(&h.state.db, partner, "second", &by).await.expect("token").1;
     for _ in 0..3 {
         let (status, _, _) = import(&h, &first, "{}\n".into()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "counted, then validated");
@@ -530,11 +533,12 @@ async fn organizations_per_partner_are_capped_with_a_clear_message() {
 async fn deliveries_waiting_per_partner_are_capped_and_the_batch_is_refused_whole() {
     let h = harness(&[("MAX_QUEUED_DELIVERIES_PER_PARTNER", "5"), ("DELIVERY_WORKER", "false")]).await;
     let (partner, cookie) = common::signed_in(&h, "owner@example.com").await;
-    app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org");
+    let operator = app::activity::Actor::operator("test");
+    app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &operator).await.expect("org");
     let (status, body) = common::save_integration(&h, &cookie, None, common::integration_input("Desk")).await;
     assert!(status.is_success(), "{status} {body}");
     let id: i64 = serde_json::from_str(&body).expect("id");
-    app::integrations::store::set_active(&h.state.db, partner, id, true).await.expect("enable");
+    app::integrations::store::set_active(&h.state.db, partner, id, true, &operator).await.expect("enable");
     let token = app::api_tokens::store::create(&h.state.db, partner, "test").await.expect("token").1;
 
     let batch = |range: std::ops::Range<usize>| range.map(|n| ndjson_record(n, "Acme Corporation") + "\n").collect();

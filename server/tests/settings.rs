@@ -9,6 +9,7 @@ use common::{Harness, form, harness, integration_input, save_integration, signed
 use http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 
+use app::activity::Actor;
 use app::api_tokens::CreatedToken;
 use app::organizations::Simulation;
 use app::settings::{EXAMPLE_RECORD, IMPORT_PATH, TokenList};
@@ -64,7 +65,9 @@ async fn integration(h: &Harness, cookie: &str, partner: i64, name: &str, active
     let (status, body) = save_integration(h, cookie, None, integration_input(name)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let id: i64 = body.parse().expect("id");
-    app::integrations::store::set_active(&h.state.db, partner, id, active).await.expect("set active");
+    app::integrations::store::set_active(&h.state.db, partner, id, active, &Actor::operator("test"))
+        .await
+        .expect("set active");
     id
 }
 
@@ -72,7 +75,9 @@ async fn integration(h: &Harness, cookie: &str, partner: i64, name: &str, active
 async fn a_token_is_shown_once_listed_by_prefix_works_for_the_import_api_until_revoked() {
     let h = harness(&[]).await;
     let (partner, cookie) = signed_in(&h, "owner@example.com").await;
-    app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org");
+    app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &Actor::operator("test"))
+        .await
+        .expect("org");
 
     let created = create_token(&h, &cookie, "  SIEM export  ").await;
     assert_eq!(created.token.name, "SIEM export", "the name is trimmed");
@@ -158,7 +163,9 @@ async fn tokens_belong_to_their_partner_and_need_a_name_and_a_session() {
 async fn the_import_api_refuses_bad_requests_and_stores_nothing() {
     let h = harness(&[("IMPORT_MAX_BODY_MB", "1")]).await;
     let (partner, cookie) = signed_in(&h, "owner@example.com").await;
-    app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org");
+    app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &Actor::operator("test"))
+        .await
+        .expect("org");
     let token = create_token(&h, &cookie, "Importer").await.value;
     let good = ndjson_record(1, "Acme Corporation");
 
@@ -210,7 +217,9 @@ async fn the_import_api_refuses_bad_requests_and_stores_nothing() {
 async fn a_valid_batch_is_imported_once_and_queues_one_delivery_per_active_integration() {
     let h = harness(&[]).await;
     let (partner, cookie) = signed_in(&h, "owner@example.com").await;
-    app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org");
+    app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &Actor::operator("test"))
+        .await
+        .expect("org");
     integration(&h, &cookie, partner, "Desk A", true).await;
     integration(&h, &cookie, partner, "Desk B", true).await;
     integration(&h, &cookie, partner, "Desk C (off)", false).await;
@@ -233,15 +242,23 @@ async fn a_valid_batch_is_imported_once_and_queues_one_delivery_per_active_integ
 async fn simulate_imports_a_sample_for_the_organization_and_queues_one_delivery_per_active_integration() {
     let h = harness(&[]).await;
     let (partner, cookie) = signed_in(&h, "owner@example.com").await;
-    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org").id;
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &Actor::operator("test"))
+        .await
+        .expect("org")
+        .id;
     let a = integration(&h, &cookie, partner, "Desk A", true).await;
     integration(&h, &cookie, partner, "Desk B", true).await;
     integration(&h, &cookie, partner, "Desk C (off)", false).await;
     // Active, but not serving Acme.
     let d = integration(&h, &cookie, partner, "Desk D", true).await;
-    app::integrations::store::set_association(&h.state.db, partner, acme, d, false).await.expect("untick");
+    app::integrations::store::set_association(&h.state.db, partner, acme, d, false, &Actor::operator("test"))
+        .await
+        .expect("untick");
     let globex =
-        app::organizations::store::add(&h.state.db, partner, "Globex Inc", Some(&[][..])).await.expect("org").id;
+        app::organizations::store::add(&h.state.db, partner, "Globex Inc", Some(&[][..]), &Actor::operator("test"))
+            .await
+            .expect("org")
+            .id;
 
     let (status, _, body) = h.call("organizations/dev_tools", "", Some(&cookie)).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "true"));
@@ -284,7 +301,10 @@ async fn simulate_imports_a_sample_for_the_organization_and_queues_one_delivery_
 async fn simulate_is_refused_in_production() {
     let h = harness(&[("APP_MODE", "production")]).await;
     let (partner, cookie) = signed_in(&h, "owner@example.com").await;
-    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org").id;
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &Actor::operator("test"))
+        .await
+        .expect("org")
+        .id;
 
     let (status, _, body) = h.call("organizations/dev_tools", "", Some(&cookie)).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "false"));

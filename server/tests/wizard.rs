@@ -6,6 +6,7 @@ mod common;
 
 use std::net::SocketAddr;
 
+use app::activity::Actor;
 use app::error::AppError;
 use app::integrations::{Health, IntegrationRow, TestOutcome};
 use app::mapping::{Compromise, Lookups, RowError};
@@ -46,7 +47,9 @@ fn blank_secrets(mut input: Value) -> Value {
 
 async fn add_organizations(h: &Harness, partner: i64, names: &[&str]) {
     for name in names {
-        app::organizations::store::add(&h.state.db, partner, name, None).await.expect("organization");
+        app::organizations::store::add(&h.state.db, partner, name, None, &Actor::operator("test"))
+            .await
+            .expect("organization");
     }
 }
 
@@ -429,7 +432,9 @@ async fn save_and_submit_test_needs_an_organization_that_matches_exactly() {
     )
     .await;
     // An exact match that does not use this integration does not count.
-    app::organizations::store::add(&h.state.db, partner, "Initech", Some(&[])).await.expect("organization");
+    app::organizations::store::add(&h.state.db, partner, "Initech", Some(&[]), &Actor::operator("test"))
+        .await
+        .expect("organization");
     let (status, body) =
         call(&h, "save_and_test", json!({ "id": id, "input": blank_secrets(input(&sb, "CW")) }), &cookie).await;
     assert_eq!(status, StatusCode::OK, "{body}");

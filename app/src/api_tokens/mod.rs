@@ -53,7 +53,8 @@ pub async fn create_api_token(name: String) -> Result<CreatedToken, AppError> {
         async {
             let partner = crate::auth::require_partner().await?;
             let name = validate_name(&name).map_err(AppError::Invalid)?;
-            let (token, value) = store::create(&crate::state::db(), partner.id, &name).await?;
+            let actor = crate::activity::Actor::of_request(&partner.email);
+            let (token, value) = store::create(&crate::state::db(), partner.id, &name, &actor).await?;
             tracing::info!(partner_id = partner.id, token_id = token.id, prefix = token.prefix, "API token created");
             Ok(CreatedToken { token, value })
         }
@@ -66,7 +67,8 @@ pub async fn revoke_api_token(id: i64) -> Result<(), AppError> {
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
-            store::revoke(&crate::state::db(), partner.id, id).await?;
+            let actor = crate::activity::Actor::of_request(&partner.email);
+            store::revoke(&crate::state::db(), partner.id, id, &actor).await?;
             tracing::info!(partner_id = partner.id, token_id = id, "API token revoked");
             Ok(())
         }

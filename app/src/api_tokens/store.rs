@@ -8,6 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::ApiToken;
+use crate::activity::{self, Actor, Kind};
 use crate::db::{Db, StoreError, now_millis};
 
 /// What every token starts with, so a leaked one is recognisable (secret scanners, logs).
@@ -43,10 +44,11 @@ fn from_row(row: &AnyRow) -> Result<ApiToken, sqlx::Error> {
 }
 
 /// Creates a token named `name` (already validated) and returns it with the token itself, which is never
-/// retrievable again.
-pub async fn create(db: &Db, partner_id: i64, name: &str) -> Result<(ApiToken, String), StoreError> {
+/// retrievable again. The activity records its name and shown prefix, never the token.
+pub async fn create(db: &Db, partner_id: i64, name: &str, actor: &Actor) -> Result<(ApiToken, String), StoreError> {
     let token = generate();
     let prefix: String = token.chars().take(SHOWN_PREFIX_CHARS).collect();
+    let mut tx = db.pool.begin().await?;
     let row = sqlx::query(
         "INSERT INTO api_tokens (partner_id, name, prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5) \
          RETURNING id, name, prefix, created_at, last_used_at, revoked_at",
@@ -56,8 +58,10 @@ pub async fn create(db: &Db, partner_id: i64, name: &str) -> Result<(ApiToken, S
     .bind(&prefix)
     .bind(hash(&token))
     .bind(now_millis())
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *tx)
     .await?;
+    activity::store::record(&mut tx, partner_id, actor, Kind::ApiTokenCreated, name, Some(&prefix)).await?;
+    tx.commit().await?;
     Ok((from_row(&row)?, token))
 }
 
@@ -73,16 +77,31 @@ pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<ApiToken>, StoreError>
     Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
-/// Revokes a token of the partner; revoking a revoked one is a no-op.
-pub async fn revoke(db: &Db, partner_id: i64, id: i64) -> Result<(), StoreError> {
-    let result =
-        sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND partner_id = $3")
-            .bind(now_millis())
-            .bind(id)
-            .bind(partner_id)
-            .execute(&db.pool)
-            .await?;
-    if result.rows_affected() == 0 { Err(not_found()) } else { Ok(()) }
+/// Revokes a token of the partner; revoking a revoked one is a no-op (and not recorded again).
+pub async fn revoke(db: &Db, partner_id: i64, id: i64, actor: &Actor) -> Result<(), StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let revoked = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND partner_id = $3 AND revoked_at IS NULL \
+         RETURNING name, prefix",
+    )
+    .bind(now_millis())
+    .bind(id)
+    .bind(partner_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = revoked {
+        let (name, prefix): (String, String) = (row.try_get("name")?, row.try_get("prefix")?);
+        activity::store::record(&mut tx, partner_id, actor, Kind::ApiTokenRevoked, &name, Some(&prefix)).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    drop(tx);
+    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE id = $1 AND partner_id = $2")
+        .bind(id)
+        .bind(partner_id)
+        .fetch_one(&db.pool)
+        .await?;
+    if exists == 0 { Err(not_found()) } else { Ok(()) }
 }
 
 /// The partner a presented token belongs to, when it is a live token; records its use.

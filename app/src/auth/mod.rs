@@ -84,9 +84,12 @@ mod ssr {
     use leptos::prelude::*;
     use leptos_axum::ResponseOptions;
 
+    use std::net::IpAddr;
+
     use super::slots::Lane;
     use super::store::{self, Checked, Partner};
     use super::{INVALID_CREDENTIALS, normalize_email, session_cookie_name, validate_email};
+    use crate::activity::{self, Actor};
     use crate::db::now_millis;
     use crate::error::AppError;
     use crate::rate_limit::{self, Hit};
@@ -120,8 +123,8 @@ mod ssr {
     pub async fn require_partner() -> Result<Partner, AppError> {
         let state = expect_context::<AppState>();
         let parts = use_context::<Parts>().ok_or(AppError::Unauthorized)?;
-        let token = session_token_from_headers(&parts.headers, state.config.is_production())
-            .ok_or(AppError::Unauthorized)?;
+        let token =
+            session_token_from_headers(&parts.headers, state.config.is_production()).ok_or(AppError::Unauthorized)?;
         store::session_partner(&state.db, &token).await?.ok_or(AppError::Unauthorized)
     }
 
@@ -181,6 +184,11 @@ mod ssr {
             if hit.over(max) {
                 undo(&state, &hits).await;
                 tracing::warn!(limit = what, "sign-in refused: too many attempts");
+                // The first refusal of a window goes on the partner's Activity page (later ones would let an
+                // attacker grow it without bound).
+                if hit.count == i64::from(max) + 1 {
+                    record_failure(&state, None, &email, client, "throttled");
+                }
                 return Err(AppError::RateLimited { retry_after_secs: hit.retry_after_secs(now) });
             }
             hits.push((key, hit));
@@ -204,7 +212,13 @@ mod ssr {
         };
         let partner = match checked {
             Checked::Ok(partner) => partner,
-            Checked::WrongPassword(_) | Checked::UnknownEmail => {
+            Checked::WrongPassword(partner) => {
+                tracing::info!(client = %crate::client_address::display(client), "sign-in failed");
+                record_failure(&state, Some(partner), &email, client, "wrong password");
+                return Err(AppError::invalid(INVALID_CREDENTIALS));
+            }
+            // An email that is no partner's has no Activity page to go on.
+            Checked::UnknownEmail => {
                 tracing::info!(client = %crate::client_address::display(client), "sign-in failed");
                 return Err(AppError::invalid(INVALID_CREDENTIALS));
             }
@@ -215,11 +229,46 @@ mod ssr {
         rate_limit::undo(&state.db, &counters.ip, ip).await?;
         rate_limit::undo(&state.db, &counters.email, hits[2].1).await?;
         let ttl = config.session_ttl;
-        let token = store::create_session(&state.db, partner.id, ttl.as_millis() as i64).await?;
+        let actor = Actor::new(&partner.email, client);
+        let token = store::create_session(&state.db, partner.id, ttl.as_millis() as i64, &actor).await?;
         set_cookie(session_cookie(config.is_production(), &token, ttl.as_secs()));
         tracing::info!(partner_id = partner.id, client = %crate::client_address::display(client), "partner signed in");
         leptos_axum::redirect("/integrations");
         Ok(())
+    }
+
+    /// Records a failed sign-in on the Activity page of the partner whose email was typed (`email`, already
+    /// validated and at most 254 characters; `partner` when already known), if there is one. Never the password.
+    ///
+    /// Off the response path: a known email must be answered as fast as an unknown one (which has no page to record
+    /// on), or the time taken would tell which emails are partners'. A failure to record is logged.
+    fn record_failure(
+        state: &AppState,
+        partner: Option<Partner>,
+        email: &str,
+        client: Option<IpAddr>,
+        why: &'static str,
+    ) {
+        let db = state.db.clone();
+        let email = email.to_owned();
+        tokio::spawn(async move {
+            let partner = match partner {
+                Some(partner) => partner,
+                None => match store::lookup(&db, &email).await {
+                    Ok(Some(partner)) => partner,
+                    Ok(None) => return,
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not look up the partner of a refused sign-in");
+                        return;
+                    }
+                },
+            };
+            let actor = Actor::new(&email, client);
+            let kind = activity::Kind::SignInFailed;
+            if let Err(err) = activity::store::record_alone(&db, partner.id, &actor, kind, "", Some(why)).await {
+                tracing::error!(error = %err, "could not record a failed sign-in");
+            }
+        });
     }
 
     async fn undo(state: &AppState, hits: &[(&String, Hit)]) {

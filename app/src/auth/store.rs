@@ -196,22 +196,31 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-pub async fn create_session(db: &Db, partner_id: i64, ttl_millis: i64) -> Result<String, StoreError> {
+/// Starts a session for the partner and records the sign-in (by `actor`) in the same transaction.
+pub async fn create_session(
+    db: &Db,
+    partner_id: i64,
+    ttl_millis: i64,
+    actor: &crate::activity::Actor,
+) -> Result<String, StoreError> {
     let (token, hash) = new_session_token();
     let now = now_millis();
+    let mut tx = db.pool.begin().await?;
     sqlx::query("INSERT INTO sessions (token_hash, partner_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(&hash)
         .bind(partner_id)
         .bind(now)
         .bind(now + ttl_millis)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
     // Expired sessions of this partner are of no use to anyone.
     sqlx::query("DELETE FROM sessions WHERE partner_id = $1 AND expires_at < $2")
         .bind(partner_id)
         .bind(now)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
+    crate::activity::store::record(&mut tx, partner_id, actor, crate::activity::Kind::SignedIn, "", None).await?;
+    tx.commit().await?;
     Ok(token)
 }
 

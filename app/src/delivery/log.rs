@@ -54,7 +54,9 @@ pub async fn retry_delivery(integration_id: i64, delivery_id: i64) -> Result<(),
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
-            super::store::retry_failed(&crate::state::db(), partner.id, integration_id, Some(delivery_id)).await?;
+            let actor = crate::activity::Actor::of_request(&partner.email);
+            super::store::retry_failed(&crate::state::db(), partner.id, integration_id, Some(delivery_id), &actor)
+                .await?;
             crate::state::wake_deliveries();
             Ok(())
         }
@@ -68,7 +70,9 @@ pub async fn retry_all_failed(integration_id: i64) -> Result<u64, AppError> {
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
-            let count = super::store::retry_failed(&crate::state::db(), partner.id, integration_id, None).await?;
+            let actor = crate::activity::Actor::of_request(&partner.email);
+            let count =
+                super::store::retry_failed(&crate::state::db(), partner.id, integration_id, None, &actor).await?;
             if count > 0 {
                 crate::state::wake_deliveries();
             }

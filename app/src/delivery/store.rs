@@ -11,6 +11,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{DeliveryLog, DeliveryRow, DeliveryState, LOG_PAGE_SIZE, LogFilter, StateCounts};
+use crate::activity::{self, Actor, Kind};
 use crate::db::{Backend, Db, StoreError, now_millis};
 use crate::integrations::service::format_time;
 
@@ -331,14 +332,15 @@ async fn counts(db: &Db, integration_id: i64, active: bool) -> Result<StateCount
 }
 
 /// Puts Failed deliveries of the partner's integration back in the queue, due now: one (`delivery_id`) or all.
-/// Returns how many.
+/// Returns how many. A retry that puts anything back is recorded (by `actor`) in the same transaction.
 pub async fn retry_failed(
     db: &Db,
     partner_id: i64,
     integration_id: i64,
     delivery_id: Option<i64>,
+    actor: &Actor,
 ) -> Result<u64, StoreError> {
-    integration_of(db, partner_id, integration_id).await?;
+    let (name, _) = integration_of(db, partner_id, integration_id).await?;
     let now = now_millis();
     let mut sql = String::from(
         // A fresh round of attempts (the log still shows them all; in_doubt stays, so it looks up first).
@@ -348,13 +350,28 @@ pub async fn retry_failed(
     if let Some(id) = delivery_id {
         sql.push_str(&format!(" AND id = {id}"));
     }
-    let result = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(integration_id).execute(&db.pool).await?;
-    if delivery_id.is_some() && result.rows_affected() == 0 {
-        return Err(StoreError::NotFound(
-            "That delivery is no longer Failed (it may have been retried already). The log shows its state now.".into(),
-        ));
+    let mut tx = db.pool.begin().await?;
+    let result = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(integration_id).execute(&mut *tx).await?;
+    let count = result.rows_affected();
+    match delivery_id {
+        Some(_) if count == 0 => {
+            return Err(StoreError::NotFound(
+                "That delivery is no longer Failed (it may have been retried already). The log shows its state now."
+                    .into(),
+            ));
+        }
+        Some(id) => {
+            let id = id.to_string();
+            activity::store::record(&mut tx, partner_id, actor, Kind::DeliveryRetried, &name, Some(&id)).await?;
+        }
+        None if count > 0 => {
+            let count = count.to_string();
+            activity::store::record(&mut tx, partner_id, actor, Kind::DeliveriesRetried, &name, Some(&count)).await?;
+        }
+        None => {}
     }
-    Ok(result.rows_affected())
+    tx.commit().await?;
+    Ok(count)
 }
 
 /// Deliveries not yet Delivered or Failed, over every integration (tests, the bench, shutdown logs).

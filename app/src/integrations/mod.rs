@@ -158,7 +158,7 @@ pub async fn save_integration(id: Option<i64>, input: IntegrationInput) -> Resul
         async {
             let partner = crate::auth::require_partner().await?;
             let state = expect_context::<crate::state::AppState>();
-            service::save(&state, partner.id, id, input).await
+            service::save(&state, partner.id, id, input, &crate::activity::Actor::of_request(&partner.email)).await
         }
         .await,
     )
@@ -169,7 +169,8 @@ pub async fn set_integration_active(id: i64, active: bool) -> Result<(), AppErro
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
-            store::set_active(&crate::state::db(), partner.id, id, active).await?;
+            let actor = crate::activity::Actor::of_request(&partner.email);
+            store::set_active(&crate::state::db(), partner.id, id, active, &actor).await?;
             if active {
                 crate::state::wake_deliveries();
             }
@@ -185,7 +186,8 @@ pub async fn remove_integration(id: i64) -> Result<(), AppError> {
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
-            Ok(store::remove(&crate::state::db(), partner.id, id).await?)
+            let actor = crate::activity::Actor::of_request(&partner.email);
+            Ok(store::remove(&crate::state::db(), partner.id, id, &actor).await?)
         }
         .await,
     )
@@ -202,7 +204,8 @@ pub async fn set_organization_integration(
         async {
             let partner = crate::auth::require_partner().await?;
             let db = crate::state::db();
-            Ok(store::set_association(&db, partner.id, organization_id, integration_id, associated).await?)
+            let actor = crate::activity::Actor::of_request(&partner.email);
+            Ok(store::set_association(&db, partner.id, organization_id, integration_id, associated, &actor).await?)
         }
         .await,
     )

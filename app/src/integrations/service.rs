@@ -17,14 +17,8 @@ fn credentials_context(partner_id: i64) -> String {
     format!("dwid:partner:{partner_id}:connectwise-credentials")
 }
 
-/// `2026-11-27 15:43 UTC`: formatted on the server so SSR and hydration show the same text.
-pub fn format_time(millis: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
-}
+/// `2026-11-27 15:43 UTC` (now in [`crate::dates`], shared with the Activity page).
+pub use crate::dates::format_millis as format_time;
 
 fn system_label(system: &str) -> String {
     if system == CONNECTWISE { "ConnectWise".into() } else { system.to_string() }
@@ -187,6 +181,7 @@ pub async fn save(
     partner_id: i64,
     id: Option<i64>,
     input: IntegrationInput,
+    actor: &crate::activity::Actor,
 ) -> Result<i64, AppError> {
     let name = validate_name(&input.name).map_err(AppError::Invalid)?;
     let (credentials, _) = credentials_for(state, partner_id, id, &input).await?;
@@ -210,7 +205,7 @@ pub async fn save(
     };
     match id {
         Some(id) => {
-            store::update(&state.db, partner_id, id, &write).await?;
+            store::update(&state.db, partner_id, id, &write, actor).await?;
             tracing::info!(partner_id, integration_id = id, "integration updated");
             Ok(id)
         }
@@ -222,7 +217,7 @@ pub async fn save(
                      support to raise the limit."
                 )));
             }
-            let id = store::create(&state.db, partner_id, &write).await?;
+            let id = store::create(&state.db, partner_id, &write, actor).await?;
             tracing::info!(partner_id, integration_id = id, "integration created");
             Ok(id)
         }

@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{AuthKind, Health, name_key};
+use crate::activity::{self, Actor, Kind};
 use crate::db::{Db, StoreError, is_unique_violation, now_millis};
 
 /// One integration as stored (sealed credentials and mapping JSON included).
@@ -119,7 +120,7 @@ pub async fn count(db: &Db, partner_id: i64) -> Result<i64, StoreError> {
 }
 
 /// Creates an Inactive integration and associates it with every organization of the partner.
-pub async fn create(db: &Db, partner_id: i64, write: &IntegrationWrite<'_>) -> Result<i64, StoreError> {
+pub async fn create(db: &Db, partner_id: i64, write: &IntegrationWrite<'_>, actor: &Actor) -> Result<i64, StoreError> {
     let now = now_millis();
     let mut tx = db.pool.begin().await?;
     let row = sqlx::query(
@@ -149,12 +150,33 @@ pub async fn create(db: &Db, partner_id: i64, write: &IntegrationWrite<'_>) -> R
     .bind(partner_id)
     .execute(&mut *tx)
     .await?;
+    activity::store::record(&mut tx, partner_id, actor, Kind::IntegrationCreated, write.name, None).await?;
     tx.commit().await?;
     Ok(id)
 }
 
-pub async fn update(db: &Db, partner_id: i64, id: i64, write: &IntegrationWrite<'_>) -> Result<(), StoreError> {
-    let result = sqlx::query(
+// Each transaction below that records an activity starts with a write: on SQLite a transaction that reads first
+// and writes later fails at once (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between, such as the
+// delivery worker recording health.
+
+pub async fn update(
+    db: &Db,
+    partner_id: i64,
+    id: i64,
+    write: &IntegrationWrite<'_>,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    let mut tx = db.pool.begin().await?;
+    // The name before the change, read under the row's write lock.
+    let before: String =
+        sqlx::query_scalar("UPDATE integrations SET updated_at = $1 WHERE id = $2 AND partner_id = $3 RETURNING name")
+            .bind(now_millis())
+            .bind(id)
+            .bind(partner_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(not_found)?;
+    sqlx::query(
         "UPDATE integrations SET name = $1, name_key = $2, site = $3, company_id = $4, auth_kind = $5, \
          credentials_sealed = $6, mapping = $7, updated_at = $8 WHERE id = $9 AND partner_id = $10",
     )
@@ -168,25 +190,45 @@ pub async fn update(db: &Db, partner_id: i64, id: i64, write: &IntegrationWrite<
     .bind(now_millis())
     .bind(id)
     .bind(partner_id)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await
     .map_err(|err| if is_unique_violation(&err) { duplicate(write.name) } else { err.into() })?;
-    if result.rows_affected() == 0 { Err(not_found()) } else { Ok(()) }
+    let renamed = (before != write.name).then_some(before.as_str());
+    activity::store::record(&mut tx, partner_id, actor, Kind::IntegrationEdited, write.name, renamed).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
-pub async fn set_active(db: &Db, partner_id: i64, id: i64, active: bool) -> Result<(), StoreError> {
-    let result = sqlx::query("UPDATE integrations SET active = $1, updated_at = $2 WHERE id = $3 AND partner_id = $4")
-        .bind(i64::from(active))
-        .bind(now_millis())
-        .bind(id)
-        .bind(partner_id)
-        .execute(&db.pool)
-        .await?;
-    if result.rows_affected() == 0 { Err(not_found()) } else { Ok(()) }
+/// Enables or disables the integration; a change is recorded, a repeated click is not.
+pub async fn set_active(db: &Db, partner_id: i64, id: i64, active: bool, actor: &Actor) -> Result<(), StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let changed: Option<String> = sqlx::query_scalar(
+        "UPDATE integrations SET active = $1, updated_at = $2 WHERE id = $3 AND partner_id = $4 AND active <> $1 \
+         RETURNING name",
+    )
+    .bind(i64::from(active))
+    .bind(now_millis())
+    .bind(id)
+    .bind(partner_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match changed {
+        Some(name) => {
+            let kind = if active { Kind::IntegrationEnabled } else { Kind::IntegrationDisabled };
+            activity::store::record(&mut tx, partner_id, actor, kind, &name, None).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        None => {
+            drop(tx);
+            // Already so, or not the partner's.
+            get(db, partner_id, id).await.map(|_| ())
+        }
+    }
 }
 
 /// Removes the integration, its sealed credentials and its associations.
-pub async fn remove(db: &Db, partner_id: i64, id: i64) -> Result<(), StoreError> {
+pub async fn remove(db: &Db, partner_id: i64, id: i64, actor: &Actor) -> Result<(), StoreError> {
     let mut tx = db.pool.begin().await?;
     sqlx::query(
         "DELETE FROM organization_integrations WHERE integration_id = \
@@ -196,14 +238,13 @@ pub async fn remove(db: &Db, partner_id: i64, id: i64) -> Result<(), StoreError>
     .bind(partner_id)
     .execute(&mut *tx)
     .await?;
-    let result = sqlx::query("DELETE FROM integrations WHERE id = $1 AND partner_id = $2")
+    let name: String = sqlx::query_scalar("DELETE FROM integrations WHERE id = $1 AND partner_id = $2 RETURNING name")
         .bind(id)
         .bind(partner_id)
-        .execute(&mut *tx)
-        .await?;
-    if result.rows_affected() == 0 {
-        return Err(not_found());
-    }
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(not_found)?;
+    activity::store::record(&mut tx, partner_id, actor, Kind::IntegrationRemoved, &name, None).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -278,35 +319,50 @@ pub async fn associations(db: &Db, partner_id: i64) -> Result<BTreeMap<i64, Vec<
     Ok(map)
 }
 
-/// Associates (or dissociates) one organization and one integration, both the partner's.
+/// Associates (or dissociates) one organization and one integration, both the partner's. A change is recorded; a
+/// box ticked twice is not.
 pub async fn set_association(
     db: &Db,
     partner_id: i64,
     organization_id: i64,
     integration_id: i64,
     associated: bool,
+    actor: &Actor,
 ) -> Result<(), StoreError> {
-    let owned = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM organizations WHERE id = $1 AND partner_id = $3) AS orgs, \
-                (SELECT COUNT(*) FROM integrations WHERE id = $2 AND partner_id = $3) AS ints",
+    let mut tx = db.pool.begin().await?;
+    // Only between the partner's own organization and integration; whether both are is checked after.
+    let owned = "EXISTS (SELECT 1 FROM organizations WHERE id = $1 AND partner_id = $3) \
+                 AND EXISTS (SELECT 1 FROM integrations WHERE id = $2 AND partner_id = $3)";
+    let sql = if associated {
+        format!(
+            "INSERT INTO organization_integrations (organization_id, integration_id) SELECT $1, $2 WHERE {owned} \
+             ON CONFLICT DO NOTHING"
+        )
+    } else {
+        format!("DELETE FROM organization_integrations WHERE organization_id = $1 AND integration_id = $2 AND {owned}")
+    };
+    let result = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(organization_id)
+        .bind(integration_id)
+        .bind(partner_id)
+        .execute(&mut *tx)
+        .await?;
+    let names = sqlx::query(
+        "SELECT (SELECT name FROM organizations WHERE id = $1 AND partner_id = $3) AS organization_name, \
+                (SELECT name FROM integrations WHERE id = $2 AND partner_id = $3) AS integration_name",
     )
     .bind(organization_id)
     .bind(integration_id)
     .bind(partner_id)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *tx)
     .await?;
-    if owned.try_get::<i64, _>("orgs")? == 0 {
-        return Err(crate::organizations::store::not_found());
+    let organization: String =
+        names.try_get::<Option<String>, _>("organization_name")?.ok_or_else(crate::organizations::store::not_found)?;
+    let integration: String = names.try_get::<Option<String>, _>("integration_name")?.ok_or_else(not_found)?;
+    if result.rows_affected() > 0 {
+        let kind = if associated { Kind::OrganizationLinked } else { Kind::OrganizationUnlinked };
+        activity::store::record(&mut tx, partner_id, actor, kind, &organization, Some(&integration)).await?;
     }
-    if owned.try_get::<i64, _>("ints")? == 0 {
-        return Err(not_found());
-    }
-    let sql = if associated {
-        "INSERT INTO organization_integrations (organization_id, integration_id) VALUES ($1, $2) \
-         ON CONFLICT DO NOTHING"
-    } else {
-        "DELETE FROM organization_integrations WHERE organization_id = $1 AND integration_id = $2"
-    };
-    sqlx::query(sql).bind(organization_id).bind(integration_id).execute(&db.pool).await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -80,7 +80,8 @@ pub async fn save_and_submit_test(id: Option<i64>, input: IntegrationInput) -> R
         async {
             let partner = crate::auth::require_partner().await?;
             let state = expect_context::<crate::state::AppState>();
-            super::wizard_service::save_and_submit_test(&state, partner.id, id, input).await
+            let actor = crate::activity::Actor::of_request(&partner.email);
+            super::wizard_service::save_and_submit_test(&state, partner.id, id, input, &actor).await
         }
         .await,
     )

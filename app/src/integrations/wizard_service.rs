@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use rand::RngCore;
 use serde_json::Value;
 
+use crate::activity::{self, Actor, Kind};
 use crate::connectwise::{Company, Credentials, CwError, CwSession, FieldError, Named};
 use crate::error::AppError;
 use crate::mapping::{self, Compromise, LookupItem, Lookups, MappingRow, RowError};
@@ -143,14 +144,37 @@ pub async fn save_and_submit_test(
     partner_id: i64,
     id: Option<i64>,
     input: IntegrationInput,
+    actor: &Actor,
 ) -> Result<TestOutcome, AppError> {
     let mapping = input.mapping.clone();
-    let integration_id = service::save(state, partner_id, id, input).await?;
+    let integration_id = service::save(state, partner_id, id, input, actor).await?;
     // Saved: from here on every failure is answered with the integration's id, so the wizard carries on with it
     // (a retry updates it rather than trying to create it again).
-    match submit_saved(state, partner_id, integration_id, &mapping).await {
-        Ok(outcome) => Ok(outcome),
-        Err(err) => Ok(TestOutcome::Rejected { integration_id, message: err.to_string(), row_errors: Vec::new() }),
+    let outcome = match submit_saved(state, partner_id, integration_id, &mapping).await {
+        Ok(outcome) => outcome,
+        Err(err) => TestOutcome::Rejected { integration_id, message: err.to_string(), row_errors: Vec::new() },
+    };
+    record_test(state, partner_id, integration_id, actor, &outcome).await;
+    Ok(outcome)
+}
+
+/// Puts the test ticket on the Activity page. Nothing in the database changed with it (the ticket is in
+/// ConnectWise), so it is recorded on its own; a failure to record is logged, and the partner still sees the
+/// outcome.
+async fn record_test(state: &AppState, partner_id: i64, integration_id: i64, actor: &Actor, outcome: &TestOutcome) {
+    let (kind, detail) = match outcome {
+        TestOutcome::Created { ticket_id, organization, .. } => {
+            (Kind::TestTicketSent, format!("ConnectWise ticket #{ticket_id} for “{organization}”"))
+        }
+        TestOutcome::Rejected { message, .. } => (Kind::TestTicketRefused, message.clone()),
+    };
+    let recorded = async {
+        let name = store::get(&state.db, partner_id, integration_id).await?.name;
+        activity::store::record_alone(&state.db, partner_id, actor, kind, &name, Some(&detail)).await
+    }
+    .await;
+    if let Err(err) = recorded {
+        tracing::error!(integration_id, error = %err, "could not record the test ticket");
     }
 }
 

@@ -58,7 +58,8 @@ pub async fn add_organization(
                      support to raise the limit."
                 )));
             }
-            Ok(store::add(&state.db, partner.id, &name, chosen).await?)
+            let actor = crate::activity::Actor::of_request(&partner.email);
+            Ok(store::add(&state.db, partner.id, &name, chosen, &actor).await?)
         }
         .await,
     )
@@ -70,7 +71,14 @@ pub async fn rename_organization(id: i64, name: String) -> Result<Organization, 
         async {
             let partner = crate::auth::require_partner().await?;
             let name = validate_name(&name).map_err(AppError::Invalid)?;
-            Ok(store::rename(&crate::state::db(), partner.id, id, &name).await?)
+            Ok(store::rename(
+                &crate::state::db(),
+                partner.id,
+                id,
+                &name,
+                &crate::activity::Actor::of_request(&partner.email),
+            )
+            .await?)
         }
         .await,
     )
@@ -81,7 +89,8 @@ pub async fn delete_organization(id: i64) -> Result<(), AppError> {
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
-            Ok(store::delete(&crate::state::db(), partner.id, id).await?)
+            Ok(store::delete(&crate::state::db(), partner.id, id, &crate::activity::Actor::of_request(&partner.email))
+                .await?)
         }
         .await,
     )

@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Organization, name_key};
+use crate::activity::{self, Actor, Kind};
 use crate::db::{Db, StoreError, is_unique_violation, now_millis};
 
 fn duplicate(name: &str) -> StoreError {
@@ -49,6 +50,7 @@ pub async fn add(
     partner_id: i64,
     name: &str,
     integration_ids: Option<&[i64]>,
+    actor: &Actor,
 ) -> Result<Organization, StoreError> {
     let now = now_millis();
     let mut tx = db.pool.begin().await?;
@@ -77,12 +79,24 @@ pub async fn add(
             .await?;
         org.integration_ids.push(id);
     }
+    activity::store::record(&mut tx, partner_id, actor, Kind::OrganizationAdded, &org.name, None).await?;
     tx.commit().await?;
     Ok(org)
 }
 
 /// Renames one of the partner's organizations; another partner's id is reported as not found.
-pub async fn rename(db: &Db, partner_id: i64, id: i64, name: &str) -> Result<Organization, StoreError> {
+pub async fn rename(db: &Db, partner_id: i64, id: i64, name: &str, actor: &Actor) -> Result<Organization, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    // The name before, read under the row's write lock (a transaction that reads first may not write on SQLite
+    // when another connection wrote in between).
+    let before: String =
+        sqlx::query_scalar("UPDATE organizations SET updated_at = $1 WHERE id = $2 AND partner_id = $3 RETURNING name")
+            .bind(now_millis())
+            .bind(id)
+            .bind(partner_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(not_found)?;
     let row = sqlx::query(
         "UPDATE organizations SET name = $1, name_key = $2, updated_at = $3 \
          WHERE id = $4 AND partner_id = $5 RETURNING id, name",
@@ -92,20 +106,29 @@ pub async fn rename(db: &Db, partner_id: i64, id: i64, name: &str) -> Result<Org
     .bind(now_millis())
     .bind(id)
     .bind(partner_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(|err| if is_unique_violation(&err) { duplicate(name) } else { err.into() })?;
     let mut org = row.as_ref().map(from_row).transpose()?.ok_or_else(not_found)?;
+    if before != org.name {
+        activity::store::record(&mut tx, partner_id, actor, Kind::OrganizationRenamed, &org.name, Some(&before))
+            .await?;
+    }
+    tx.commit().await?;
     org.integration_ids =
         crate::integrations::store::associations(db, partner_id).await?.remove(&org.id).unwrap_or_default();
     Ok(org)
 }
 
-pub async fn delete(db: &Db, partner_id: i64, id: i64) -> Result<(), StoreError> {
-    let result = sqlx::query("DELETE FROM organizations WHERE id = $1 AND partner_id = $2")
+pub async fn delete(db: &Db, partner_id: i64, id: i64, actor: &Actor) -> Result<(), StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let name: String = sqlx::query_scalar("DELETE FROM organizations WHERE id = $1 AND partner_id = $2 RETURNING name")
         .bind(id)
         .bind(partner_id)
-        .execute(&db.pool)
-        .await?;
-    if result.rows_affected() == 0 { Err(not_found()) } else { Ok(()) }
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(not_found)?;
+    activity::store::record(&mut tx, partner_id, actor, Kind::OrganizationDeleted, &name, None).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -230,7 +230,8 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
     let partner = app::auth::store::create_partner(&db, "bench@msp.example", "a long enough password").await?;
     let organizations = company_names(args.organizations);
     for name in &organizations {
-        app::organizations::store::add(&db, partner.id, name, None).await?;
+        app::organizations::store::add(&db, partner.id, name, None, &app::activity::Actor::operator("delivery_bench"))
+            .await?;
     }
     let mut integration_ids = Vec::new();
     for i in 0..args.integrations {
@@ -246,8 +247,23 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
             password: String::new(),
             mapping: mapping(&name),
         };
-        let id = app::integrations::service::save(&state, partner.id, None, input).await.map_err(|e| e.to_string())?;
-        app::integrations::store::set_active(&db, partner.id, id, true).await?;
+        let id = app::integrations::service::save(
+            &state,
+            partner.id,
+            None,
+            input,
+            &app::activity::Actor::operator("delivery_bench"),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        app::integrations::store::set_active(
+            &db,
+            partner.id,
+            id,
+            true,
+            &app::activity::Actor::operator("delivery_bench"),
+        )
+        .await?;
         integration_ids.push(id);
     }
 

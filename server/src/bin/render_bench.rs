@@ -203,10 +203,10 @@ async fn seed(state: &AppState, args: &Args) -> Result<Seeded, Box<dyn std::erro
             credentials_sealed: &sealed,
             mapping_json: &mapping,
         };
-        let id = integrations::create(db, partner_id, &write).await?;
+        let id = integrations::create(db, partner_id, &write, &app::activity::Actor::operator("render_bench")).await?;
         // Half Active; three in five Healthy, one Unhealthy (with ConnectWise's error), one never checked.
         if i % 2 == 0 {
-            integrations::set_active(db, partner_id, id, true).await?;
+            integrations::set_active(db, partner_id, id, true, &app::activity::Actor::operator("render_bench")).await?;
         }
         match i % 5 {
             0..=2 => integrations::record_health(db, id, Ok(())).await?,
