@@ -88,6 +88,7 @@ fn start(h: &Harness, config: WorkerConfig) -> WorkerHandle {
         connectwise: h.state.connectwise.clone(),
         secrets: h.state.secrets.clone(),
         wake: h.state.deliveries.clone(),
+        metrics: h.state.metrics.clone(),
     };
     worker::spawn(deps, config)
 }

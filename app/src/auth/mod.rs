@@ -89,6 +89,7 @@ mod ssr {
     use super::{INVALID_CREDENTIALS, normalize_email, session_cookie_name, validate_email};
     use crate::db::now_millis;
     use crate::error::AppError;
+    use crate::metrics::SignInResult;
     use crate::rate_limit::{self, Hit};
     use crate::state::AppState;
 
@@ -150,8 +151,10 @@ mod ssr {
         let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
         let config = &state.config;
         // Nothing is counted, stored or logged for text that is not an email address (at most 254 characters).
-        let email = validate_email(&email)
-            .map_err(|_| AppError::invalid("Enter your email address, like name@example.com."))?;
+        let email = validate_email(&email).map_err(|_| {
+            state.metrics.sign_in(SignInResult::Failure);
+            AppError::invalid("Enter your email address, like name@example.com.")
+        })?;
         let email_key = normalize_email(&email);
         let client = crate::client_address::from_parts(config.trusted_proxy_hops, &parts);
         let client_key = client.map_or_else(|| "unknown".to_owned(), crate::client_address::limit_key);
@@ -177,6 +180,7 @@ mod ssr {
             let hit = rate_limit::hit(&state.db, key, now, window).await?;
             if hit.over(max) {
                 undo(&state, &hits).await;
+                state.metrics.sign_in(SignInResult::Throttled);
                 tracing::warn!(limit = what, "sign-in refused: too many attempts");
                 return Err(AppError::RateLimited { retry_after_secs: hit.retry_after_secs(now) });
             }
@@ -191,6 +195,7 @@ mod ssr {
             let Ok(slot) = state.sign_in_slots.acquire(lane).await else {
                 // Not checked, so not counted.
                 undo(&state, &hits).await;
+                state.metrics.sign_in(SignInResult::Throttled);
                 tracing::warn!("sign-in refused: every password-hashing slot is busy");
                 return Err(AppError::Busy { retry_after_secs: 2 });
             };
@@ -201,6 +206,7 @@ mod ssr {
         let partner = match checked {
             Checked::Ok(partner) => partner,
             Checked::WrongPassword(_) | Checked::UnknownEmail => {
+                state.metrics.sign_in(SignInResult::Failure);
                 tracing::info!(client = %crate::client_address::display(client), "sign-in failed");
                 return Err(AppError::invalid(INVALID_CREDENTIALS));
             }
@@ -213,6 +219,7 @@ mod ssr {
         let ttl = config.session_ttl;
         let token = store::create_session(&state.db, partner.id, ttl.as_millis() as i64).await?;
         set_cookie(session_cookie(config.is_production(), &token, ttl.as_secs()));
+        state.metrics.sign_in(SignInResult::Success);
         tracing::info!(partner_id = partner.id, client = %crate::client_address::display(client), "partner signed in");
         leptos_axum::redirect("/integrations");
         Ok(())

@@ -32,6 +32,7 @@ pub use error::{AuthKind, CwError, FieldError};
 pub use policy::SitePolicy;
 
 use crate::connectwise_site::{Site, SiteMode, validate_company_id, validate_site};
+use crate::metrics::StatusClass;
 
 /// The model version every call pins.
 pub const API_VERSION: &str = "2025.1";
@@ -200,6 +201,8 @@ fn parse_company_info(body: &[u8]) -> Result<Option<CompanyInfo>, CwError> {
 #[derive(Clone)]
 pub struct CwClient {
     inner: Arc<Inner>,
+    /// Answers by status class (the process's metrics once [`CwClient::with_metrics`] was called).
+    responses: crate::metrics::ConnectWiseResponses,
 }
 
 struct Inner {
@@ -236,7 +239,13 @@ impl CwClient {
             .user_agent(concat!("dwid-partner-dashboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| BuildError(err.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { http, config, codebases: RwLock::default() }) })
+        Ok(Self { inner: Arc::new(Inner { http, config, codebases: RwLock::default() }), responses: Default::default() })
+    }
+
+    /// The same client, counting its answers in `metrics`.
+    pub fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        self.responses = metrics.connectwise_responses();
+        self
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -314,6 +323,7 @@ impl CwClient {
             let mut response = match result {
                 Ok(response) => response,
                 Err(err) => {
+                    self.responses.record(StatusClass::TransportError);
                     let mapped = map_transport_error(&err, config.timeout);
                     tracing::warn!(%method, path = url.path(), elapsed_ms = started.elapsed().as_millis() as u64,
                         error = %err, "ConnectWise call failed");
@@ -321,6 +331,7 @@ impl CwClient {
                 }
             };
             let status = response.status();
+            self.responses.record(StatusClass::of(status.as_u16()));
             let request_id = header_str(response.headers(), "x-cw-request-id").unwrap_or_default().to_string();
             if status.is_redirection() {
                 let location = header_str(response.headers(), LOCATION.as_str()).unwrap_or_default().to_string();

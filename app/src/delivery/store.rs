@@ -347,3 +347,34 @@ pub async fn outstanding(db: &Db) -> Result<i64, StoreError> {
         .fetch_one(&db.pool)
         .await?)
 }
+
+/// What the metrics read at scrape time: deliveries by stored state, and the due queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    /// `(state, count)` for every stored state that has deliveries (`pending`, `retrying`, `delivered`, `failed`).
+    pub by_state: Vec<(String, i64)>,
+    /// Deliveries of Active integrations due now and not claimed (what a worker would claim next).
+    pub due: i64,
+    /// When the longest-waiting of those became due.
+    pub oldest_due_at: Option<i64>,
+}
+
+pub async fn queue_stats(db: &Db, now: i64) -> Result<QueueStats, StoreError> {
+    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state ORDER BY state")
+        .fetch_all(&db.pool)
+        .await?;
+    let by_state = rows
+        .iter()
+        .map(|row| Ok((row.try_get::<String, _>("state")?, row.try_get::<i64, _>("n")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let due = sqlx::query(
+        "SELECT COUNT(*) AS n, MIN(d.next_attempt_at) AS oldest FROM deliveries d \
+         JOIN integrations i ON i.id = d.integration_id \
+         WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND d.lease_until <= $1 \
+         AND i.active = 1",
+    )
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(QueueStats { by_state, due: due.try_get("n")?, oldest_due_at: due.try_get("oldest")? })
+}
