@@ -135,11 +135,7 @@ impl Db {
             .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
             .map(|m| m.version.to_string())
             .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("migrations not applied: {}", missing.join(", ")))
-        }
+        if missing.is_empty() { Ok(()) } else { Err(format!("migrations not applied: {}", missing.join(", "))) }
     }
 }
 

@@ -24,14 +24,16 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 /// Label values of a closed set, written as their lower-case name.
 macro_rules! label_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
-            $($variant),+
+            $($(#[$vmeta])* $variant),+
         }
 
         impl $name {
+            pub const ALL: &'static [$name] = &[$(Self::$variant),+];
+
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $text),+
@@ -279,6 +281,23 @@ impl Metrics {
             "HTTP requests by route template and response status",
             metrics.http_requests.clone(),
         );
+        // Every series of a closed label set exists from the start (at 0), so that rates and alerts see it before
+        // its first event.
+        for &result in SignInResult::ALL {
+            metrics.sign_ins.get_or_create_owned(&ResultLabel { result });
+        }
+        for &outcome in AttemptOutcome::ALL {
+            metrics.attempts.get_or_create_owned(&OutcomeLabel { outcome });
+        }
+        for &class in StatusClass::ALL.iter().filter(|c| **c != StatusClass::Informational) {
+            metrics.connectwise.0.get_or_create_owned(&ClassLabel { class });
+        }
+        for &reason in ImportRefusal::ALL {
+            metrics.import_refusals.get_or_create_owned(&ReasonLabel { reason });
+        }
+        for &kind in ImportedRecord::ALL {
+            metrics.import_records.get_or_create_owned(&RecordLabel { kind });
+        }
         Self { registry: Arc::new(registry), ..metrics }
     }
 
@@ -390,9 +409,15 @@ mod tests {
         assert_eq!(sample(&text, "dwid_deliveries{state=\"pending\"}"), Some(4.0));
         assert_eq!(sample(&text, "dwid_delivery_oldest_due_age_seconds"), Some(1.5));
         assert_eq!(sample(&text, "dwid_sign_in_hash_slots_in_use"), Some(1.0));
-        // A state that emptied out drops from the gauge family.
+        // A state absent from a later scrape drops from the gauge family.
         metrics.set_queue(&[("failed".into(), 1)], 0, Duration::ZERO);
         assert_eq!(sample(&metrics.encode(), "dwid_deliveries{state=\"pending\"}"), None);
+        // The closed label sets are there before their first event.
+        let fresh = Metrics::new().encode();
+        assert_eq!(sample(&fresh, "dwid_sign_ins_total{result=\"throttled\"}"), Some(0.0), "{fresh}");
+        assert_eq!(sample(&fresh, "dwid_connectwise_responses_total{class=\"5xx\"}"), Some(0.0));
+        assert_eq!(sample(&fresh, "dwid_delivery_attempt_duration_seconds_count{outcome=\"retry\"}"), Some(0.0));
+        assert_eq!(sample(&fresh, "dwid_import_refusals_total{reason=\"rate_limited\"}"), Some(0.0));
     }
 
     #[test]

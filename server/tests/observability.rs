@@ -323,16 +323,14 @@ async fn connectwise_failures_are_counted_by_class() {
     let (_, cookie) = signed_in(&h, "classes@msp.example").await;
     let mut wrong = common::sandbox_input(&sb.url(), "CW", json!([]));
     wrong["private_key"] = json!("not-the-key");
-    let (status, _, body) = h
-        .call_json("integrations/test_connection", &json!({ "id": null, "input": wrong }), Some(&cookie))
-        .await;
+    let (status, _, body) =
+        h.call_json("integrations/test_connection", &json!({ "id": null, "input": wrong }), Some(&cookie)).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     // Nothing listens on a port just freed: no answer at all.
     let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     let nowhere = common::sandbox_input(&format!("http://{closed}"), "CW", json!([]));
-    let (status, _, body) = h
-        .call_json("integrations/test_connection", &json!({ "id": null, "input": nowhere }), Some(&cookie))
-        .await;
+    let (status, _, body) =
+        h.call_json("integrations/test_connection", &json!({ "id": null, "input": nowhere }), Some(&cookie)).await;
     assert!(status.is_server_error(), "{status} {body}");
     let text = scrape(&h).await;
     assert!(sample(&text, r#"dwid_connectwise_responses_total{class="4xx"}"#) >= 1.0, "401: {text}");
@@ -414,8 +412,9 @@ async fn every_response_has_a_request_id_and_only_safe_ones_are_kept() {
     let (status, headers, _) = h.get("/integrations", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(!request_id(&headers).is_empty());
-    let (status, headers, _) = h.call("sign_in", "email=x", None).await;
-    assert!(status.is_client_error());
+    let wrong = form(&[("email", "nobody@msp.example"), ("password", "not the password")]);
+    let (status, headers, _) = h.call("sign_in", &wrong, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(!request_id(&headers).is_empty());
 
     assert_eq!(healthz_with(&h, Some("lb-7f3a.9c_01")).await, "lb-7f3a.9c_01", "a safe incoming id is echoed");
@@ -448,18 +447,18 @@ async fn every_log_line_of_a_request_or_a_delivery_attempt_names_it() {
         .header("sec-fetch-site", "same-origin")
         .header(header::COOKIE, &cookie)
         .header("x-request-id", id)
-        .body(Body::from(
-            json!({ "id": null, "input": common::sandbox_input(&sb.url(), "CW", json!([])) }).to_string(),
-        ))
+        .body(Body::from(json!({ "id": null, "input": common::sandbox_input(&sb.url(), "CW", json!([])) }).to_string()))
         .expect("request");
     let (status, headers, body) = h.send(request).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(request_id(&headers), id);
     let lines = logs();
-    let calls: Vec<&str> = lines.lines().filter(|l| l.contains("ConnectWise call") && l.contains(id)).collect();
+    let calls: Vec<&str> =
+        lines.lines().filter(|l| l.contains("ConnectWise call") && l.contains(&format!("\"{id}\""))).collect();
     // Discovery and system/info, each in the request's span with its route.
     assert!(calls.len() >= 2, "ConnectWise calls logged with the request id:\n{lines}");
-    assert!(calls.iter().all(|l| l.contains("route=/api/integrations/test_connection")), "{calls:?}");
+    let span = format!(r#"request{{request_id="{id}" method=POST route="/api/integrations/test_connection"}}"#);
+    assert!(calls.iter().all(|l| l.contains(&span)), "{calls:?}");
 
     // A delivery attempt is no request: its ConnectWise calls carry the delivery id instead.
     let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None).await.expect("org").id;
@@ -486,11 +485,11 @@ async fn every_log_line_of_a_request_or_a_delivery_attempt_names_it() {
         date_found: "2026-10-30T00:00:00Z".into(),
     };
     app::compromises::store::import(&h.state.db, &h.state.secrets, partner, &[record]).await.expect("import");
-    let delivery_id: i64 =
-        sqlx::query_scalar("SELECT id FROM deliveries WHERE integration_id = $1").bind(integration)
-            .fetch_one(&h.state.db.pool)
-            .await
-            .expect("delivery");
+    let delivery_id: i64 = sqlx::query_scalar("SELECT id FROM deliveries WHERE integration_id = $1")
+        .bind(integration)
+        .fetch_one(&h.state.db.pool)
+        .await
+        .expect("delivery");
     let deps = app::delivery::worker::Deps {
         db: h.state.db.clone(),
         connectwise: h.state.connectwise.clone(),

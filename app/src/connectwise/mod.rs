@@ -239,7 +239,10 @@ impl CwClient {
             .user_agent(concat!("dwid-partner-dashboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| BuildError(err.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { http, config, codebases: RwLock::default() }), responses: Default::default() })
+        Ok(Self {
+            inner: Arc::new(Inner { http, config, codebases: RwLock::default() }),
+            responses: Default::default(),
+        })
     }
 
     /// The same client, counting its answers in `metrics`.
@@ -332,10 +335,11 @@ impl CwClient {
             };
             let status = response.status();
             self.responses.record(StatusClass::of(status.as_u16()));
-            let request_id = header_str(response.headers(), "x-cw-request-id").unwrap_or_default().to_string();
+            // ConnectWise's own id of the call (our request's id is in the span around it).
+            let cw_request_id = header_str(response.headers(), "x-cw-request-id").unwrap_or_default().to_string();
             if status.is_redirection() {
                 let location = header_str(response.headers(), LOCATION.as_str()).unwrap_or_default().to_string();
-                tracing::info!(%method, path = url.path(), status = status.as_u16(), request_id, location,
+                tracing::info!(%method, path = url.path(), status = status.as_u16(), cw_request_id, location,
                     "ConnectWise answered with a redirect");
                 let target = url.join(&location).ok().filter(|t| t.origin() == url.origin());
                 match target {
@@ -363,13 +367,13 @@ impl CwClient {
                     }
                     Ok(None) => break,
                     Err(err) => {
-                        tracing::warn!(%method, path = url.path(), status = status.as_u16(), request_id,
+                        tracing::warn!(%method, path = url.path(), status = status.as_u16(), cw_request_id,
                             error = %err, "ConnectWise answer broke off");
                         return Err(map_transport_error(&err, config.timeout));
                     }
                 }
             }
-            tracing::info!(%method, path = url.path(), status = status.as_u16(), request_id,
+            tracing::info!(%method, path = url.path(), status = status.as_u16(), cw_request_id,
                 elapsed_ms = started.elapsed().as_millis() as u64, bytes = bytes.len(), "ConnectWise call");
             return Ok(Answer { status, headers: response.headers().clone(), body: bytes });
         }

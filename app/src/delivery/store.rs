@@ -351,7 +351,7 @@ pub async fn outstanding(db: &Db) -> Result<i64, StoreError> {
 /// What the metrics read at scrape time: deliveries by stored state, and the due queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueStats {
-    /// `(state, count)` for every stored state that has deliveries (`pending`, `retrying`, `delivered`, `failed`).
+    /// `(state, count)` for every stored state (`pending`, `retrying`, `delivered`, `failed`), 0 included.
     pub by_state: Vec<(String, i64)>,
     /// Deliveries of Active integrations due now and not claimed (what a worker would claim next).
     pub due: i64,
@@ -363,10 +363,17 @@ pub async fn queue_stats(db: &Db, now: i64) -> Result<QueueStats, StoreError> {
     let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state ORDER BY state")
         .fetch_all(&db.pool)
         .await?;
-    let by_state = rows
-        .iter()
-        .map(|row| Ok((row.try_get::<String, _>("state")?, row.try_get::<i64, _>("n")?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+    // Every stored state, at 0 when it has no delivery.
+    let mut by_state: Vec<(String, i64)> =
+        ["pending", "retrying", "delivered", "failed"].iter().map(|state| (state.to_string(), 0)).collect();
+    for row in &rows {
+        let state: String = row.try_get("state")?;
+        let n: i64 = row.try_get("n")?;
+        match by_state.iter_mut().find(|(known, _)| *known == state) {
+            Some(entry) => entry.1 = n,
+            None => by_state.push((state, n)),
+        }
+    }
     let due = sqlx::query(
         "SELECT COUNT(*) AS n, MIN(d.next_attempt_at) AS oldest FROM deliveries d \
          JOIN integrations i ON i.id = d.integration_id \
