@@ -10,7 +10,11 @@ use std::net::{IpAddr, Ipv6Addr};
 
 /// The client's address: the `hops`-th `X-Forwarded-For` entry from the right (over every such header, in order),
 /// or the socket peer when `hops` is 0 or the list is too short or that entry is not an address.
-pub fn resolve<'a>(hops: usize, forwarded_for: impl IntoIterator<Item = &'a str>, peer: Option<IpAddr>) -> Option<IpAddr> {
+pub fn resolve<'a>(
+    hops: usize,
+    forwarded_for: impl IntoIterator<Item = &'a str>,
+    peer: Option<IpAddr>,
+) -> Option<IpAddr> {
     if hops == 0 {
         return peer;
     }

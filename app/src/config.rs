@@ -79,6 +79,9 @@ pub struct Config {
     pub import_max_body_bytes: usize,
     /// Import API requests allowed per API token per minute (429 with `Retry-After` beyond).
     pub import_requests_per_minute: u32,
+    /// Where `GET /metrics` is served (`METRICS_ADDR`, e.g. `127.0.0.1:9090`); off when unset. Never on the
+    /// dashboard's own address, so the metrics need no session and reach only those who can reach this one.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -191,6 +194,15 @@ impl Config {
                 });
             }
         };
+        let metrics_addr = match get("METRICS_ADDR").map(|v| v.trim().to_ascii_lowercase()) {
+            None => None,
+            Some(off) if off == "off" || off == "false" || off == "none" => None,
+            Some(value) => Some(value.parse().map_err(|_| ConfigError::Invalid {
+                name: "METRICS_ADDR",
+                expected: "an address and port like 127.0.0.1:9090, or off",
+                value,
+            })?),
+        };
         Ok(Self {
             mode,
             database_url,
@@ -231,6 +243,7 @@ impl Config {
             import_max_records: number("IMPORT_MAX_RECORDS", 10_000)? as usize,
             import_max_body_bytes: (number("IMPORT_MAX_BODY_MB", 10)? * 1024 * 1024) as usize,
             import_requests_per_minute: number("IMPORT_REQUESTS_PER_MINUTE", 60)?.min(1_000_000) as u32,
+            metrics_addr,
         })
     }
 
@@ -318,10 +331,7 @@ mod tests {
             ("MAX_QUEUED_DELIVERIES_PER_PARTNER", "100"),
         ])
         .expect("custom");
-        assert_eq!(
-            (custom.max_integrations_per_partner, custom.max_organizations_per_partner),
-            (3, 10)
-        );
+        assert_eq!((custom.max_integrations_per_partner, custom.max_organizations_per_partner), (3, 10));
         assert_eq!(custom.max_queued_deliveries_per_partner, 100);
         let err = config(&[("MAX_INTEGRATIONS_PER_PARTNER", "0")]).expect_err("zero");
         assert!(err.to_string().contains("MAX_INTEGRATIONS_PER_PARTNER"), "{err}");
@@ -401,5 +411,15 @@ mod tests {
         );
         let err = config(&[("DELIVERY_WORKER", "sometimes")]).expect_err("bad flag");
         assert!(err.to_string().contains("DELIVERY_WORKER"));
+    }
+
+    #[test]
+    fn metrics_are_off_unless_given_an_address() {
+        assert_eq!(config(&[]).expect("defaults").metrics_addr, None);
+        assert_eq!(config(&[("METRICS_ADDR", "off")]).expect("off").metrics_addr, None);
+        let on = config(&[("METRICS_ADDR", " 0.0.0.0:9090 ")]).expect("on");
+        assert_eq!(on.metrics_addr, Some("0.0.0.0:9090".parse().expect("addr")));
+        let err = config(&[("METRICS_ADDR", "9090")]).expect_err("no host");
+        assert!(err.to_string().contains("METRICS_ADDR"), "{err}");
     }
 }

@@ -108,12 +108,34 @@ impl Db {
         Ok(db)
     }
 
-    async fn migrate(&self) -> Result<(), ConnectError> {
-        let migrator = match self.backend {
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await.map_err(ConnectError::Migrate)
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), ConnectError> {
+        self.migrator().run(&self.pool).await.map_err(ConnectError::Migrate)
+    }
+
+    /// Ready to serve: the database answers, and every migration this binary carries has been applied
+    /// successfully. `Err` says what is wrong, in a short sentence for `/readyz` (never a URL or password).
+    pub async fn readiness(&self) -> Result<(), String> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| match err {
+                sqlx::Error::Database(_) => "the database has no migration history: migrations were not applied".into(),
+                _ => "the database is unreachable".to_owned(),
+            })?;
+        let missing: Vec<String> = self
+            .migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| m.version.to_string())
+            .collect();
+        if missing.is_empty() { Ok(()) } else { Err(format!("migrations not applied: {}", missing.join(", "))) }
     }
 }
 

@@ -32,6 +32,8 @@ pub mod connectwise;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
+pub mod metrics;
+#[cfg(feature = "ssr")]
 pub mod rate_limit;
 #[cfg(feature = "ssr")]
 pub mod secrets;

@@ -24,11 +24,14 @@ pub struct AppState {
     pub sign_in_slots: Arc<crate::auth::slots::HashSlots>,
     /// Wakes this process's delivery worker when deliveries become due (imports, Retry, Enable).
     pub deliveries: crate::delivery::worker::Wake,
+    /// The process's Prometheus metrics (served on `METRICS_ADDR`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
     /// The state of one process; what is derived from the configuration (the sign-in hashing slots, the worker's
-    /// wake-up) is made here, so every caller builds it the same way.
+    /// wake-up, the metrics, which the ConnectWise client reports into) is made here, so every caller builds it the
+    /// same way.
     pub fn new(
         leptos_options: LeptosOptions,
         db: Db,
@@ -37,14 +40,16 @@ impl AppState {
         secrets: SecretBox,
     ) -> Self {
         let sign_in_slots = Arc::new(crate::auth::slots::HashSlots::from_config(&config));
+        let metrics = crate::metrics::Metrics::new();
         Self {
             leptos_options,
             db,
             config: Arc::new(config),
-            connectwise,
+            connectwise: connectwise.with_metrics(&metrics),
             secrets,
             sign_in_slots,
             deliveries: Default::default(),
+            metrics,
         }
     }
 }

@@ -192,7 +192,10 @@ async fn claims_are_leased_fenced_and_expire() {
         assert!(deliveries::finish(&db, first[1].id, "B", &retry).await.expect("f"));
         let failed = Outcome::Failed { error: "ConnectWise refused the ticket: x".into(), in_doubt: false };
         assert!(deliveries::finish(&db, second[0].id, "B", &failed).await.expect("f"));
-        assert!(deliveries::claim(&db, "C", later, 10, LEASE, &Exclude::default()).await.expect("claim").is_empty(), "not due yet");
+        assert!(
+            deliveries::claim(&db, "C", later, 10, LEASE, &Exclude::default()).await.expect("claim").is_empty(),
+            "not due yet"
+        );
         let due = deliveries::claim(&db, "C", at, 10, LEASE, &Exclude::default()).await.expect("claim");
         assert_eq!(due.iter().map(|c| (c.id, c.lookup_first)).collect::<Vec<_>>(), [(first[1].id, true)]);
 
@@ -281,7 +284,8 @@ async fn concurrent_claimers_never_share_a_delivery() {
                 let owner = format!("w{w}");
                 let mut mine = Vec::new();
                 loop {
-                    let batch = deliveries::claim(&db, &owner, now, 7, LEASE, &Exclude::default()).await.expect("claim");
+                    let batch =
+                        deliveries::claim(&db, &owner, now, 7, LEASE, &Exclude::default()).await.expect("claim");
                     if batch.is_empty() {
                         break mine;
                     }

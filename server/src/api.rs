@@ -16,6 +16,7 @@ use serde_json::json;
 
 use app::compromises::store::ImportFailed;
 use app::compromises::{ImportError, Limits, RecordError};
+use app::metrics::ImportRefusal;
 use app::state::AppState;
 
 pub const IMPORT_PATH: &str = "/api/v1/compromises";
@@ -26,6 +27,15 @@ fn error(status: StatusCode, message: &str, errors: &[RecordError]) -> Response 
 
 fn error_counted(status: StatusCode, message: &str, errors: &[RecordError], count: usize) -> Response {
     (status, axum::Json(json!({ "error": message, "errors": errors, "error_count": count }))).into_response()
+}
+
+/// Why an import was refused, for the metrics.
+fn refusal(err: &ImportError) -> ImportRefusal {
+    match err {
+        ImportError::TooLarge { .. } => ImportRefusal::TooLarge,
+        ImportError::Invalid(_) => ImportRefusal::Invalid,
+        ImportError::UnsupportedFormat(_) => ImportRefusal::UnsupportedFormat,
+    }
 }
 
 fn rejected(err: &ImportError) -> Response {
@@ -50,6 +60,10 @@ fn capitalise(text: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
+fn unavailable() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable; try again shortly.", &[])
+}
+
 fn unauthorized(message: &str) -> Response {
     let mut response = error(StatusCode::UNAUTHORIZED, message, &[]);
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"dwid\""));
@@ -57,19 +71,31 @@ fn unauthorized(message: &str) -> Response {
 }
 
 pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let (response, refused) = import(&state, &headers, body).await;
+    if let Some(reason) = refused {
+        state.metrics.import_refused(reason);
+    }
+    response
+}
+
+/// The import and, when nothing was imported, why (for the metrics).
+async fn import(state: &AppState, headers: &HeaderMap, body: Body) -> (Response, Option<ImportRefusal>) {
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
     else {
-        return unauthorized("Send an API token as `Authorization: Bearer dwid_…` (create one under Settings).");
+        let response = unauthorized("Send an API token as `Authorization: Bearer dwid_…` (create one under Settings).");
+        return (response, Some(ImportRefusal::Unauthorized));
     };
     let partner_id = match app::api_tokens::store::authenticate(&state.db, token).await {
         Ok(Some(partner_id)) => partner_id,
-        Ok(None) => return unauthorized("The API token is not valid, or was revoked."),
+        Ok(None) => {
+            return (unauthorized("The API token is not valid, or was revoked."), Some(ImportRefusal::Unauthorized));
+        }
         Err(err) => {
             tracing::error!(error = %err, "API token lookup failed");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable; try again shortly.", &[]);
+            return (unavailable(), Some(ImportRefusal::Unavailable));
         }
     };
     // Requests per token per minute, counted across every instance before the body is read.
@@ -89,22 +115,23 @@ pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMa
                 &[],
             );
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            return response;
+            return (response, Some(ImportRefusal::RateLimited));
         }
         Ok(_) => {}
         Err(err) => {
             tracing::error!(error = %err, "import rate limit failed");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable; try again shortly.", &[]);
+            return (unavailable(), Some(ImportRefusal::Unavailable));
         }
     }
     let limits =
         Limits { max_records: state.config.import_max_records, max_body_bytes: state.config.import_max_body_bytes };
     let too_large = |actual: usize| {
-        rejected(&ImportError::TooLarge {
+        let response = rejected(&ImportError::TooLarge {
             kind: app::compromises::LimitKind::BodyBytes,
             actual,
             max: limits.max_body_bytes,
-        })
+        });
+        (response, Some(ImportRefusal::TooLarge))
     };
     if let Some(length) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         && length > limits.max_body_bytes
@@ -120,7 +147,7 @@ pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMa
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let records = match app::compromises::parse(&bytes, content_type, &limits) {
         Ok(records) => records,
-        Err(err) => return rejected(&err),
+        Err(err) => return (rejected(&err), Some(refusal(&err))),
     };
     let max_waiting = state.config.max_queued_deliveries_per_partner;
     match app::compromises::store::import_within(&state.db, &state.secrets, partner_id, &records, max_waiting).await {
@@ -136,22 +163,24 @@ pub async fn import_compromises(State(state): State<AppState>, headers: HeaderMa
             if summary.deliveries_queued > 0 {
                 state.deliveries.wake();
             }
-            (StatusCode::OK, axum::Json(summary)).into_response()
+            state.metrics.import_stored(summary.imported as u64, summary.duplicates as u64);
+            ((StatusCode::OK, axum::Json(summary)).into_response(), None)
         }
-        Err(ImportFailed::Rejected(err)) => rejected(&err),
+        Err(ImportFailed::Rejected(err)) => (rejected(&err), Some(refusal(&err))),
         Err(full @ ImportFailed::QueueFull { .. }) => {
             tracing::warn!(partner_id, error = %full, "import refused: the partner's delivery queue is full");
             let mut response = error(StatusCode::TOO_MANY_REQUESTS, &full.to_string(), &[]);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(60u32));
-            response
+            (response, Some(ImportRefusal::QueueFull))
         }
         Err(err) => {
             tracing::error!(partner_id, error = %err, "import failed");
-            error(
+            let response = error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The batch could not be stored; nothing was imported. Try again.",
                 &[],
-            )
+            );
+            (response, Some(ImportRefusal::Unavailable))
         }
     }
 }

@@ -8,7 +8,6 @@ pub mod routes;
 pub mod sandbox;
 pub mod seed;
 
-
 use app::config::{Config, Mode};
 use app::db::Db;
 use app::state::AppState;

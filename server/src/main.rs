@@ -210,13 +210,38 @@ async fn serve(config: Config) -> Result<(), String> {
                 connectwise: state.connectwise.clone(),
                 secrets: state.secrets.clone(),
                 wake: state.deliveries.clone(),
+                metrics: state.metrics.clone(),
             },
             app::delivery::worker::WorkerConfig::from_config(&state.config),
         )
     });
+    // The metrics on their own address (METRICS_ADDR), never on the dashboard's.
+    let metrics_listener = match state.config.metrics_addr {
+        Some(metrics_addr) => Some(
+            tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .map_err(|source| StartError::Listen { addr: metrics_addr.to_string(), source }.to_string())?,
+        ),
+        None => None,
+    };
+    let metrics_app = server::routes::metrics_router(state.clone());
     let app = server::routes::router(state);
     tracing::info!("Partner Dashboard listening on http://{addr}");
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    if let Some(listener) = metrics_listener {
+        tracing::info!("metrics on http://{}/metrics", listener.local_addr().map_err(|err| err.to_string())?);
+        let mut metrics_stopped = stopped.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, metrics_app)
+                .with_graceful_shutdown(async move {
+                    let _ = metrics_stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(err) = served {
+                tracing::error!(error = %err, "the metrics listener failed");
+            }
+        });
+    }
     let stop = std::sync::Arc::new(stop);
     let on_signal = stop.clone();
     tokio::spawn(async move {

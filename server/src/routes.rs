@@ -1,9 +1,9 @@
 //! The HTTP router: Leptos pages and server functions, static files, the session gate for pages, and the layers
-//! around them: request tracing, compression, timeouts, the cross-site request guard, signed no-JavaScript errors
-//! and the security headers.
+//! around them: request ids and tracing, request metrics, compression, timeouts, the cross-site request guard,
+//! signed no-JavaScript errors and the security headers. Also the metrics router, served on `METRICS_ADDR`.
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route(crate::api::IMPORT_PATH, post(crate::api::import_compromises))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
@@ -33,14 +35,105 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Outermost: a request id for every request (a safe incoming one is kept), returned on the response.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unsafe_request_id))
         .with_state(state)
 }
 
+const REQUEST_ID: &str = "x-request-id";
+
+/// The route label of requests no route matched (static files apart).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The route template a request matched (`/integrations/{id}/edit/{step}`, `/api/sign_in`), never the raw path,
+/// so that the metrics' labels stay a closed set.
+fn route_of(request: &Request) -> &str {
+    match request.extensions().get::<MatchedPath>() {
+        Some(matched) => matched.as_str(),
+        None if request.uri().path().starts_with("/pkg/") => "/pkg/{file}",
+        None => UNMATCHED_ROUTE,
+    }
+}
+
+/// The span around a request: every line logged while serving it, the ConnectWise client's included, carries its
+/// id (and its route and method).
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = header_str(request.headers(), REQUEST_ID).unwrap_or_default();
+    tracing::info_span!("request", request_id, method = %request.method(), route = route_of(request))
+}
+
+/// Counts every request by route template and final status.
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = route_of(&request).to_owned();
+    let response = next.run(request).await;
+    state.metrics.http_request(&route, response.status().as_u16());
+    response
+}
+
+/// An incoming `x-request-id` is kept (to follow a request through a proxy's logs and ours) only when it is short
+/// and plain: 1 to 64 letters, digits, `-`, `_`, `.`. Anything else is removed, so a fresh one is made; a client
+/// cannot forge log lines or flood the logs through it.
+async fn drop_unsafe_request_id(mut request: Request, next: Next) -> Response {
+    let ids: Vec<&HeaderValue> = request.headers().get_all(REQUEST_ID).iter().collect();
+    let replace = match ids.as_slice() {
+        [] => false,
+        [id] => !is_safe_request_id(id.as_bytes()),
+        _ => true,
+    };
+    if replace {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(request).await
+}
+
+pub fn is_safe_request_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Ready for traffic: the database answers and every migration of this binary is applied (503 with the reason
+/// otherwise). `/healthz` only says the process is up.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.db.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(reason) => {
+            tracing::warn!(reason, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}")).into_response()
+        }
+    }
+}
+
+/// `GET /metrics` in the Prometheus text format, for the separate `METRICS_ADDR` listener only (no session, no
+/// page layers). The delivery gauges and the hashing slots are read at scrape time.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let now = app::db::now_millis();
+    match app::delivery::store::queue_stats(&state.db, now).await {
+        Ok(stats) => {
+            let age = stats.oldest_due_at.map_or(0, |at| (now - at).max(0));
+            state.metrics.set_queue(&stats.by_state, stats.due, std::time::Duration::from_millis(age as u64));
+        }
+        // The rest is still worth serving; the delivery gauges keep their last values.
+        Err(err) => tracing::error!(error = %err, "could not read the delivery queue for the metrics"),
+    }
+    state.metrics.set_hash_slots(state.sign_in_slots.in_use(), state.sign_in_slots.capacity());
+    ([(header::CONTENT_TYPE, app::metrics::CONTENT_TYPE)], state.metrics.encode()).into_response()
+}
+
 /// Paths anyone may load: the sign-in page, the built assets, server functions (each checks the session itself,
-/// answering 401) and the health check.
+/// answering 401) and the health and readiness checks.
 fn is_public(path: &str) -> bool {
-    path == "/sign-in" || path == "/healthz" || path.starts_with("/pkg/") || path.starts_with("/api/")
+    path == "/sign-in"
+        || path == "/healthz"
+        || path == "/readyz"
+        || path.starts_with("/pkg/")
+        || path.starts_with("/api/")
 }
 
 /// Sends a browser without a valid session to the sign-in page, and a signed-in one away from it.
@@ -75,7 +168,8 @@ async fn page_gate(State(state): State<AppState>, request: Request, next: Next) 
 /// authenticates by bearer token alone and is exempt.
 async fn same_origin_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method();
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || request.uri().path() == crate::api::IMPORT_PATH
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || request.uri().path() == crate::api::IMPORT_PATH
     {
         return next.run(request).await;
     }
@@ -124,11 +218,9 @@ async fn error_channel(State(state): State<AppState>, request: Request, next: Ne
         if pairs.iter().any(|(key, _)| ERR_PARAMS.contains(&key.as_str())) {
             let value = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, v)| v.as_str());
             let signed = match (value("__path"), value("__err"), value("__sig")) {
-                (Some(path), Some(err), Some(sig)) => state.secrets.verify_keyed_hash(
-                    "form error",
-                    format!("{path}\n{err}").as_bytes(),
-                    sig,
-                ),
+                (Some(path), Some(err), Some(sig)) => {
+                    state.secrets.verify_keyed_hash("form error", format!("{path}\n{err}").as_bytes(), sig)
+                }
                 _ => false,
             };
             if !signed {

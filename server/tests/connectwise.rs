@@ -815,7 +815,10 @@ async fn a_list_stops_at_its_row_cap_with_a_sentence() {
     let limits = app::connectwise::Limits { max_list_rows: 5_000, ..Default::default() };
     let session = limited(limits).session(&fake_credentials(&site, "endless", keys())).await.expect("session");
     let err = session.companies().await.expect_err("endless list");
-    assert!(matches!(&err, CwError::TooLarge { what, limit } if what == "the companies" && limit == "5000 rows"), "{err:?}");
+    assert!(
+        matches!(&err, CwError::TooLarge { what, limit } if what == "the companies" && limit == "5000 rows"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("more than 5000 rows for the companies"), "{err}");
     assert!(!err.is_retryable());
     // The sixth page crossed the cap; nothing after it was asked for.

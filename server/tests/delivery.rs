@@ -97,6 +97,7 @@ fn start(h: &Harness, config: WorkerConfig) -> WorkerHandle {
         connectwise: h.state.connectwise.clone(),
         secrets: h.state.secrets.clone(),
         wake: h.state.deliveries.clone(),
+        metrics: h.state.metrics.clone(),
     };
     worker::spawn(deps, config)
 }
@@ -339,8 +340,10 @@ async fn wait_for_api_calls(sb: &RunningSandbox, n: u64) {
 async fn partner_with_integrations(h: &Harness, email: &str, sb: &RunningSandbox, n: usize) -> (i64, Vec<i64>, i64) {
     let (partner, cookie) = signed_in(h, email).await;
     let operator = Actor::operator("test");
-    let acme =
-        app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &operator).await.expect("org").id;
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &operator)
+        .await
+        .expect("org")
+        .id;
     let mut ids = Vec::new();
     for i in 0..n {
         let (status, body) = save_integration(h, &cookie, None, input(sb, &format!("Desk {i}"))).await;

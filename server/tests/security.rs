@@ -27,7 +27,12 @@ async fn post(h: &Harness, endpoint: &str, body: &str, headers: &[(&str, &str)])
 }
 
 /// A sign-in attempt from `client` (behind one trusted proxy, which appended it to `X-Forwarded-For`).
-async fn sign_in_from(h: &Harness, email: &str, password: &str, forwarded_for: &str) -> (StatusCode, HeaderMap, String) {
+async fn sign_in_from(
+    h: &Harness,
+    email: &str,
+    password: &str,
+    forwarded_for: &str,
+) -> (StatusCode, HeaderMap, String) {
     let body = form(&[("email", email), ("password", password)]);
     post(h, "sign_in", &body, &[("sec-fetch-site", "same-origin"), ("x-forwarded-for", forwarded_for)]).await
 }
@@ -193,10 +198,8 @@ async fn the_failure_ledger_stays_small_hashed_and_purged() {
     assert_eq!(app::rate_limit::rows(&h.state.db).await.expect("rows"), 0);
     // Counted under keyed hashes: no email or address in the clear.
     sign_in_from(&h, "victim@example.com", "wrong", "203.0.113.5").await;
-    let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM rate_limits")
-        .fetch_all(&h.state.db.pool)
-        .await
-        .expect("keys");
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM rate_limits").fetch_all(&h.state.db.pool).await.expect("keys");
     assert_eq!(keys.len(), 3, "one row per counter, not per attempt");
     for key in &keys {
         assert!(key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
@@ -324,7 +327,9 @@ async fn public_url_pins_the_origin() {
     let h = harness(&[("PUBLIC_URL", "https://dash.example.com")]).await;
     h.partner("owner@example.com").await;
     let session = h.sign_in("owner@example.com").await;
-    for (origin, expected) in [("https://dash.example.com", StatusCode::OK), ("http://dash.example.com", StatusCode::FORBIDDEN)] {
+    for (origin, expected) in
+        [("https://dash.example.com", StatusCode::OK), ("http://dash.example.com", StatusCode::FORBIDDEN)]
+    {
         let headers = [("origin", origin), ("cookie", session.as_str()), ("host", "dash.example.com")];
         let (status, _, _) = post(&h, "organizations/list", "", &headers).await;
         assert_eq!(status, expected, "{origin}");
@@ -361,7 +366,10 @@ async fn two_session_cookies_are_no_session() {
     // A cookie planted by another host arrives first; the first one must not win.
     let both = format!("{attacker}; {victim}");
     let (status, headers, _) = h.get("/integrations", Some(&both)).await;
-    assert_eq!((status, headers.get(header::LOCATION).map(|v| v.to_str().expect("ascii"))), (StatusCode::SEE_OTHER, Some("/sign-in")));
+    assert_eq!(
+        (status, headers.get(header::LOCATION).map(|v| v.to_str().expect("ascii"))),
+        (StatusCode::SEE_OTHER, Some("/sign-in"))
+    );
     let (status, _, _) = h.call("current_partner", "", Some(&both)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
@@ -375,7 +383,10 @@ async fn the_no_javascript_error_channel_cannot_carry_an_attackers_sentence() {
     let link = format!("/sign-in?__path=%2Fapi%2Fsign_in&__err={err}");
     let (status, headers, body) = h.get(&link, None).await;
     assert!(!body.contains("Call +1 555 0100"), "the forged sentence is not shown");
-    assert_eq!((status, headers.get(header::LOCATION).map(|v| v.to_str().expect("ascii"))), (StatusCode::SEE_OTHER, Some("/sign-in")));
+    assert_eq!(
+        (status, headers.get(header::LOCATION).map(|v| v.to_str().expect("ascii"))),
+        (StatusCode::SEE_OTHER, Some("/sign-in"))
+    );
     // A real failure without JavaScript still shows its own message after the redirect.
     let request = Request::post("/api/sign_in")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -539,7 +550,7 @@ async fn deliveries_waiting_per_partner_are_capped_and_the_batch_is_refused_whol
     assert!(status.is_success(), "{status} {body}");
     let id: i64 = serde_json::from_str(&body).expect("id");
     app::integrations::store::set_active(&h.state.db, partner, id, true, &operator).await.expect("enable");
-    let token = app::api_tokens::store::create(&h.state.db, partner, "test").await.expect("token").1;
+    let token = app::api_tokens::store::create(&h.state.db, partner, "test", &operator).await.expect("token").1;
 
     let batch = |range: std::ops::Range<usize>| range.map(|n| ndjson_record(n, "Acme Corporation") + "\n").collect();
     let (status, _, reply) = import(&h, &token, batch(0..4)).await;

@@ -92,6 +92,7 @@ mod ssr {
     use crate::activity::{self, Actor};
     use crate::db::now_millis;
     use crate::error::AppError;
+    use crate::metrics::SignInResult;
     use crate::rate_limit::{self, Hit};
     use crate::state::AppState;
 
@@ -156,8 +157,10 @@ mod ssr {
         let parts = use_context::<Parts>().ok_or(AppError::Internal)?;
         let config = &state.config;
         // Nothing is counted, stored or logged for text that is not an email address (at most 254 characters).
-        let email = validate_email(&email)
-            .map_err(|_| AppError::invalid("Enter your email address, like name@example.com."))?;
+        let email = validate_email(&email).map_err(|_| {
+            state.metrics.sign_in(SignInResult::Failure);
+            AppError::invalid("Enter your email address, like name@example.com.")
+        })?;
         let email_key = normalize_email(&email);
         let client = crate::client_address::from_parts(config.trusted_proxy_hops, &parts);
         let client_key = client.map_or_else(|| "unknown".to_owned(), crate::client_address::limit_key);
@@ -183,6 +186,7 @@ mod ssr {
             let hit = rate_limit::hit(&state.db, key, now, window).await?;
             if hit.over(max) {
                 undo(&state, &hits).await;
+                state.metrics.sign_in(SignInResult::Throttled);
                 tracing::warn!(limit = what, "sign-in refused: too many attempts");
                 // The first refusal of a window goes on the partner's Activity page (later ones would let an
                 // attacker grow it without bound).
@@ -205,6 +209,7 @@ mod ssr {
                 // Not checked, so not counted against the email; it still counts for the client address, so that
                 // an address cannot stay "clean" by being refused.
                 undo(&state, &hits[1..]).await;
+                state.metrics.sign_in(SignInResult::Throttled);
                 tracing::warn!("sign-in refused: every password-hashing slot is busy");
                 return Err(AppError::Busy { retry_after_secs: 2 });
             };
@@ -213,12 +218,14 @@ mod ssr {
         let partner = match checked {
             Checked::Ok(partner) => partner,
             Checked::WrongPassword(partner) => {
+                state.metrics.sign_in(SignInResult::Failure);
                 tracing::info!(client = %crate::client_address::display(client), "sign-in failed");
                 record_failure(&state, Some(partner), &email, client, "wrong password");
                 return Err(AppError::invalid(INVALID_CREDENTIALS));
             }
             // An email that is no partner's has no Activity page to go on.
             Checked::UnknownEmail => {
+                state.metrics.sign_in(SignInResult::Failure);
                 tracing::info!(client = %crate::client_address::display(client), "sign-in failed");
                 return Err(AppError::invalid(INVALID_CREDENTIALS));
             }
@@ -232,6 +239,7 @@ mod ssr {
         let actor = Actor::new(&partner.email, client);
         let token = store::create_session(&state.db, partner.id, ttl.as_millis() as i64, &actor).await?;
         set_cookie(session_cookie(config.is_production(), &token, ttl.as_secs()));
+        state.metrics.sign_in(SignInResult::Success);
         tracing::info!(partner_id = partner.id, client = %crate::client_address::display(client), "partner signed in");
         leptos_axum::redirect("/integrations");
         Ok(())

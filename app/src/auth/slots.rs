@@ -13,8 +13,8 @@
 //! One slot is kept for clients with no recent sign-in attempt ("clean"): a flood from addresses that keep failing
 //! queues behind the shared slots only, so a partner signing in from their own address is served next.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};

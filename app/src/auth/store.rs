@@ -32,7 +32,8 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 pub fn verify_password_in(password: &str, hash: &str, memory: &mut Vec<argon2::Block>) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else { return false };
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
-    let (Ok(algorithm), Ok(params)) = (argon2::Algorithm::try_from(parsed.algorithm), argon2::Params::try_from(&parsed))
+    let (Ok(algorithm), Ok(params)) =
+        (argon2::Algorithm::try_from(parsed.algorithm), argon2::Params::try_from(&parsed))
     else {
         return false;
     };

@@ -24,14 +24,17 @@ pub fn parse_csv(body: &[u8], limits: &Limits) -> Result<Vec<ImportRecord>, Impo
     let body = strip_bom(body);
     if let Err(e) = std::str::from_utf8(body) {
         let line = line_of(body, e.valid_up_to());
-        return Err(ImportError::Invalid(vec![RecordError {
-            record: 0,
-            line: Some(line),
-            field: None,
-            message: format!(
-                "the file is not UTF-8 text: line {line} holds an invalid byte sequence (save it as \"CSV UTF-8\")"
-            ),
-        }].into()));
+        return Err(ImportError::Invalid(
+            vec![RecordError {
+                record: 0,
+                line: Some(line),
+                field: None,
+                message: format!(
+                    "the file is not UTF-8 text: line {line} holds an invalid byte sequence (save it as \"CSV UTF-8\")"
+                ),
+            }]
+            .into(),
+        ));
     }
     let mut rows = read_rows(body)?.into_iter();
     let Some(header) = rows.next() else {
@@ -109,12 +112,15 @@ fn read_rows(body: &[u8]) -> Result<Vec<Row>, ImportError> {
         let more = reader.read_record(&mut record).map_err(|e| {
             let at = e.position().map_or(body.len(), |p| usize::try_from(p.byte()).unwrap_or(body.len()));
             let line = line_of(body, at.min(body.len()));
-            ImportError::Invalid(vec![RecordError {
-                record: 0,
-                line: Some(line),
-                field: None,
-                message: format!("malformed CSV at line {line}: {e}"),
-            }].into())
+            ImportError::Invalid(
+                vec![RecordError {
+                    record: 0,
+                    line: Some(line),
+                    field: None,
+                    message: format!("malformed CSV at line {line}: {e}"),
+                }]
+                .into(),
+            )
         })?;
         if !more {
             break;

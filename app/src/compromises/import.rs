@@ -406,11 +406,8 @@ impl Check<'_> {
         let before = self.errors.total();
         for key in map.keys().filter(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
             // An unknown name is quoted shortened: it comes from the caller and could be megabytes long.
-            let shown: String = if key.chars().count() > 64 {
-                key.chars().take(64).chain(['…']).collect()
-            } else {
-                key.clone()
-            };
+            let shown: String =
+                if key.chars().count() > 64 { key.chars().take(64).chain(['…']).collect() } else { key.clone() };
             self.error(Some(&shown), format!("is not a known field (known: {})", KNOWN_FIELDS.join(", ")));
         }
         let uuid = self.required(map, "uuid", true).and_then(|u| {

@@ -17,8 +17,7 @@ pub mod store;
 
 pub use import::{
     ImportError, ImportRecord, LimitKind, Limits, MAX_FIELD_CHARS, MAX_REPORTED_ERRORS, OrganizationRef, Problems,
-    RecordError, normalize_date, parse,
-    parse_json, parse_ndjson,
+    RecordError, normalize_date, parse, parse_json, parse_ndjson,
 };
 
 #[cfg(feature = "ssr")]

@@ -21,17 +21,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use lru::LruCache;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use lru::LruCache;
 use serde_json::{Map, Value};
 
 pub use error::{AuthKind, CwError, FieldError};
 pub use policy::SitePolicy;
 
 use crate::connectwise_site::{Site, SiteMode, validate_company_id, validate_site};
+use crate::metrics::StatusClass;
 
 /// The model version every call pins.
 pub const API_VERSION: &str = "2025.1";
@@ -231,6 +232,8 @@ fn parse_company_info(body: &[u8]) -> Result<Option<CompanyInfo>, CwError> {
 #[derive(Clone)]
 pub struct CwClient {
     inner: Arc<Inner>,
+    /// Answers by status class (the process's metrics once [`CwClient::with_metrics`] was called).
+    responses: crate::metrics::ConnectWiseResponses,
 }
 
 struct Inner {
@@ -268,12 +271,21 @@ impl CwClient {
             .build()
             .map_err(|err| BuildError(err.to_string()))?;
         let entries = NonZeroUsize::new(CODEBASE_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
-        Ok(Self { inner: Arc::new(Inner { http, config, codebases: Mutex::new(LruCache::new(entries)) }) })
+        Ok(Self {
+            inner: Arc::new(Inner { http, config, codebases: Mutex::new(LruCache::new(entries)) }),
+            responses: Default::default(),
+        })
     }
 
     /// Sites and companies whose codebase is cached now (at most [`CODEBASE_CACHE_ENTRIES`]).
     pub fn cached_codebases(&self) -> usize {
         self.inner.codebases.lock().map_or(0, |cache| cache.len())
+    }
+
+    /// The same client, counting its answers in `metrics`.
+    pub fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        self.responses = metrics.connectwise_responses();
+        self
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -355,6 +367,7 @@ impl CwClient {
             let mut response = match result {
                 Ok(response) => response,
                 Err(err) => {
+                    self.responses.record(StatusClass::TransportError);
                     let mapped = map_transport_error(&err, config.timeout);
                     tracing::warn!(%method, path = url.path(), elapsed_ms = started.elapsed().as_millis() as u64,
                         error = %err, "ConnectWise call failed");
@@ -362,10 +375,12 @@ impl CwClient {
                 }
             };
             let status = response.status();
-            let request_id = header_str(response.headers(), "x-cw-request-id").unwrap_or_default().to_string();
+            self.responses.record(StatusClass::of(status.as_u16()));
+            // ConnectWise's own id of the call (our request's id is in the span around it).
+            let cw_request_id = header_str(response.headers(), "x-cw-request-id").unwrap_or_default().to_string();
             if status.is_redirection() {
                 let location = header_str(response.headers(), LOCATION.as_str()).unwrap_or_default().to_string();
-                tracing::info!(%method, path = url.path(), status = status.as_u16(), request_id, location,
+                tracing::info!(%method, path = url.path(), status = status.as_u16(), cw_request_id, location,
                     "ConnectWise answered with a redirect");
                 let target = url.join(&location).ok().filter(|t| t.origin() == url.origin());
                 match target {
@@ -387,7 +402,7 @@ impl CwClient {
                 match response.chunk().await {
                     Ok(Some(chunk)) => {
                         if bytes.len() + chunk.len() > max_bytes {
-                            tracing::warn!(%method, path = url.path(), status = status.as_u16(), request_id,
+                            tracing::warn!(%method, path = url.path(), status = status.as_u16(), cw_request_id,
                                 max_bytes, "ConnectWise answer too large: reading stopped");
                             return Err(CwError::TooLarge { what: what_of(&url), limit: describe_bytes(max_bytes) });
                         }
@@ -395,13 +410,13 @@ impl CwClient {
                     }
                     Ok(None) => break,
                     Err(err) => {
-                        tracing::warn!(%method, path = url.path(), status = status.as_u16(), request_id,
+                        tracing::warn!(%method, path = url.path(), status = status.as_u16(), cw_request_id,
                             error = %err, "ConnectWise answer broke off");
                         return Err(map_transport_error(&err, config.timeout));
                     }
                 }
             }
-            tracing::info!(%method, path = url.path(), status = status.as_u16(), request_id,
+            tracing::info!(%method, path = url.path(), status = status.as_u16(), cw_request_id,
                 elapsed_ms = started.elapsed().as_millis() as u64, bytes = bytes.len(), "ConnectWise call");
             return Ok(Answer { status, headers: response.headers().clone(), body: bytes });
         }
@@ -594,10 +609,9 @@ impl CwSession {
             let (rows, headers, size): (Vec<T>, HeaderMap, usize) =
                 self.get_limited(url.clone(), path, max).await.map_err(|err| match err {
                     // The list as a whole is what was too large.
-                    CwError::TooLarge { .. } if max < limits.max_body_bytes => CwError::TooLarge {
-                        what: describe_path(path),
-                        limit: describe_bytes(limits.max_list_bytes),
-                    },
+                    CwError::TooLarge { .. } if max < limits.max_body_bytes => {
+                        CwError::TooLarge { what: describe_path(path), limit: describe_bytes(limits.max_list_bytes) }
+                    }
                     other => other,
                 })?;
             bytes_left -= size.min(bytes_left);

@@ -380,3 +380,41 @@ pub async fn outstanding(db: &Db) -> Result<i64, StoreError> {
         .fetch_one(&db.pool)
         .await?)
 }
+
+/// What the metrics read at scrape time: deliveries by stored state, and the due queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    /// `(state, count)` for every stored state (`pending`, `retrying`, `delivered`, `failed`), 0 included.
+    pub by_state: Vec<(String, i64)>,
+    /// Deliveries of Active integrations due now and not claimed (what a worker would claim next).
+    pub due: i64,
+    /// When the longest-waiting of those became due.
+    pub oldest_due_at: Option<i64>,
+}
+
+pub async fn queue_stats(db: &Db, now: i64) -> Result<QueueStats, StoreError> {
+    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state ORDER BY state")
+        .fetch_all(&db.pool)
+        .await?;
+    // Every stored state, at 0 when it has no delivery.
+    let mut by_state: Vec<(String, i64)> =
+        ["pending", "retrying", "delivered", "failed"].iter().map(|state| (state.to_string(), 0)).collect();
+    for row in &rows {
+        let state: String = row.try_get("state")?;
+        let n: i64 = row.try_get("n")?;
+        match by_state.iter_mut().find(|(known, _)| *known == state) {
+            Some(entry) => entry.1 = n,
+            None => by_state.push((state, n)),
+        }
+    }
+    let due = sqlx::query(
+        "SELECT COUNT(*) AS n, MIN(d.next_attempt_at) AS oldest FROM deliveries d \
+         JOIN integrations i ON i.id = d.integration_id \
+         WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND d.lease_until <= $1 \
+         AND i.active = 1",
+    )
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(QueueStats { by_state, due: due.try_get("n")?, oldest_due_at: due.try_get("oldest")? })
+}

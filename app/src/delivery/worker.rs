@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::backoff::Backoff;
 use super::external_xref;
@@ -29,6 +30,7 @@ use crate::db::{Db, now_millis};
 use crate::integrations::matching::is_exact;
 use crate::integrations::store::StoredIntegration;
 use crate::mapping::{Compromise, MappingRow};
+use crate::metrics::AttemptOutcome;
 use crate::secrets::SecretBox;
 
 /// Wakes the worker of this process (after an import queued deliveries, or a Retry / Enable).
@@ -79,6 +81,8 @@ pub struct Deps {
     pub connectwise: CwClient,
     pub secrets: SecretBox,
     pub wake: Wake,
+    /// Where attempts are counted (the process's metrics; `Default` for a worker nobody scrapes).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A running worker.
@@ -232,7 +236,8 @@ impl Worker {
             let held = tasks.len() + queued.values().map(VecDeque::len).sum::<usize>();
             // Refill once a quarter of the window is free (or everything is idle).
             if claiming.is_none() && !nothing_due && (held == 0 || window - held.min(window) >= window / 4) {
-                let held_by = |id: &i64| running.get(id).copied().unwrap_or(0) + queued.get(id).map_or(0, VecDeque::len);
+                let held_by =
+                    |id: &i64| running.get(id).copied().unwrap_or(0) + queued.get(id).map_or(0, VecDeque::len);
                 let mut integrations: Vec<i64> = running.keys().chain(queued.keys()).copied().collect();
                 integrations.sort_unstable();
                 integrations.dedup();
@@ -244,7 +249,11 @@ impl Worker {
                     }
                 }
                 let exclude = store::Exclude {
-                    partners: by_partner.into_iter().filter(|(_, n)| *n >= per_partner_window).map(|(p, _)| p).collect(),
+                    partners: by_partner
+                        .into_iter()
+                        .filter(|(_, n)| *n >= per_partner_window)
+                        .map(|(p, _)| p)
+                        .collect(),
                     integrations: integrations.into_iter().filter(|id| held_by(id) >= per_integration_window).collect(),
                 };
                 let worker = self.clone();
@@ -394,11 +403,21 @@ impl Worker {
                 *running.entry(id).or_default() += 1;
                 let worker = self.clone();
                 let integration = item.integration.map(|(_, prepared)| prepared);
-                let handle = tasks.spawn(async move {
-                    let integration_id = item.claim.integration_id;
-                    worker.deliver(item.claim, integration, item.compromise, item.lease_until).await;
-                    integration_id
-                });
+                // Each attempt is its own span: every log line of it, the ConnectWise client's included, names
+                // the delivery.
+                let span = tracing::info_span!(
+                    "delivery",
+                    delivery_id = item.claim.id,
+                    integration_id = item.claim.integration_id
+                );
+                let handle = tasks.spawn(
+                    async move {
+                        let integration_id = item.claim.integration_id;
+                        worker.deliver(item.claim, integration, item.compromise, item.lease_until).await;
+                        integration_id
+                    }
+                    .instrument(span),
+                );
                 task_integrations.insert(handle.id(), id);
             }
         }
@@ -597,12 +616,22 @@ impl Worker {
         compromise: Result<Compromise, String>,
         lease_until: i64,
     ) {
+        let started = std::time::Instant::now();
         let outcome = match (integration, compromise) {
             // Removed while claimed: its deliveries are gone with it.
             (None, _) => return,
             (Some(_), Err(error)) => Outcome::Failed { error, in_doubt: claim.lookup_first },
             (Some(integration), Ok(compromise)) => self.attempt(&claim, &integration, &compromise, lease_until).await,
         };
+        let counted = match &outcome {
+            Outcome::Delivered { .. } => Some(AttemptOutcome::Delivered),
+            Outcome::Retry { .. } => Some(AttemptOutcome::Retry),
+            Outcome::Failed { .. } => Some(AttemptOutcome::Failed),
+            Outcome::Released { .. } => None,
+        };
+        if let Some(counted) = counted {
+            self.deps.metrics.delivery_attempt(counted, started.elapsed());
+        }
         match &outcome {
             Outcome::Delivered { ticket_id } => {
                 tracing::debug!(delivery_id = claim.id, ticket_id, "delivered")

@@ -342,7 +342,13 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
         backoff: Backoff { base: Duration::from_secs(1), max: Duration::from_secs(30) },
         shutdown_grace: Duration::from_secs(35),
     };
-    let deps = Deps { db: db.clone(), connectwise: client.clone(), secrets: secrets.clone(), wake: Default::default() };
+    let deps = Deps {
+        db: db.clone(),
+        connectwise: client.clone(),
+        secrets: secrets.clone(),
+        wake: Default::default(),
+        metrics: Default::default(),
+    };
     let started = Instant::now();
     let handle = worker::spawn(deps, worker_config);
     let mut last_report = Instant::now();

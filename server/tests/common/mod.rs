@@ -2,7 +2,6 @@
 //! pages and server functions as the browser does.
 #![allow(dead_code)]
 
-
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use http::{Request, StatusCode, header};
