@@ -236,10 +236,9 @@ pub fn parse_json(body: &[u8], limits: &Limits) -> Result<Vec<ImportRecord>, Imp
         ImportError::Invalid(vec![RecordError { record: 0, line: Some(e.line()), field: None, message }].into())
     };
     // Count the records before building any of them: a cheap pass that allocates nothing per element.
-    match serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(strip_bom(body)) {
-        Ok(items) => check_records(items.len(), limits)?,
-        // Not an array, or malformed: the full parse below says exactly what is wrong.
-        Err(_) => {}
+    // (Not an array, or malformed: the full parse below says exactly what is wrong.)
+    if let Ok(items) = serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(strip_bom(body)) {
+        check_records(items.len(), limits)?;
     }
     let value: Value = serde_json::from_slice(strip_bom(body)).map_err(malformed)?;
     let Value::Array(items) = value else {
