@@ -84,6 +84,8 @@ async fn import(state: &AppState, headers: &HeaderMap, body: Body) -> (Response,
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        // The token as authentication reads it: padding cannot make a second rate-limit key for the same token.
+        .map(str::trim)
     else {
         let response = unauthorized("Send an API token as `Authorization: Bearer dwid_…` (create one under Settings).");
         return (response, Some(ImportRefusal::Unauthorized));
@@ -101,6 +103,9 @@ async fn import(state: &AppState, headers: &HeaderMap, body: Body) -> (Response,
     // Requests per token per minute, counted across every instance before the body is read.
     let now = app::db::now_millis();
     let key = state.secrets.keyed_hash("import api token", token.as_bytes());
+    if let Err(err) = app::rate_limit::purge(&state.db, now).await {
+        tracing::warn!(error = %err, "could not purge ended rate-limit windows");
+    }
     match app::rate_limit::hit(&state.db, &key, now, 60_000).await {
         Ok(hit) if hit.over(state.config.import_requests_per_minute) => {
             let retry_after = hit.retry_after_secs(now);

@@ -139,7 +139,8 @@ fn is_public(path: &str) -> bool {
 /// Sends a browser without a valid session to the sign-in page, and a signed-in one away from it.
 async fn page_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
-    if request.method() != Method::GET || (is_public(&path) && path != "/sign-in") {
+    // HEAD too: axum answers it with the GET handler, which renders the page.
+    if !matches!(*request.method(), Method::GET | Method::HEAD) || (is_public(&path) && path != "/sign-in") {
         return next.run(request).await;
     }
     let partner = match session_token_from_headers(request.headers(), state.config.is_production()) {
@@ -212,21 +213,26 @@ const ERR_PARAMS: [&str; 3] = ["__path", "__err", "__sig"];
 /// sentence of their own in it. So the redirect gets `__sig`, a keyed hash of path and error under the secrets key,
 /// and a page request whose error is not signed is sent to the same address without it.
 async fn error_channel(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // The signature binds the error to the page it is shown on and to the session that caused it (none on the
+    // sign-in page): a signed link taken from one partner's failed form shows nothing on another's screen.
+    let session = session_token_from_headers(request.headers(), state.config.is_production()).unwrap_or_default();
     if request.method() == Method::GET {
         let query = request.uri().query().unwrap_or_default();
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
         if pairs.iter().any(|(key, _)| ERR_PARAMS.contains(&key.as_str())) {
+            let page = request.uri().path();
             let value = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, v)| v.as_str());
             let signed = match (value("__path"), value("__err"), value("__sig")) {
                 (Some(path), Some(err), Some(sig)) => {
-                    state.secrets.verify_keyed_hash("form error", format!("{path}\n{err}").as_bytes(), sig)
+                    state.secrets.verify_keyed_hash("form error", &signed_text(page, path, err, &session), sig)
                 }
                 _ => false,
             };
             if !signed {
                 let rest: Vec<&(String, String)> =
                     pairs.iter().filter(|(key, _)| !ERR_PARAMS.contains(&key.as_str())).collect();
-                let mut target = request.uri().path().to_string();
+                // Never a protocol-relative target: `//evil.example/x` is a path here, but another site to a browser.
+                let mut target = format!("/{}", page.trim_start_matches(['/', '\\']));
                 if !rest.is_empty() {
                     target.push('?');
                     target.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(rest).finish());
@@ -239,7 +245,7 @@ async fn error_channel(State(state): State<AppState>, request: Request, next: Ne
     let mut response = next.run(request).await;
     if let Some(location) = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok())
         && location.contains("__err=")
-        && let Some(signed) = sign_location(&state, location)
+        && let Some(signed) = sign_location(&state, location, &session)
         && let Ok(value) = HeaderValue::from_str(&signed)
     {
         response.headers_mut().insert(header::LOCATION, value);
@@ -250,13 +256,23 @@ async fn error_channel(State(state): State<AppState>, request: Request, next: Ne
     response
 }
 
-/// The redirect target with `__sig` added for its `__path` and `__err`.
-fn sign_location(state: &AppState, location: &str) -> Option<String> {
-    let (_, query) = location.split_once('?')?;
+/// What `__sig` signs: the page, the server function's path, the error, and the session (empty when none).
+fn signed_text(page: &str, path: &str, err: &str, session: &str) -> Vec<u8> {
+    format!("{page}\n{path}\n{err}\n{session}").into_bytes()
+}
+
+/// The redirect target with `__sig` added for its page, `__path`, `__err` and the session.
+fn sign_location(state: &AppState, location: &str, session: &str) -> Option<String> {
+    let (target, query) = location.split_once('?')?;
+    // Leptos redirects to the Referer, an absolute URL: its path is the page.
+    let page = match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |at| &rest[at..]),
+        None => target,
+    };
     let query = query.split('#').next().unwrap_or_default();
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let value = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, v)| v.as_str());
-    let sig = state.secrets.keyed_hash("form error", format!("{}\n{}", value("__path")?, value("__err")?).as_bytes());
+    let sig = state.secrets.keyed_hash("form error", &signed_text(page, value("__path")?, value("__err")?, session));
     let (base, fragment) = match location.split_once('#') {
         Some((base, fragment)) => (base, format!("#{fragment}")),
         None => (location, String::new()),

@@ -406,6 +406,70 @@ async fn the_no_javascript_error_channel_cannot_carry_an_attackers_sentence() {
 }
 
 #[tokio::test]
+async fn the_error_channel_never_redirects_to_another_site() {
+    let h = harness(&[]).await;
+    for link in ["//evil.example/sign-in?__err=x", "/\\evil.example/sign-in?__err=x", "///evil.example?__err=x"] {
+        let (status, headers, _) = h.get(link, None).await;
+        let location = headers.get(header::LOCATION).map(|v| v.to_str().expect("ascii").to_owned());
+        assert_eq!(status, StatusCode::SEE_OTHER, "{link}");
+        let location = location.expect("location");
+        assert!(location.starts_with('/') && !location.starts_with("//") && !location.starts_with("/\\"), "{link} → {location}");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_error_shows_only_on_its_page_and_to_its_session() {
+    let h = harness(&[]).await;
+    let (_, mallory) = common::signed_in(&h, "mallory@example.com").await;
+    let (_, victim) = common::signed_in(&h, "victim@example.com").await;
+    // Mallory's own failed form (a duplicate organization name carrying her sentence) yields a signed redirect.
+    let sentence = "Your account is locked. Call +1 555 0100";
+    for _ in 0..2 {
+        let request = Request::post("/api/organizations/add")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "text/html")
+            .header(header::REFERER, "http://dash.example.com/organizations")
+            .header(header::COOKIE, &mallory)
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::from(form(&[("name", sentence)])))
+            .expect("request");
+        h.send(request).await;
+    }
+    let request = Request::post("/api/organizations/add")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "text/html")
+        .header(header::REFERER, "http://dash.example.com/organizations")
+        .header(header::COOKIE, &mallory)
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::from(form(&[("name", sentence)])))
+        .expect("request");
+    let (status, headers, _) = h.send(request).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers[header::LOCATION].to_str().expect("ascii").to_owned();
+    let link = &location[location.find("/organizations").expect("page")..];
+    // Mallory sees her error on her page...
+    let (status, _, _) = h.get(link, Some(&mallory)).await;
+    assert_eq!(status, StatusCode::OK, "the signature holds for the session that caused it, on its page");
+    // ...but the victim following her link does not, and neither does the link moved to another page.
+    let (status, headers, _) = h.get(link, Some(&victim)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/organizations");
+    let moved = link.replacen("/organizations", "/settings", 1);
+    let (status, headers, _) = h.get(&moved, Some(&mallory)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/settings");
+}
+
+#[tokio::test]
+async fn head_requests_meet_the_page_gate_too() {
+    let h = harness(&[]).await;
+    let request = Request::head("/integrations").body(Body::empty()).expect("request");
+    let (status, headers, _) = h.send(request).await;
+    assert!(status.is_redirection(), "{status}");
+    assert_eq!(headers[header::LOCATION], "/sign-in");
+}
+
+#[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let h = harness(&[]).await;
     let (_, headers, body) = h.get("/sign-in", None).await;
@@ -479,6 +543,11 @@ async fn the_import_api_is_rate_limited_per_token() {
     assert!(reply.contains("at most 3 a minute"), "{reply}");
     let (status, _, _) = import(&h, &second, "{}\n".into()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "another token has its own budget");
+    // Padding the token does not make it another token's budget.
+    for padded in [format!(" {first}"), format!("\t{first}  ")] {
+        let (status, _, reply) = import(&h, &padded, "{}\n".into()).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{padded:?}: {reply}");
+    }
 }
 
 // ---- Fair work per tenant: per-partner caps --------------------------------------------------------------------

@@ -73,6 +73,25 @@ impl Drop for Slot {
     }
 }
 
+/// A place in a waiting room, given back when dropped.
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    /// How many were waiting before this one.
+    ahead: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        Self { ahead: count.fetch_add(1, Ordering::SeqCst), count }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl HashSlots {
     pub fn new(slots: usize, max_waiting: usize, wait: Duration) -> Self {
         let slots = slots.max(1);
@@ -103,6 +122,11 @@ impl HashSlots {
         self.total
     }
 
+    /// Requests waiting for a slot now, in both lanes.
+    pub fn waiting(&self) -> usize {
+        self.waiting_clean.load(Ordering::SeqCst) + self.waiting_suspect.load(Ordering::SeqCst)
+    }
+
     /// Working-memory buffers made so far (never more than the slots).
     pub fn buffers(&self) -> usize {
         self.memory.lock().map_or(0, |pool| pool.len()) + self.in_use()
@@ -117,12 +141,14 @@ impl HashSlots {
                     Lane::Clean => &self.waiting_clean,
                     Lane::Suspect => &self.waiting_suspect,
                 };
-                if waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-                    waiting.fetch_sub(1, Ordering::SeqCst);
+                // Counted out on drop: a request abandoned while waiting (the client hung up, and the server dropped
+                // its future) must not keep its place in the waiting room for ever.
+                let place = Waiting::enter(waiting);
+                if place.ahead >= self.max_waiting {
                     return Err(Busy);
                 }
                 let waited = tokio::time::timeout(self.wait, self.wait_for(lane)).await;
-                waiting.fetch_sub(1, Ordering::SeqCst);
+                drop(place);
                 match waited {
                     Ok(Some(permit)) => permit,
                     _ => return Err(Busy),
@@ -158,6 +184,33 @@ impl HashSlots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_abandoned_wait_gives_its_place_back() {
+        let slots = Arc::new(HashSlots::new(1, 1, Duration::from_secs(30)));
+        let held = slots.acquire(Lane::Suspect).await.expect("the slot");
+        // A request waits, then its client hangs up: the server drops its future mid-wait.
+        let waiter = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(Lane::Suspect).await.is_ok() }
+        });
+        while slots.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        waiter.abort();
+        assert!(waiter.await.is_err(), "aborted");
+        assert_eq!(slots.waiting(), 0, "the waiting room is empty again");
+        // So the next request may wait (and gets the slot when it frees) instead of being refused at once.
+        let next = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(Lane::Suspect).await.is_ok() }
+        });
+        while slots.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        assert!(next.await.expect("join"), "served after waiting");
+    }
 
     #[tokio::test]
     async fn at_most_the_slots_run_and_the_rest_wait_or_are_refused() {

@@ -222,6 +222,8 @@ impl Worker {
         // Which partner each integration with claimed work belongs to, and whose turn is next.
         let mut partner_of: HashMap<i64, i64> = HashMap::new();
         let mut turns = Turns::default();
+        let mut last_probe = std::time::Instant::now();
+        let mut probing = false;
         let poll = tokio::time::sleep(self.config.poll);
         tokio::pin!(poll);
         loop {
@@ -234,8 +236,13 @@ impl Worker {
                 writes.spawn(self.clone().write_delivered());
             }
             let held = tasks.len() + queued.values().map(VecDeque::len).sum::<usize>();
-            // Refill once a quarter of the window is free (or everything is idle).
-            if claiming.is_none() && !nothing_due && (held == 0 || window - held.min(window) >= window / 4) {
+            // Refill once a quarter of the window is free (or everything is idle). While the window is full, look
+            // every poll interval for other partners' due work all the same: a partner whose attempts are slow
+            // (a site taking its time) must not hold the others' tickets back until its own finish.
+            let room = window.saturating_sub(held);
+            let refill = held == 0 || room >= window / 4;
+            let probe = !refill && last_probe.elapsed() >= self.config.poll;
+            if claiming.is_none() && !nothing_due && (refill || probe) {
                 let held_by =
                     |id: &i64| running.get(id).copied().unwrap_or(0) + queued.get(id).map_or(0, VecDeque::len);
                 let mut integrations: Vec<i64> = running.keys().chain(queued.keys()).copied().collect();
@@ -256,9 +263,14 @@ impl Worker {
                         .collect(),
                     integrations: integrations.into_iter().filter(|id| held_by(id) >= per_integration_window).collect(),
                 };
-                let worker = self.clone();
-                let limit = window - held;
-                claiming = Some(tokio::spawn(async move { worker.claim(limit, exclude).await }));
+                // A probe only makes sense when someone is left out; it takes a little, for the others only.
+                if refill || !exclude.partners.is_empty() {
+                    last_probe = std::time::Instant::now();
+                    probing = !refill;
+                    let (limit, fill) = if refill { (room.max(1), true) } else { (self.config.concurrency.div_ceil(4), false) };
+                    let worker = self.clone();
+                    claiming = Some(tokio::spawn(async move { worker.claim(limit, exclude, fill).await }));
+                }
             }
             tokio::select! {
                 biased;
@@ -272,7 +284,8 @@ impl Worker {
                     claiming = None;
                     match claimed {
                         Ok(Ok(batch)) => {
-                            nothing_due = batch.len() < self.config.concurrency.div_ceil(4);
+                            // A probe finding little says nothing about the partner it left out.
+                            nothing_due = !probing && batch.len() < self.config.concurrency.div_ceil(4);
                             for item in batch {
                                 partner_of.insert(item.claim.integration_id, item.claim.partner_id);
                                 queued.entry(item.claim.integration_id).or_default().push_back(item);
@@ -390,6 +403,16 @@ impl Worker {
             for partner in turns.partner_order(by_partner.keys().copied()) {
                 if tasks.len() >= self.config.concurrency {
                     break;
+                }
+                // The last free slot goes only to a partner with no attempt in flight: however slow one partner's
+                // site is, another partner's ticket starts as soon as it is claimed.
+                let partner_running: usize = running
+                    .iter()
+                    .filter(|(id, _)| partner_of.get(id).copied().unwrap_or(0) == partner)
+                    .map(|(_, n)| *n)
+                    .sum();
+                if self.config.concurrency >= 2 && tasks.len() + 1 >= self.config.concurrency && partner_running > 0 {
+                    continue;
                 }
                 let ids = &by_partner[&partner];
                 let startable = |id: &i64| {
@@ -527,13 +550,18 @@ impl Worker {
     ///
     /// Partners holding their share of the window are left out first, so that another partner's due work is
     /// claimed even behind a large, older backlog; what room remains then goes to everyone.
-    async fn claim(&self, limit: usize, exclude: store::Exclude) -> Result<Vec<Queued>, crate::db::StoreError> {
+    async fn claim(
+        &self,
+        limit: usize,
+        exclude: store::Exclude,
+        fill: bool,
+    ) -> Result<Vec<Queued>, crate::db::StoreError> {
         let now = now_millis();
         let lease_ms = self.config.lease.as_millis() as i64;
         let n = self.claims.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = format!("{}#{n}", self.owner);
         let mut claims = store::claim(&self.deps.db, &token, now, limit, lease_ms, &exclude).await?;
-        if claims.len() < limit && !exclude.partners.is_empty() {
+        if fill && claims.len() < limit && !exclude.partners.is_empty() {
             let everyone = store::Exclude { partners: Vec::new(), ..exclude };
             claims.extend(store::claim(&self.deps.db, &token, now, limit - claims.len(), lease_ms, &everyone).await?);
         }
