@@ -640,6 +640,10 @@ async fn fake_api(
             tokio::time::sleep(Duration::from_millis(250)).await;
             endless_page(&codebase, page, 0)
         }
+        "emptypages" => {
+            let next = format!("</emptypages/apis/3.0/company/companies?pageSize=1000&page={}>; rel=\"next\"", page + 1);
+            ([(http::header::LINK, next)], axum::Json(json!([]))).into_response()
+        }
         "selflink" => {
             let same = "</selflink/apis/3.0/company/companies?pageSize=1000&page=1>; rel=\"next\"";
             ([(http::header::LINK, same)], axum::Json(companies_page(1, 10, 0))).into_response()
@@ -858,6 +862,16 @@ async fn a_slow_endless_list_hits_the_operation_deadline() {
     assert!(matches!(&err, CwError::Transient { reason } if reason.contains("longer than 1 s")), "{err:?}");
     assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3), "{elapsed:?}");
     assert!(page_hits(&fake, "drip") <= 5, "each page is 250 ms: at most 5 in a second");
+}
+
+#[tokio::test]
+async fn empty_pages_linking_on_without_end_stop_at_the_page_cap() {
+    let (site, fake) = start_fake().await;
+    let limits = app::connectwise::Limits { max_list_rows: 5_000, ..Default::default() };
+    let session = limited(limits).session(&fake_credentials(&site, "emptypages", keys())).await.expect("session");
+    let err = session.companies().await.expect_err("endless empty pages");
+    assert!(matches!(&err, CwError::TooLarge { limit, .. } if limit == "7 pages"), "{err:?}");
+    assert_eq!(page_hits(&fake, "emptypages"), 7);
 }
 
 #[tokio::test]

@@ -602,9 +602,15 @@ impl CwSession {
         let mut all = Vec::new();
         let mut bytes_left = limits.max_list_bytes;
         let mut visited = std::collections::HashSet::from([url.to_string()]);
+        // Pages too are capped (empty ones included): a site answering `[]` with ever new next links stops here.
+        let max_pages = limits.max_list_rows / PAGE_SIZE + 2;
         let mut page = 0usize;
         loop {
             page += 1;
+            if page > max_pages {
+                tracing::warn!(path, max_pages, "ConnectWise list has too many pages");
+                return Err(CwError::TooLarge { what: describe_path(path), limit: format!("{max_pages} pages") });
+            }
             let max = limits.max_body_bytes.min(bytes_left);
             let (rows, headers, size): (Vec<T>, HeaderMap, usize) =
                 self.get_limited(url.clone(), path, max).await.map_err(|err| match err {
