@@ -40,7 +40,7 @@ pub fn router(state: AppState) -> Router {
         // Outermost: a request id for every request (a safe incoming one is kept), returned on the response.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::from_fn(drop_unsafe_request_id))
+        .layer(middleware::from_fn_with_state(state.clone(), drop_unsafe_request_id))
         .with_state(state)
 }
 
@@ -74,13 +74,15 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     response
 }
 
-/// An incoming `x-request-id` is kept (to follow a request through a proxy's logs and ours) only when it is short
-/// and plain: 1 to 64 letters, digits, `-`, `_`, `.`. Anything else is removed, so a fresh one is made; a client
-/// cannot forge log lines or flood the logs through it.
-async fn drop_unsafe_request_id(mut request: Request, next: Next) -> Response {
+/// An incoming `x-request-id` is kept (to follow a request through a proxy's logs and ours) only behind a trusted
+/// proxy (`TRUSTED_PROXY_HOPS` > 0, whose load balancer sets it) and only when it is short and plain: 1 to 64
+/// letters, digits, `-`, `_`, `.`. Anything else is removed, so a fresh one is made: a client cannot forge log
+/// lines, flood the logs, or pass another request's id as its own.
+async fn drop_unsafe_request_id(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let ids: Vec<&HeaderValue> = request.headers().get_all(REQUEST_ID).iter().collect();
     let replace = match ids.as_slice() {
         [] => false,
+        _ if state.config.trusted_proxy_hops == 0 => true,
         [id] => !is_safe_request_id(id.as_bytes()),
         _ => true,
     };

@@ -641,7 +641,8 @@ async fn fake_api(
             endless_page(&codebase, page, 0)
         }
         "emptypages" => {
-            let next = format!("</emptypages/apis/3.0/company/companies?pageSize=1000&page={}>; rel=\"next\"", page + 1);
+            let next =
+                format!("</emptypages/apis/3.0/company/companies?pageSize=1000&page={}>; rel=\"next\"", page + 1);
             ([(http::header::LINK, next)], axum::Json(json!([]))).into_response()
         }
         "selflink" => {

@@ -421,7 +421,12 @@ async fn healthz_with(h: &Harness, id: Option<&str>) -> String {
 
 #[tokio::test]
 async fn every_response_has_a_request_id_and_only_safe_ones_are_kept() {
-    let h = harness(&[]).await;
+    // Without a trusted proxy in front, a client's own id is never taken.
+    let direct = harness(&[]).await;
+    let id = healthz_with(&direct, Some("lb-7f3a.9c_01")).await;
+    assert_ne!(id, "lb-7f3a.9c_01");
+    assert_eq!(id.len(), 36, "a fresh one: {id}");
+    let h = harness(&[("TRUSTED_PROXY_HOPS", "1")]).await;
     let first = healthz_with(&h, None).await;
     let second = healthz_with(&h, None).await;
     assert_ne!(first, second, "unique per request");
@@ -459,7 +464,8 @@ async fn every_response_has_a_request_id_and_only_safe_ones_are_kept() {
 async fn every_log_line_of_a_request_or_a_delivery_attempt_names_it() {
     capture_logs();
     let sb = start_sandbox().await;
-    let h = harness(&[]).await;
+    // Behind a trusted proxy, whose request id is kept.
+    let h = harness(&[("TRUSTED_PROXY_HOPS", "1")]).await;
     let (partner, cookie) = signed_in(&h, "logs@msp.example").await;
     let id = "obs-test-5e1d";
     let request = Request::post("/api/integrations/test_connection")
@@ -497,6 +503,10 @@ async fn every_log_line_of_a_request_or_a_delivery_attempt_names_it() {
         { "field": "company", "value": "" },
         { "field": "board", "value": "1" },
     ]);
+    // (A spare integration first: the logs are captured for the whole test binary, and another test delivers as
+    // integration 1; this one's span must be its own.)
+    let spare = common::sandbox_input(&sb.url(), "Spare", mapping.clone());
+    assert!(save_integration(&h, &cookie, None, spare).await.0.is_success());
     let (status, body) = save_integration(&h, &cookie, None, common::sandbox_input(&sb.url(), "Desk", mapping)).await;
     assert!(status.is_success(), "{body}");
     let integration: i64 = body.parse().expect("id");

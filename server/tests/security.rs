@@ -413,7 +413,10 @@ async fn the_error_channel_never_redirects_to_another_site() {
         let location = headers.get(header::LOCATION).map(|v| v.to_str().expect("ascii").to_owned());
         assert_eq!(status, StatusCode::SEE_OTHER, "{link}");
         let location = location.expect("location");
-        assert!(location.starts_with('/') && !location.starts_with("//") && !location.starts_with("/\\"), "{link} → {location}");
+        assert!(
+            location.starts_with('/') && !location.starts_with("//") && !location.starts_with("/\\"),
+            "{link} → {location}"
+        );
     }
 }
 

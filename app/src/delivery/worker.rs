@@ -267,7 +267,8 @@ impl Worker {
                 if refill || !exclude.partners.is_empty() {
                     last_probe = std::time::Instant::now();
                     probing = !refill;
-                    let (limit, fill) = if refill { (room.max(1), true) } else { (self.config.concurrency.div_ceil(4), false) };
+                    let (limit, fill) =
+                        if refill { (room.max(1), true) } else { (self.config.concurrency.div_ceil(4), false) };
                     let worker = self.clone();
                     claiming = Some(tokio::spawn(async move { worker.claim(limit, exclude, fill).await }));
                 }
