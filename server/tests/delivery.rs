@@ -38,25 +38,11 @@ fn input(sb: &RunningSandbox, name: &str) -> Value {
 /// A partner with "Acme Corporation" (a sandbox company) and "Globex Inc" (no exact match), and `n` active
 /// integrations on the sandbox serving both.
 async fn setup(h: &Harness, sb: &RunningSandbox, n: usize) -> (i64, Vec<i64>, i64, i64) {
-    let (partner, cookie) = signed_in(h, "worker@example.com").await;
-    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &Actor::operator("test"))
-        .await
-        .expect("org")
-        .id;
+    let (partner, ids, acme) = partner_with_integrations(h, "worker@example.com", sb, n).await;
     let globex = app::organizations::store::add(&h.state.db, partner, "Globex Inc", None, &Actor::operator("test"))
         .await
         .expect("org")
         .id;
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let (status, body) = save_integration(h, &cookie, None, input(sb, &format!("Desk {i}"))).await;
-        assert!(status.is_success(), "{status} {body}");
-        let id: i64 = serde_json::from_str(&body).expect("id");
-        app::integrations::store::set_active(&h.state.db, partner, id, true, &Actor::operator("test"))
-            .await
-            .expect("enable");
-        ids.push(id);
-    }
     (partner, ids, acme, globex)
 }
 

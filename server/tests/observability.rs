@@ -301,24 +301,7 @@ async fn a_delivery_to_the_sandbox_moves_the_queue_attempt_and_connectwise_famil
     assert!(sample(&queued, "dwid_delivery_oldest_due_age_seconds") >= 0.0);
     let cw_2xx_before = sample(&queued, r#"dwid_connectwise_responses_total{class="2xx"}"#);
 
-    let deps = app::delivery::worker::Deps {
-        db: h.state.db.clone(),
-        connectwise: h.state.connectwise.clone(),
-        secrets: h.state.secrets.clone(),
-        wake: h.state.deliveries.clone(),
-        metrics: h.state.metrics.clone(),
-    };
-    let config = app::delivery::worker::WorkerConfig {
-        poll: Duration::from_millis(100),
-        ..app::delivery::worker::WorkerConfig::from_config(&h.state.config)
-    };
-    let worker = app::delivery::worker::spawn(deps, config);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app::delivery::store::outstanding(&h.state.db).await.expect("outstanding") > 0 {
-        assert!(Instant::now() < deadline, "the delivery was not made");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    worker.shutdown().await;
+    deliver_everything(&h).await;
     assert_eq!(sb.sandbox.tickets().await.len(), 1);
 
     let text = scrape(&h).await;
@@ -400,6 +383,28 @@ async fn readyz_on_postgres() {
     let (status, _, body) = h.get("/readyz", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.starts_with("not ready: migrations not applied: "), "{body}");
+}
+
+/// Runs the delivery worker until no delivery is outstanding, then stops it.
+async fn deliver_everything(h: &Harness) {
+    let deps = app::delivery::worker::Deps {
+        db: h.state.db.clone(),
+        connectwise: h.state.connectwise.clone(),
+        secrets: h.state.secrets.clone(),
+        wake: h.state.deliveries.clone(),
+        metrics: h.state.metrics.clone(),
+    };
+    let config = app::delivery::worker::WorkerConfig {
+        poll: Duration::from_millis(100),
+        ..app::delivery::worker::WorkerConfig::from_config(&h.state.config)
+    };
+    let worker = app::delivery::worker::spawn(deps, config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app::delivery::store::outstanding(&h.state.db).await.expect("outstanding") > 0 {
+        assert!(Instant::now() < deadline, "the delivery was not made");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -538,24 +543,7 @@ async fn every_log_line_of_a_request_or_a_delivery_attempt_names_it() {
         .fetch_one(&h.state.db.pool)
         .await
         .expect("delivery");
-    let deps = app::delivery::worker::Deps {
-        db: h.state.db.clone(),
-        connectwise: h.state.connectwise.clone(),
-        secrets: h.state.secrets.clone(),
-        wake: h.state.deliveries.clone(),
-        metrics: h.state.metrics.clone(),
-    };
-    let config = app::delivery::worker::WorkerConfig {
-        poll: Duration::from_millis(100),
-        ..app::delivery::worker::WorkerConfig::from_config(&h.state.config)
-    };
-    let worker = app::delivery::worker::spawn(deps, config);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app::delivery::store::outstanding(&h.state.db).await.expect("outstanding") > 0 {
-        assert!(Instant::now() < deadline, "the delivery was not made");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    worker.shutdown().await;
+    deliver_everything(&h).await;
     let lines = logs();
     let span = format!("delivery{{delivery_id={delivery_id} integration_id={integration}}}");
     let posts: Vec<&str> =

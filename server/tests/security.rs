@@ -555,23 +555,6 @@ async fn the_import_api_is_rate_limited_per_token() {
 
 // ---- Fair work per tenant: per-partner caps --------------------------------------------------------------------
 
-fn ndjson_record(n: usize, organization: &str) -> String {
-    serde_json::json!({
-        "uuid": format!("0e5b8c1a-2222-4333-8444-{n:012}"),
-        "password": format!("Winter{n}!"),
-        "record_type": "Email",
-        "source": "Combolist (test)",
-        "website": "https://shop.example",
-        "organization_name": organization,
-        "compromise": format!("user{n}@acme.example"),
-        "password_criteria": "Matches",
-        "search_value": "acme.example",
-        "date_added": "2026-11-01T10:00:00Z",
-        "date_found": "2026-10-30",
-    })
-    .to_string()
-}
-
 async fn count(h: &Harness, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&h.state.db.pool).await.expect("count")
 }
@@ -624,7 +607,8 @@ async fn deliveries_waiting_per_partner_are_capped_and_the_batch_is_refused_whol
     app::integrations::store::set_active(&h.state.db, partner, id, true, &operator).await.expect("enable");
     let token = app::api_tokens::store::create(&h.state.db, partner, "test", &operator).await.expect("token").1;
 
-    let batch = |range: std::ops::Range<usize>| range.map(|n| ndjson_record(n, "Acme Corporation") + "\n").collect();
+    let batch =
+        |range: std::ops::Range<usize>| range.map(|n| common::ndjson_record(n, "Acme Corporation") + "\n").collect();
     let (status, _, reply) = import(&h, &token, batch(0..4)).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
     // Two more would make 6 waiting: the whole batch is refused, so it can be sent again as it is.

@@ -36,23 +36,6 @@ async fn import(h: &Harness, token: Option<&str>, content_type: &str, body: impl
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn ndjson_record(n: usize, organization: &str) -> String {
-    json!({
-        "uuid": format!("0e5b8c1a-1111-4222-8333-{n:012}"),
-        "password": format!("Winter{n}!"),
-        "record_type": "Email",
-        "source": "Combolist (test)",
-        "website": "https://shop.example",
-        "organization_name": organization,
-        "compromise": format!("user{n}@acme.example"),
-        "password_criteria": "Matches",
-        "search_value": "acme.example",
-        "date_added": "2026-11-01T10:00:00Z",
-        "date_found": "2026-10-30",
-    })
-    .to_string()
-}
-
 async fn count(h: &Harness, table: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
         .fetch_one(&h.state.db.pool)
@@ -113,7 +96,7 @@ async fn a_token_is_shown_once_listed_by_prefix_works_for_the_import_api_until_r
     assert_eq!(list.tokens.len(), 1, "a revoked token stays listed");
     assert!(list.tokens[0].revoked.is_some());
     let (status, reply) =
-        import(&h, Some(&created.value), "application/x-ndjson", ndjson_record(1, "Acme Corporation")).await;
+        import(&h, Some(&created.value), "application/x-ndjson", common::ndjson_record(1, "Acme Corporation")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
     assert_eq!(count(&h, "compromises").await, 1, "nothing imported with a revoked token");
 }
@@ -167,7 +150,7 @@ async fn the_import_api_refuses_bad_requests_and_stores_nothing() {
         .await
         .expect("org");
     let token = create_token(&h, &cookie, "Importer").await.value;
-    let good = ndjson_record(1, "Acme Corporation");
+    let good = common::ndjson_record(1, "Acme Corporation");
 
     // No token, a malformed one, an unknown one.
     let (status, reply) = import(&h, None, "application/x-ndjson", good.clone()).await;
@@ -179,9 +162,9 @@ async fn the_import_api_refuses_bad_requests_and_stores_nothing() {
     }
 
     // An invalid batch: every error names its record (and line), and nothing of the batch is stored.
-    let mut broken: Value = serde_json::from_str(&ndjson_record(3, "Acme Corporation")).expect("json");
+    let mut broken: Value = serde_json::from_str(&common::ndjson_record(3, "Acme Corporation")).expect("json");
     broken["record_type"] = json!("Phone");
-    let body = format!("{good}\n{}\n{}\n", ndjson_record(2, "Nobody Ltd"), broken);
+    let body = format!("{good}\n{}\n{}\n", common::ndjson_record(2, "Nobody Ltd"), broken);
     let (status, reply) = import(&h, Some(&token), "application/x-ndjson", body).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
     let errors = reply["errors"].as_array().expect("errors");
@@ -193,7 +176,7 @@ async fn the_import_api_refuses_bad_requests_and_stores_nothing() {
     }
     assert!(errors.iter().any(|e| e["record"] == 3 && e["field"] == "record_type"), "{reply}");
     // The record naming an unknown organization is reported once the rest is valid.
-    let body = format!("{good}\n{}\n", ndjson_record(2, "Nobody Ltd"));
+    let body = format!("{good}\n{}\n", common::ndjson_record(2, "Nobody Ltd"));
     let (status, reply) = import(&h, Some(&token), "application/x-ndjson", body).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
     assert_eq!(reply["errors"][0]["record"], 2, "{reply}");
@@ -224,7 +207,7 @@ async fn a_valid_batch_is_imported_once_and_queues_one_delivery_per_active_integ
     integration(&h, &cookie, partner, "Desk B", true).await;
     integration(&h, &cookie, partner, "Desk C (off)", false).await;
     let token = create_token(&h, &cookie, "Importer").await.value;
-    let body: String = (1..=3).map(|n| ndjson_record(n, "acme corporation") + "\n").collect();
+    let body: String = (1..=3).map(|n| common::ndjson_record(n, "acme corporation") + "\n").collect();
 
     let (status, reply) = import(&h, Some(&token), "application/x-ndjson", body.clone()).await;
     assert_eq!(status, StatusCode::OK, "{reply}");

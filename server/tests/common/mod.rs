@@ -165,3 +165,21 @@ pub fn sandbox_input(site: &str, name: &str, mapping: serde_json::Value) -> serd
         "mapping": mapping,
     })
 }
+
+/// One valid import record as an NDJSON line (without the newline) for the partner's organization `organization`.
+pub fn ndjson_record(n: usize, organization: &str) -> String {
+    json!({
+        "uuid": format!("0e5b8c1a-1111-4222-8333-{n:012}"),
+        "password": format!("Winter{n}!"),
+        "record_type": "Email",
+        "source": "Combolist (test)",
+        "website": "https://shop.example",
+        "organization_name": organization,
+        "compromise": format!("user{n}@acme.example"),
+        "password_criteria": "Matches",
+        "search_value": "acme.example",
+        "date_added": "2026-11-01T10:00:00Z",
+        "date_found": "2026-10-30",
+    })
+    .to_string()
+}
