@@ -27,9 +27,9 @@ pub enum AppError {
     /// Too many requests at once (every password-hashing slot busy); try again shortly (HTTP 429).
     #[error("Signing in is busy right now. Please try again in a few seconds.")]
     Busy { retry_after_secs: u64 },
-    /// ConnectWise answered with an error, or could not be reached; the sentence says what to check (HTTP 502).
+    /// The PSA answered with an error, or could not be reached; the sentence says what to check (HTTP 502).
     #[error("{0}")]
-    ConnectWise(String),
+    Psa(String),
     /// A failure on our side; the cause was logged on the server (HTTP 500).
     #[error("Something went wrong on our side. Please try again; if it keeps happening, contact support.")]
     Internal,
@@ -51,7 +51,7 @@ impl AppError {
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
             Self::RateLimited { .. } | Self::Busy { .. } => 429,
-            Self::ConnectWise(_) => 502,
+            Self::Psa(_) => 502,
             Self::Internal | Self::Network => 500,
         }
     }

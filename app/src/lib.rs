@@ -21,6 +21,7 @@ pub mod mapping;
 pub mod names;
 pub mod organizations;
 pub mod settings;
+pub mod ticketing;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
@@ -32,6 +33,8 @@ pub mod connectwise;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
+pub mod hash_slots;
+#[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
 pub mod rate_limit;
@@ -40,7 +43,11 @@ pub mod secrets;
 #[cfg(feature = "ssr")]
 pub mod state;
 #[cfg(feature = "ssr")]
+pub mod systems;
+#[cfg(feature = "ssr")]
 pub mod testing;
+#[cfg(feature = "ssr")]
+pub mod wake;
 
 use auth::{SignInPage, SignOut};
 use integrations::{IntegrationsPage, WizardPage};

@@ -40,7 +40,7 @@ async fn integration(db: &Db, partner_id: i64, name: &str, active: bool, orgs: &
     };
     let id = integrations::create(db, partner_id, &write, &Actor::operator("test")).await.expect("integration");
     // create() associates every organization; keep only the ones asked for.
-    for (org, _) in integrations::associations(db, partner_id).await.expect("associations") {
+    for (org, _) in app::organizations::store::associations(db, partner_id).await.expect("associations") {
         integrations::set_association(db, partner_id, org, id, orgs.contains(&org), &Actor::operator("test"))
             .await
             .expect("association");

@@ -26,7 +26,7 @@ pub enum StartError {
     #[error("could not seed the demo data: {0}")]
     Seed(String),
     #[error(transparent)]
-    ConnectWise(#[from] app::connectwise::BuildError),
+    Ticketing(#[from] app::systems::BuildError),
     #[error("could not listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -42,7 +42,6 @@ pub async fn build_state(config: Config, leptos_options: LeptosOptions) -> Resul
     if config.connectwise_client_id.is_none() {
         tracing::warn!("CONNECTWISE_CLIENT_ID is not set: ConnectWise will refuse calls without a clientId");
     }
-    let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))?;
     let secrets = app::secrets::SecretBox::new(&key);
-    Ok(AppState::new(leptos_options, db, config, connectwise, secrets))
+    Ok(AppState::new(leptos_options, db, config, secrets)?)
 }

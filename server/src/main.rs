@@ -207,7 +207,7 @@ async fn serve(config: Config) -> Result<(), String> {
         app::delivery::worker::spawn(
             app::delivery::worker::Deps {
                 db: state.db.clone(),
-                connectwise: state.connectwise.clone(),
+                ticketing: state.ticketing.clone(),
                 secrets: state.secrets.clone(),
                 wake: state.deliveries.clone(),
                 metrics: state.metrics.clone(),

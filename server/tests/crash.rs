@@ -134,16 +134,14 @@ async fn prepare(
 ) -> (Vec<i64>, Vec<ImportRecord>) {
     let vars: HashMap<String, String> = env(dir, database_url).into_iter().collect();
     let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
-    let connectwise =
-        app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config)).expect("cw");
     let key: [u8; 32] = hex::decode(KEY_HEX).expect("hex").try_into().expect("32 bytes");
     let state = AppState::new(
         leptos::config::LeptosOptions::builder().output_name("dwid-integrations").build(),
         db.clone(),
         config,
-        connectwise,
         app::secrets::SecretBox::new(&key),
-    );
+    )
+    .expect("ticketing clients");
     let partner =
         app::auth::store::create_partner(db, "crash@msp.example", "a long enough password").await.expect("partner");
     let mut orgs = Vec::new();

@@ -80,7 +80,7 @@ fn config(h: &Harness) -> WorkerConfig {
 fn start(h: &Harness, config: WorkerConfig) -> WorkerHandle {
     let deps = Deps {
         db: h.state.db.clone(),
-        connectwise: h.state.connectwise.clone(),
+        ticketing: h.state.ticketing.clone(),
         secrets: h.state.secrets.clone(),
         wake: h.state.deliveries.clone(),
         metrics: h.state.metrics.clone(),

@@ -389,7 +389,7 @@ async fn readyz_on_postgres() {
 async fn deliver_everything(h: &Harness) {
     let deps = app::delivery::worker::Deps {
         db: h.state.db.clone(),
-        connectwise: h.state.connectwise.clone(),
+        ticketing: h.state.ticketing.clone(),
         secrets: h.state.secrets.clone(),
         wake: h.state.deliveries.clone(),
         metrics: h.state.metrics.clone(),

@@ -275,29 +275,29 @@ async fn lookups_follow_the_chosen_board() {
     let names = |items: &[app::mapping::LookupItem]| items.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
 
     let site = lookups(None).await;
-    assert_eq!(names(&site.boards), ["Help Desk", "Security Operations"]);
-    assert_eq!(site.priorities.len(), 5);
-    assert_eq!(names(&site.sources), ["Call", "Email", "Portal", "Dark Web ID"]);
-    assert!(site.statuses.is_empty() && site.types.is_empty() && site.subtypes.is_empty() && site.items.is_empty());
+    assert_eq!(names(site.choices("board", None)), ["Help Desk", "Security Operations"]);
+    assert_eq!(site.choices("priority", None).len(), 5);
+    assert_eq!(names(site.choices("source", None)), ["Call", "Email", "Portal", "Dark Web ID"]);
+    assert!(site.dependent.is_empty(), "no board chosen: no board lists");
 
     let help_desk = lookups(Some(1)).await;
-    assert_eq!(help_desk.boards, site.boards);
-    assert_eq!(help_desk.statuses.keys().copied().collect::<Vec<_>>(), [1]);
-    assert_eq!(names(&help_desk.statuses[&1]), ["New", "In Progress", "Waiting on Client", "Closed"]);
-    assert_eq!(names(&help_desk.types[&1]), ["Incident", "Service Request", "Problem"]);
-    assert_eq!(names(&help_desk.subtypes[&1]), ["Account Compromise", "Password Reset", "Other"]);
-    assert_eq!(names(&help_desk.items[&1]), ["Email", "Workstation", "Network"]);
+    assert_eq!(help_desk.lists, site.lists);
+    assert_eq!(help_desk.dependent["status"].keys().copied().collect::<Vec<_>>(), [1]);
+    assert_eq!(names(help_desk.choices("status", Some(1))), ["New", "In Progress", "Waiting on Client", "Closed"]);
+    assert_eq!(names(help_desk.choices("type", Some(1))), ["Incident", "Service Request", "Problem"]);
+    assert_eq!(names(help_desk.choices("subType", Some(1))), ["Account Compromise", "Password Reset", "Other"]);
+    assert_eq!(names(help_desk.choices("item", Some(1))), ["Email", "Workstation", "Network"]);
 
     let security = lookups(Some(2)).await;
-    assert_eq!(security.statuses.keys().copied().collect::<Vec<_>>(), [2]);
-    assert_eq!(names(&security.statuses[&2]), ["New", "Triage", "Contained", "Resolved"]);
-    assert_eq!(security.statuses[&2].iter().map(|s| s.id).collect::<Vec<_>>(), [11, 12, 13, 14]);
-    assert_eq!(names(&security.items[&2]), ["Dark Web ID", "Endpoint"]);
+    assert_eq!(security.dependent["status"].keys().copied().collect::<Vec<_>>(), [2]);
+    assert_eq!(names(security.choices("status", Some(2))), ["New", "Triage", "Contained", "Resolved"]);
+    assert_eq!(security.choices("status", Some(2)).iter().map(|s| s.id).collect::<Vec<_>>(), [11, 12, 13, 14]);
+    assert_eq!(names(security.choices("item", Some(2))), ["Dark Web ID", "Endpoint"]);
 
     // A board the site does not have: no board lists (validation then flags the Board row).
     let gone = lookups(Some(99)).await;
-    assert_eq!(gone.boards, site.boards);
-    assert!(gone.statuses.is_empty());
+    assert_eq!(gone.lists, site.lists);
+    assert!(gone.dependent.is_empty());
     let checked = row(&h, &cookie, id).await;
     assert_eq!((checked.health, checked.health_error), (Health::Healthy, None));
 }

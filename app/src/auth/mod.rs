@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::AppError;
 
 #[cfg(feature = "ssr")]
-pub mod slots;
+/// The sign-in hashing slots (a lower module, so that `state` can hold them without depending on `auth`).
+pub use crate::hash_slots as slots;
 #[cfg(feature = "ssr")]
 pub mod store;
 

@@ -3,13 +3,9 @@
 
 use std::time::Duration;
 
-/// One field a validation error names, as ConnectWise reports it (`field` like `summary` or `status/name`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FieldError {
-    pub field: String,
-    pub code: String,
-    pub message: String,
-}
+/// One field a validation error names, as ConnectWise reports it (`field` like `summary` or `status/name`): the
+/// ticketing interface's own type.
+pub use crate::ticketing::FieldError;
 
 /// Which credentials a call used: the sentence for a refusal names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

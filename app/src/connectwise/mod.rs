@@ -2,7 +2,7 @@
 //! wizard and the delivery worker use, one typed error, and the outbound-safety rules of [`policy`].
 //!
 //! ```ignore
-//! let client = CwClient::new(ClientConfig::from_config(&config))?;
+//! let client = CwClient::new(client_config)?;              // see `crate::systems` for the one built from Config
 //! let session = client.session(&credentials).await?;   // discovery, cached per site and company
 //! let company = session.find_company_by_name("Acme Corporation").await?;
 //! ```
@@ -14,6 +14,9 @@
 pub mod demo;
 pub mod error;
 pub mod policy;
+mod ticketing;
+
+pub use ticketing::connected_sentence;
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -74,7 +77,7 @@ impl Default for Limits {
     }
 }
 
-/// How the client behaves; built from the application's configuration.
+/// How the client behaves; [`crate::systems`] builds it from the application's configuration.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// The `clientId` header (ConnectWise's registered id of this product); omitted when `None`.
@@ -84,22 +87,6 @@ pub struct ClientConfig {
     pub timeout: Duration,
     pub policy: SitePolicy,
     pub limits: Limits,
-}
-
-impl ClientConfig {
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            client_id: config.connectwise_client_id.clone(),
-            connect_timeout: config.connectwise_connect_timeout,
-            timeout: config.connectwise_timeout,
-            policy: if config.is_production() { SitePolicy::production() } else { SitePolicy::dev() },
-            limits: Limits {
-                max_list_rows: config.connectwise_max_list_rows,
-                operation_deadline: config.connectwise_operation_deadline,
-                ..Limits::default()
-            },
-        }
-    }
 }
 
 /// The credentials a partner gave.
@@ -531,6 +518,18 @@ impl CwSession {
         let body: Value = answer.json()?;
         let id = body.get("id").and_then(Value::as_i64).ok_or_else(|| unexpected("a created ticket without an id"))?;
         Ok(CreatedTicket { id, body })
+    }
+
+    /// Adds a note to the ticket's Detail Description section (`POST service/tickets/{id}/notes`; Manage wants one of
+    /// the three section flags set); answers the note's id. Never retried here.
+    pub async fn add_note(&self, ticket_id: i64, text: &str) -> Result<i64, CwError> {
+        let url = self.url(&format!("service/tickets/{ticket_id}/notes"), &[])?;
+        let body = serde_json::json!({ "text": text, "detailDescriptionFlag": true });
+        let max = self.client.inner.config.limits.max_body_bytes;
+        let answer = self.client.send(Method::POST, url, Some(&body), Some(self), max).await?;
+        let answer = answer.check(self.kind, || CwError::NotFound { what: format!("ticket {ticket_id}") })?;
+        let body: Value = answer.json()?;
+        body.get("id").and_then(Value::as_i64).ok_or_else(|| unexpected("a created note without an id"))
     }
 
     /// The id of the ticket whose `externalXRef` is exactly `xref`, if any (idempotent retries).

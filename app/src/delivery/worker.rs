@@ -3,14 +3,14 @@
 //! One loop claims due deliveries (as many as there are free slots, skipping integrations at their limit) and
 //! runs each attempt as a task:
 //!
-//! 1. If an earlier attempt may have created the ticket (`lookup_first`), look it up by `externalXRef` and
+//! 1. If an earlier attempt may have created the ticket (`lookup_first`), look it up by its dedupe key and
 //!    record it as Delivered when found — this is what makes delivery exactly-once across timeouts, lost
 //!    connections and killed processes.
-//! 2. Resolve the organization's ConnectWise company by exact name (cached per integration, looked up on a miss).
+//! 2. Resolve the organization's PSA company by exact name (cached per integration, looked up on a miss).
 //! 3. Build the ticket from the integration's mapping and `POST` it.
 //!
 //! Transient failures (5xx, timeouts, 429) come back after an exponential backoff with jitter, never sooner than
-//! `Retry-After`; 400/401/403/404 fail at once with ConnectWise's reason. Every ConnectWise request's outcome
+//! `Retry-After`; 400/401/403/404 fail at once with the PSA's reason. Every PSA request's outcome
 //! becomes the integration's health. On shutdown no new work is claimed, attempts in flight get a grace period to
 //! finish, and whatever remains is released (its POST, if sent, is looked up by the next attempt).
 
@@ -18,30 +18,23 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::backoff::Backoff;
 use super::external_xref;
 use super::store::{self, Claim, Outcome};
-use crate::connectwise::{Credentials, CwClient, CwError, CwSession};
 use crate::db::{Db, now_millis};
 use crate::integrations::matching::is_exact;
 use crate::integrations::store::StoredIntegration;
 use crate::mapping::{Compromise, MappingRow};
 use crate::metrics::AttemptOutcome;
 use crate::secrets::SecretBox;
+use crate::systems::Ticketing;
+use crate::ticketing::{Connection, ErrorKind, Session, TicketingError};
 
-/// Wakes the worker of this process (after an import queued deliveries, or a Retry / Enable).
-#[derive(Clone, Default, Debug)]
-pub struct Wake(Arc<Notify>);
-
-impl Wake {
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-}
+pub use crate::wake::Wake;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -49,7 +42,7 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Attempts in flight per integration in this process.
     pub per_integration: usize,
-    /// How long a claim lasts; longer than a ConnectWise call can take, so only a dead worker's lease expires.
+    /// How long a claim lasts; longer than a PSA call can take, so only a dead worker's lease expires.
     pub lease: Duration,
     /// How often to look for due work when not woken (other processes' imports, retries coming due).
     pub poll: Duration,
@@ -78,7 +71,8 @@ impl WorkerConfig {
 #[derive(Clone)]
 pub struct Deps {
     pub db: Db,
-    pub connectwise: CwClient,
+    /// Every ticketing system's client.
+    pub ticketing: Ticketing,
     pub secrets: SecretBox,
     pub wake: Wake,
     /// Where attempts are counted (the process's metrics; `Default` for a worker nobody scrapes).
@@ -105,9 +99,9 @@ impl WorkerHandle {
 /// Starts the worker on the current runtime.
 pub fn spawn(deps: Deps, mut config: WorkerConfig) -> WorkerHandle {
     // A lease shorter than a whole attempt would have every claim released unused (configuration refuses it too).
-    let shortest = deps.connectwise.config().timeout * 5;
+    let shortest = deps.ticketing.longest_call() * 5;
     if config.lease < shortest {
-        tracing::warn!(lease = ?config.lease, ?shortest, "delivery lease raised to 5 × the ConnectWise timeout");
+        tracing::warn!(lease = ?config.lease, ?shortest, "delivery lease raised to 5 × the longest PSA call timeout");
         config.lease = shortest;
     }
     let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
@@ -145,9 +139,9 @@ struct Worker {
 
 /// An integration ready to deliver: opened credentials, parsed mapping, and its company cache.
 struct Prepared {
-    credentials: Result<Credentials, String>,
+    connection: Result<Connection, String>,
     rows: Result<Vec<MappingRow>, String>,
-    /// Organization name → ConnectWise company id, for names that matched exactly.
+    /// Organization name → the PSA's company id, for names that matched exactly.
     companies: Mutex<HashMap<String, i64>>,
 }
 
@@ -318,7 +312,7 @@ impl Worker {
                         self.release_paused(&mut queued).await;
                     }
                 }
-                _ = self.deps.wake.0.notified(), if nothing_due => nothing_due = false,
+                _ = self.deps.wake.woken(), if nothing_due => nothing_due = false,
                 _ = &mut poll, if nothing_due => nothing_due = false,
             }
         }
@@ -358,7 +352,7 @@ impl Worker {
             }
         }
         self.clone().write_delivered().await;
-        let in_doubt_delay = (self.deps.connectwise.config().timeout * 2).as_millis() as i64;
+        let in_doubt_delay = (self.deps.ticketing.longest_call() * 2).as_millis() as i64;
         match store::release_all(&self.deps.db, &self.owner, in_doubt_delay).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "released leased deliveries"),
@@ -427,7 +421,7 @@ impl Worker {
                 *running.entry(id).or_default() += 1;
                 let worker = self.clone();
                 let integration = item.integration.map(|(_, prepared)| prepared);
-                // Each attempt is its own span: every log line of it, the ConnectWise client's included, names
+                // Each attempt is its own span: every log line of it, the PSA client's included, names
                 // the delivery.
                 let span = tracing::info_span!(
                     "delivery",
@@ -448,10 +442,10 @@ impl Worker {
         queued.retain(|_, q| !q.is_empty());
     }
 
-    /// An attempt makes at most four ConnectWise calls, each bounded by the client's timeout. (Leases are at least
+    /// An attempt makes at most four PSA calls, each bounded by the client's timeout. (Leases are at least
     /// five timeouts long, so a claim may wait up to one timeout for a slot.)
     fn min_lease_left_ms(&self) -> i64 {
-        (self.deps.connectwise.config().timeout * 4 + Duration::from_millis(250)).as_millis() as i64
+        (self.deps.ticketing.longest_call() * 4 + Duration::from_millis(250)).as_millis() as i64
     }
 
     fn delivered_len(&self) -> usize {
@@ -628,14 +622,13 @@ impl Worker {
     }
 
     fn prepared(&self, stored: &StoredIntegration) -> Prepared {
-        let credentials =
-            crate::integrations::service::open_stored_credentials(&self.deps.secrets, stored).map_err(|_| {
-                "The integration's stored keys cannot be read: edit the integration and enter them again.".to_owned()
-            });
+        let connection = crate::integrations::service::open_connection(&self.deps.secrets, stored).map_err(|_| {
+            "The integration's stored keys cannot be read: edit the integration and enter them again.".to_owned()
+        });
         let rows = serde_json::from_str::<Vec<MappingRow>>(&stored.mapping_json).map_err(|_| {
             "The integration's field mapping is unreadable: edit the integration and save it again.".to_owned()
         });
-        Prepared { credentials, rows, companies: Mutex::new(HashMap::new()) }
+        Prepared { connection, rows, companies: Mutex::new(HashMap::new()) }
     }
 
     async fn deliver(
@@ -692,37 +685,44 @@ impl Worker {
         compromise: &Compromise,
         lease_until: i64,
     ) -> Outcome {
-        let credentials = match &integration.credentials {
-            Ok(credentials) => credentials,
+        let connection = match &integration.connection {
+            Ok(connection) => connection,
             Err(error) => return Outcome::Failed { error: error.clone(), in_doubt: claim.lookup_first },
         };
         let rows = match &integration.rows {
             Ok(rows) => rows,
             Err(error) => return Outcome::Failed { error: error.clone(), in_doubt: claim.lookup_first },
         };
+        let system = connection.system;
+        let call_timeout = self.deps.ticketing.call_timeout(system);
         let xref = external_xref(&compromise.uuid, claim.integration_id);
-        let not_posted = |err: CwError| self.classify(claim, err, claim.lookup_first, false);
-        let session = match self.recorded(claim, self.deps.connectwise.session(credentials).await) {
+        let not_posted = |err: TicketingError| self.classify(claim, err, claim.lookup_first, false);
+        let session = match self.recorded(claim, self.deps.ticketing.session(connection).await) {
             Ok(session) => session,
             Err(err) => return not_posted(err),
         };
         if claim.lookup_first {
-            match self.recorded(claim, session.find_ticket_by_external_xref(&xref).await) {
+            match self.recorded(claim, session.find_ticket(&xref).await) {
                 Ok(Some(ticket_id)) => {
-                    tracing::info!(delivery_id = claim.id, ticket_id, "ticket found by externalXRef: not posted again");
+                    tracing::info!(
+                        delivery_id = claim.id,
+                        ticket_id,
+                        "ticket found by its dedupe key: not posted again"
+                    );
                     return Outcome::Delivered { ticket_id };
                 }
                 Ok(None) => {}
                 Err(err) => return not_posted(err),
             }
         }
-        let company_id = match self.company(claim, integration, &session, &compromise.organization_name).await {
+        let company_id = match self.company(claim, integration, session.as_ref(), &compromise.organization_name).await {
             Ok(Some(id)) => id,
             Ok(None) => {
                 return Outcome::Failed {
                     error: format!(
-                        "No ConnectWise company is named exactly \"{}\": rename the organization or the company so \
-                         the names match, then Retry.",
+                        "No {} company is named exactly \"{}\": rename the organization or the company so the names \
+                         match, then Retry.",
+                        system.short_label(),
                         compromise.organization_name
                     ),
                     in_doubt: claim.lookup_first,
@@ -746,27 +746,37 @@ impl Worker {
         }
         // The POST must end (answer or timeout) while the lease holds, or another worker could post too. Slow
         // calls before it count as an attempt, so a site that is always this slow ends Failed, not Pending forever.
-        let post_budget = self.deps.connectwise.config().timeout + Duration::from_secs(1);
+        let post_budget = call_timeout + Duration::from_secs(1);
         if lease_until - now_millis() < post_budget.as_millis() as i64 {
-            let slow = CwError::Transient { reason: "its answers took too long to post the ticket in time".into() };
+            let slow = TicketingError::new(
+                ErrorKind::Transient { answered: true },
+                format!(
+                    "{} answered too slowly to post the ticket in time; it will be tried again.",
+                    system.short_label()
+                ),
+            );
             return self.classify(claim, slow, claim.lookup_first, false);
         }
         match self.recorded(claim, session.create_ticket(&ticket).await) {
-            Ok(created) => Outcome::Delivered { ticket_id: created.id },
+            Ok(ticket_id) => Outcome::Delivered { ticket_id },
             Err(err) => {
-                if err.field_errors().iter().any(|f| f.field.eq_ignore_ascii_case("company")) {
+                if err.field_errors().iter().any(|f| f.field.to_ascii_lowercase().starts_with("company")) {
                     integration.companies.lock().await.remove(&compromise.organization_name);
                 }
                 // Only an answer that says "not created" clears this POST's doubt; a timeout, a 5xx or an
                 // unreadable answer (even a 2xx one) may hide a created ticket. An earlier POST's doubt stays.
-                let created_maybe = matches!(err, CwError::Transient { .. } | CwError::UnexpectedResponse { .. });
+                let created_maybe = err.may_have_created();
                 let unanswered = err.is_unanswered();
-                let err = match err {
+                let err = match err.kind {
                     // Retried, so that the lookup settles it, instead of failing a delivery that may have worked.
-                    CwError::UnexpectedResponse { reason } => {
-                        CwError::Transient { reason: format!("an unreadable answer to the ticket POST: {reason}") }
-                    }
-                    other => other,
+                    ErrorKind::Unexpected => TicketingError::new(
+                        ErrorKind::Transient { answered: true },
+                        format!(
+                            "The answer to the ticket could not be read, so it is looked up before trying again. {}",
+                            err.sentence
+                        ),
+                    ),
+                    _ => err,
                 };
                 self.classify(claim, err, created_maybe || claim.lookup_first, unanswered)
             }
@@ -778,9 +788,9 @@ impl Worker {
         &self,
         claim: &Claim,
         integration: &Prepared,
-        session: &CwSession,
+        session: &dyn Session,
         name: &str,
-    ) -> Result<Option<i64>, CwError> {
+    ) -> Result<Option<i64>, TicketingError> {
         if let Some(id) = integration.companies.lock().await.get(name) {
             return Ok(Some(*id));
         }
@@ -794,8 +804,8 @@ impl Worker {
         }
     }
 
-    /// Notes a ConnectWise call's outcome as the integration's health and hands it back.
-    fn recorded<T>(&self, claim: &Claim, outcome: Result<T, CwError>) -> Result<T, CwError> {
+    /// Notes a PSA call's outcome as the integration's health and hands it back.
+    fn recorded<T>(&self, claim: &Claim, outcome: Result<T, TicketingError>) -> Result<T, TicketingError> {
         let health = match &outcome {
             Ok(_) => Ok(()),
             Err(err) => Err(err.to_string()),
@@ -804,9 +814,9 @@ impl Worker {
         outcome
     }
 
-    /// The outcome of a failed attempt. `unanswered_post`: the ticket POST got no answer at all, so ConnectWise may
+    /// The outcome of a failed attempt. `unanswered_post`: the ticket POST got no answer at all, so the PSA may
     /// still be creating the ticket.
-    fn classify(&self, claim: &Claim, err: CwError, in_doubt: bool, unanswered_post: bool) -> Outcome {
+    fn classify(&self, claim: &Claim, err: TicketingError, in_doubt: bool, unanswered_post: bool) -> Outcome {
         if !err.is_retryable() {
             return Outcome::Failed { error: err.to_string(), in_doubt };
         }
@@ -814,21 +824,22 @@ impl Worker {
         if attempts >= self.config.max_attempts {
             return Outcome::Failed { error: format!("Gave up after {attempts} attempts. {err}"), in_doubt };
         }
-        let retry_after = match &err {
-            CwError::RateLimited { retry_after } => Some(retry_after.unwrap_or(Duration::from_secs(5))),
+        let retry_after = match err.kind {
+            ErrorKind::RateLimited { retry_after } => Some(retry_after.unwrap_or(Duration::from_secs(5))),
+            ErrorKind::BudgetSpent { .. } => err.wait(now_millis()),
             _ => None,
         };
         let mut delay = self.config.backoff.delay(attempts, retry_after);
         if unanswered_post {
-            // ConnectWise may still be creating a ticket it did not answer for: look it up only after that had
+            // The PSA may still be creating a ticket it did not answer for: look it up only after that had
             // time to finish.
-            delay = delay.max(self.deps.connectwise.config().timeout * 2);
+            delay = delay.max(self.deps.ticketing.longest_call() * 2);
         }
         Outcome::Retry { at: now_millis() + delay.as_millis() as i64, error: err.to_string(), in_doubt }
     }
 }
 
-/// The latest ConnectWise outcome per integration, written to the integration at most twice a second: every
+/// The latest PSA outcome per integration, written to the integration at most twice a second: every
 /// attempt counts, without a database write per request.
 #[derive(Default)]
 struct HealthRecorder {

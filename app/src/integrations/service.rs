@@ -1,12 +1,13 @@
 //! The integration service (server only): validates what the wizard sends, seals credentials before they reach
 //! the store, opens them for ConnectWise calls, and records health from every call's outcome.
 
-use crate::connectwise::{Auth, Credentials, CwError};
+use crate::connectwise::{Auth, Credentials};
 use crate::connectwise_site::{SiteMode, validate_company_id, validate_site};
 use crate::db::Db;
 use crate::error::AppError;
 use crate::mapping::MappingRow;
 use crate::state::AppState;
+use crate::ticketing::{Connection, System, TicketingError};
 
 use super::store::{self, IntegrationWrite, StoredIntegration};
 use super::{AuthKind, CONNECTWISE, IntegrationInput, IntegrationRow, IntegrationSettings, validate_name};
@@ -21,7 +22,7 @@ fn credentials_context(partner_id: i64) -> String {
 pub use crate::dates::format_millis as format_time;
 
 fn system_label(system: &str) -> String {
-    if system == CONNECTWISE { "ConnectWise".into() } else { system.to_string() }
+    System::from_db(system).map_or_else(|| system.to_string(), |s| s.short_label().to_string())
 }
 
 pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<IntegrationRow>, AppError> {
@@ -109,6 +110,14 @@ fn credentials_from_input(input: &IntegrationInput, existing: Option<&Auth>) -> 
 
 pub fn open_credentials(state: &AppState, stored: &StoredIntegration) -> Result<Credentials, AppError> {
     open_stored_credentials(&state.secrets, stored)
+}
+
+/// The stored integration's connection for the ticketing interface, its secrets opened.
+pub fn open_connection(
+    secrets: &crate::secrets::SecretBox,
+    stored: &StoredIntegration,
+) -> Result<Connection, AppError> {
+    Ok(open_stored_credentials(secrets, stored)?.connection())
 }
 
 pub fn open_stored_credentials(
@@ -224,9 +233,13 @@ pub async fn save(
     }
 }
 
-/// Records an integration's health from the outcome of a ConnectWise call and hands the outcome back, with the
-/// error as a sentence the partner can act on.
-pub async fn recorded<T>(db: &Db, integration_id: Option<i64>, outcome: Result<T, CwError>) -> Result<T, AppError> {
+/// Records an integration's health from the outcome of a PSA call and hands the outcome back, with the error as a
+/// sentence the partner can act on.
+pub async fn recorded<T>(
+    db: &Db,
+    integration_id: Option<i64>,
+    outcome: Result<T, TicketingError>,
+) -> Result<T, AppError> {
     if let Some(id) = integration_id {
         let health = match &outcome {
             Ok(_) => Ok(()),
@@ -236,7 +249,7 @@ pub async fn recorded<T>(db: &Db, integration_id: Option<i64>, outcome: Result<T
             tracing::error!(integration_id = id, error = %err, "could not record health");
         }
     }
-    outcome.map_err(|err| AppError::ConnectWise(err.to_string()))
+    outcome.map_err(|err| AppError::Psa(err.to_string()))
 }
 
 #[cfg(test)]

@@ -302,23 +302,6 @@ pub async fn updated_at(db: &Db, ids: &[i64]) -> Result<Vec<(i64, i64, bool)>, S
         .collect::<Result<_, sqlx::Error>>()?)
 }
 
-/// Ids of the partner's integrations associated with each of its organizations.
-pub async fn associations(db: &Db, partner_id: i64) -> Result<BTreeMap<i64, Vec<i64>>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT oi.organization_id, oi.integration_id FROM organization_integrations oi \
-         JOIN organizations o ON o.id = oi.organization_id WHERE o.partner_id = $1 \
-         ORDER BY oi.organization_id, oi.integration_id",
-    )
-    .bind(partner_id)
-    .fetch_all(&db.pool)
-    .await?;
-    let mut map: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for row in &rows {
-        map.entry(row.try_get("organization_id")?).or_default().push(row.try_get("integration_id")?);
-    }
-    Ok(map)
-}
-
 /// Associates (or dissociates) one organization and one integration, both the partner's. A change is recorded; a
 /// box ticked twice is not.
 pub async fn set_association(

@@ -10,11 +10,11 @@ use rand::RngCore;
 use serde_json::Value;
 
 use crate::activity::{self, Actor, Kind};
-use crate::connectwise::{Company, Credentials, CwError, CwSession, FieldError, Named};
 use crate::error::AppError;
-use crate::mapping::{self, Compromise, LookupItem, Lookups, MappingRow, RowError};
+use crate::mapping::{self, Compromise, Lookups, MappingRow, RowError};
 use crate::organizations::Organization;
 use crate::state::AppState;
+use crate::ticketing::{Company, Connection, ErrorKind, FieldError, Session, TicketingError};
 
 use super::IntegrationInput;
 use super::matching::{self, CompanyNames};
@@ -51,21 +51,9 @@ pub async fn test_connection(
     input: &IntegrationInput,
 ) -> Result<String, AppError> {
     let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
-    let outcome = async { state.connectwise.session(&credentials).await?.test_connection().await }.await;
-    let info = recorded(&state.db, stored.map(|s| s.id), outcome).await?;
-    Ok(connected_sentence(&info.version))
-}
-
-/// `Connected to ConnectWise Manage v2025.1.` from the version `system/info` gives.
-pub fn connected_sentence(version: &str) -> String {
-    let version = version.trim();
-    if version.is_empty() {
-        "Connected to ConnectWise Manage.".to_owned()
-    } else if version.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("Connected to ConnectWise Manage v{version}.")
-    } else {
-        format!("Connected to ConnectWise Manage {version}.")
-    }
+    let connection = credentials.connection();
+    let outcome = async { state.ticketing.session(&connection).await?.test_connection().await }.await;
+    recorded(&state.db, stored.map(|s| s.id), outcome).await
 }
 
 /// Every organization of the partner beside the ConnectWise company named exactly like it, or near misses.
@@ -77,7 +65,8 @@ pub async fn match_companies(
 ) -> Result<Vec<CompanyMatch>, AppError> {
     let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
     let organizations = crate::organizations::store::list(&state.db, partner_id).await?;
-    let outcome = async { state.connectwise.session(&credentials).await?.companies().await }.await;
+    let connection = credentials.connection();
+    let outcome = async { state.ticketing.session(&connection).await?.companies().await }.await;
     let companies = recorded(&state.db, stored.map(|s| s.id), outcome).await?;
     Ok(company_matches(organizations, companies))
 }
@@ -98,9 +87,8 @@ fn company_matches(organizations: Vec<Organization>, companies: Vec<Company>) ->
         .collect()
 }
 
-/// Boards, priorities and sources; with `board_id`, that board's statuses, types, subtypes and items too (keyed by
-/// `board_id`). A `board_id` the site does not have (any more) gets no board lists: validating the mapping against
-/// these lookups then flags the Board row.
+/// The lists the mapping's list fields choose from (see [`Session::lookups`]); with `board_id`, that board's lists
+/// too.
 pub async fn lookups(
     state: &AppState,
     partner_id: i64,
@@ -109,32 +97,10 @@ pub async fn lookups(
     board_id: Option<i64>,
 ) -> Result<Lookups, AppError> {
     let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
-    let outcome = fetch_lookups(state, &credentials, board_id).await;
+    let parents: Vec<(String, i64)> = board_id.map(|id| ("board".to_owned(), id)).into_iter().collect();
+    let connection = credentials.connection();
+    let outcome = async { state.ticketing.session(&connection).await?.lookups(&parents).await }.await;
     recorded(&state.db, stored.map(|s| s.id), outcome).await
-}
-
-fn items(named: Vec<Named>) -> Vec<LookupItem> {
-    named.into_iter().map(|n| LookupItem { id: n.id, name: n.name }).collect()
-}
-
-async fn fetch_lookups(state: &AppState, credentials: &Credentials, board_id: Option<i64>) -> Result<Lookups, CwError> {
-    let session = state.connectwise.session(credentials).await?;
-    let (boards, priorities, sources) = tokio::try_join!(session.boards(), session.priorities(), session.sources())?;
-    let mut lookups =
-        Lookups { boards: items(boards), priorities: items(priorities), sources: items(sources), ..Lookups::default() };
-    if let Some(board) = board_id.filter(|b| lookups.boards.iter().any(|known| known.id == *b)) {
-        let (statuses, types, subtypes, board_items) = tokio::try_join!(
-            session.board_statuses(board),
-            session.board_types(board),
-            session.board_subtypes(board),
-            session.board_items(board),
-        )?;
-        lookups.statuses.insert(board, items(statuses));
-        lookups.types.insert(board, items(types));
-        lookups.subtypes.insert(board, items(subtypes));
-        lookups.items.insert(board, items(board_items));
-    }
-    Ok(lookups)
 }
 
 /// Saves the integration, then creates a real ticket from a test compromise of the first organization (by name)
@@ -186,7 +152,7 @@ async fn submit_saved(
 ) -> Result<TestOutcome, AppError> {
     // Exactly what was saved (blank secrets already replaced by the stored ones), as delivery will read it.
     let stored = store::get(&state.db, partner_id, integration_id).await?;
-    let credentials = service::open_credentials(state, &stored)?;
+    let connection = service::open_connection(&state.secrets, &stored)?;
     let organizations: Vec<Organization> = crate::organizations::store::list(&state.db, partner_id)
         .await?
         .into_iter()
@@ -201,7 +167,7 @@ async fn submit_saved(
         return Ok(rejected(NO_ORGANIZATION, Vec::new()));
     }
 
-    let submitted = match submit_test(state, integration_id, &credentials, &organizations, mapping).await {
+    let submitted = match submit_test(state, integration_id, &connection, &organizations, mapping).await {
         Ok(submitted) => {
             // A refused ticket is a failed request too: Unhealthy, with ConnectWise's sentence, until a request
             // succeeds. The refusal itself is answered below, as a `Rejected` outcome.
@@ -236,19 +202,19 @@ enum Submitted {
         organization: String,
         summary: String,
     },
-    /// `create_ticket`'s [`CwError::Validation`].
-    Refused(CwError),
+    /// `create_ticket`'s [`ErrorKind::Validation`] refusal.
+    Refused(TicketingError),
 }
 
 async fn submit_test(
     state: &AppState,
     integration_id: i64,
-    credentials: &Credentials,
+    connection: &Connection,
     organizations: &[Organization],
     rows: &[MappingRow],
-) -> Result<Submitted, CwError> {
-    let session = state.connectwise.session(credentials).await?;
-    let Some((organization, company)) = first_matching(&session, organizations).await? else {
+) -> Result<Submitted, TicketingError> {
+    let session = state.ticketing.session(connection).await?;
+    let Some((organization, company)) = first_matching(session.as_ref(), organizations).await? else {
         return Ok(Submitted::NoMatch);
     };
     let uuid = uuid_v4();
@@ -259,22 +225,22 @@ async fn submit_test(
             Ok(ticket) => ticket,
             Err(errors) => return Ok(Submitted::Mapping(errors)),
         };
-    let summary = ticket.get("summary").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let summary = ticket.fields.get("summary").and_then(Value::as_str).unwrap_or_default().to_owned();
     match session.create_ticket(&ticket).await {
-        Ok(created) => {
-            tracing::info!(ticket_id = created.id, company_id = company.id, uuid, "test compromise ticket created");
-            Ok(Submitted::Created { ticket_id: created.id, organization: organization.name.clone(), summary })
+        Ok(ticket_id) => {
+            tracing::info!(ticket_id, company_id = company.id, uuid, "test compromise ticket created");
+            Ok(Submitted::Created { ticket_id, organization: organization.name.clone(), summary })
         }
-        Err(err @ CwError::Validation { .. }) => Ok(Submitted::Refused(err)),
+        Err(err) if err.kind == ErrorKind::Validation => Ok(Submitted::Refused(err)),
         Err(err) => Err(err),
     }
 }
 
 /// The first organization (in the order given) whose name matches a ConnectWise company exactly, with the company.
 async fn first_matching<'a>(
-    session: &CwSession,
+    session: &dyn Session,
     organizations: &'a [Organization],
-) -> Result<Option<(&'a Organization, Company)>, CwError> {
+) -> Result<Option<(&'a Organization, Company)>, TicketingError> {
     for org in organizations.iter().take(LOOKUPS_BY_NAME) {
         // ConnectWise compares names without case: keep only an exact match.
         if let Some(company) = session.find_company_by_name(&org.name).await?
@@ -344,13 +310,6 @@ mod tests {
     }
 
     #[test]
-    fn the_connected_sentence_names_the_version() {
-        assert_eq!(connected_sentence("v2025.1"), "Connected to ConnectWise Manage v2025.1.");
-        assert_eq!(connected_sentence(" 2025.1.10431 "), "Connected to ConnectWise Manage v2025.1.10431.");
-        assert_eq!(connected_sentence(""), "Connected to ConnectWise Manage.");
-    }
-
-    #[test]
     fn field_errors_land_on_the_rows_they_name() {
         let rows = vec![
             MappingRow::new("summary", "[compromise]"),
@@ -414,7 +373,7 @@ mod tests {
     #[test]
     fn organizations_are_matched_against_every_company() {
         let org = |id: i64, name: &str| Organization { id, name: name.into(), integration_ids: vec![] };
-        let company = |id: i64, name: &str| Company { id, identifier: format!("C{id}"), name: name.into() };
+        let company = |id: i64, name: &str| Company { id, name: name.into() };
         let matches = company_matches(
             vec![org(1, "Acme Corporation"), org(2, "Globex Inc")],
             vec![company(1, "Acme Corporation"), company(2, "Globex, Inc.")],

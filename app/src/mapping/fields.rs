@@ -53,6 +53,10 @@ pub struct FieldDef {
     pub required: bool,
     /// One sentence for the palette.
     pub help: &'static str,
+    /// For a list (Reference) field: what one entry is, with its article ("a service board"), for messages.
+    pub noun: &'static str,
+    /// For a list whose entries depend on another field's choice (a board's statuses): that field's key.
+    pub parent: Option<&'static str>,
 }
 
 const fn def(
@@ -62,7 +66,18 @@ const fn def(
     max_len: Option<usize>,
     help: &'static str,
 ) -> FieldDef {
-    FieldDef { key, label, kind, max_len, required: false, help }
+    FieldDef { key, label, kind, max_len, required: false, help, noun: "", parent: None }
+}
+
+/// A list field: `noun` names one entry ("a priority"); `parent` is the field whose choice its entries depend on.
+const fn list(
+    key: &'static str,
+    label: &'static str,
+    noun: &'static str,
+    parent: Option<&'static str>,
+    help: &'static str,
+) -> FieldDef {
+    FieldDef { key, label, kind: FieldKind::Reference, max_len: None, required: false, help, noun, parent }
 }
 
 /// The ticket property Dark Web ID reserves: every ticket carries `externalXRef = "dwid:<uuid>/<integration id>"`
@@ -86,6 +101,8 @@ pub const FIELDS: &[FieldDef] = &[
         max_len: Some(100),
         required: true,
         help: "The ticket's title; required, at most 100 characters (longer text is cut).",
+        noun: "",
+        parent: None,
     },
     FieldDef {
         key: "company",
@@ -94,6 +111,8 @@ pub const FIELDS: &[FieldDef] = &[
         max_len: None,
         required: true,
         help: "Set automatically to the ConnectWise company matched to the compromise's organization.",
+        noun: "",
+        parent: None,
     },
     def(
         "initialDescription",
@@ -110,19 +129,19 @@ pub const FIELDS: &[FieldDef] = &[
         "An internal note only your technicians see.",
     ),
     def("initialResolution", "Initial Resolution", FieldKind::LongText, None, "A first resolution note."),
-    def(
+    list(
         "board",
         "Board",
-        FieldKind::Reference,
+        "a service board",
         None,
         "The service board the ticket is created on; Status, Type, Sub Type and Item come from this board.",
     ),
-    def("status", "Status", FieldKind::Reference, None, "A status of the chosen board."),
-    def("priority", "Priority", FieldKind::Reference, None, "The ticket priority."),
-    def("type", "Type", FieldKind::Reference, None, "A type of the chosen board."),
-    def("subType", "Sub Type", FieldKind::Reference, None, "A sub type of the chosen board."),
-    def("item", "Item", FieldKind::Reference, None, "An item of the chosen board."),
-    def("source", "Source", FieldKind::Reference, None, "How the ticket was received (a service source)."),
+    list("status", "Status", "a status", Some("board"), "A status of the chosen board."),
+    list("priority", "Priority", "a priority", None, "The ticket priority."),
+    list("type", "Type", "a type", Some("board"), "A type of the chosen board."),
+    list("subType", "Sub Type", "a sub type", Some("board"), "A sub type of the chosen board."),
+    list("item", "Item", "an item", Some("board"), "An item of the chosen board."),
+    list("source", "Source", "a service source", None, "How the ticket was received (a service source)."),
     def("contactName", "Contact Name", FieldKind::Text, Some(62), "The contact's name, at most 62 characters."),
     def(
         "contactEmailAddress",

@@ -14,10 +14,13 @@
 //!   characters except that an emoji outside the Basic Multilingual Plane counts 2. Truncation cuts on character
 //!   boundaries and never separates a character from its combining marks or an emoji sequence. [`truncate_chars`]
 //!   counts plain characters for callers that want that.
-//! - **External Reference** (`externalXRef`) is reserved: [`build_ticket`] sets it to `dwid:<uuid>/<integration id>` (see
-//!   [`external_xref`]) so a retried delivery finds its ticket; it is not in [`FIELDS`] and a row naming it is an
-//!   error.
-//! - **Company** is always `{"id": company_id}` from the organization's matched company; its row's value is empty.
+//! - **External Reference** (`externalXRef`) is reserved: every ticket carries the dedupe key
+//!   `dwid:<uuid>/<integration id>` (see [`external_xref`], [`NewTicket::dedupe_key`]) so a retried delivery finds
+//!   its ticket; it is not in [`FIELDS`] and a row naming it is an error.
+//! - **Company** is always the organization's matched company ([`NewTicket::company_id`]); its row's value is
+//!   empty.
+//! - **Lists** are ids in [`NewTicket::fields`]; a list that depends on another field's choice (a board's
+//!   statuses) is checked against that choice ([`FieldDef::parent`], [`Lookups`]).
 //! - Values that render empty are not sent (ConnectWise defaults apply).
 
 mod fields;
@@ -37,5 +40,5 @@ pub use rows::{
 pub use template::{
     Segment, TemplateError, connectwise_len, parse, render, suggest_token, truncate_chars, truncate_for_connectwise,
 };
-pub use ticket::build_ticket;
+pub use ticket::{NewTicket, build_ticket};
 pub use tokens::{Compromise, PasswordCriteria, RecordType, TOKENS, Token, obscure, token};

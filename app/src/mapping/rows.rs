@@ -75,23 +75,55 @@ mod row_index {
     }
 }
 
-/// One entry of a ConnectWise setup table (board, status, priority, …).
+/// One entry of a PSA list (a board, a status, a priority, …).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookupItem {
     pub id: i64,
     pub name: String,
 }
 
-/// The site's setup tables, as the wizard loaded them. Board-specific lists are keyed by board id.
+/// The entries the mapping's list fields choose from, as the wizard loaded them from the PSA.
+///
+/// A list whose entries depend on another field's choice (a ConnectWise board's statuses, an Autotask issue type's
+/// sub-issue types; see [`super::FieldDef::parent`]) is kept per parent id, and only for the parents loaded so far:
+/// a parent that is not there yet means "not loaded", not "no entries".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lookups {
-    pub boards: Vec<LookupItem>,
-    pub statuses: BTreeMap<i64, Vec<LookupItem>>,
-    pub types: BTreeMap<i64, Vec<LookupItem>>,
-    pub subtypes: BTreeMap<i64, Vec<LookupItem>>,
-    pub items: BTreeMap<i64, Vec<LookupItem>>,
-    pub priorities: Vec<LookupItem>,
-    pub sources: Vec<LookupItem>,
+    /// Field key → its entries, for lists that depend on nothing.
+    pub lists: BTreeMap<String, Vec<LookupItem>>,
+    /// Field key → parent's id → its entries.
+    pub dependent: BTreeMap<String, BTreeMap<i64, Vec<LookupItem>>>,
+}
+
+impl Lookups {
+    /// Whether any list has been loaded.
+    pub fn is_loaded(&self) -> bool {
+        !self.lists.is_empty()
+    }
+
+    /// The entries of a list field; for a dependent one, those of `parent` (empty when it is not loaded).
+    pub fn choices(&self, key: &str, parent: Option<i64>) -> &[LookupItem] {
+        let found = match parent {
+            None => self.lists.get(key),
+            Some(parent) => self.dependent.get(key).and_then(|by_parent| by_parent.get(&parent)),
+        };
+        found.map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The entries of a dependent list for `parent`, if they have been loaded.
+    pub fn loaded_choices(&self, key: &str, parent: i64) -> Option<&[LookupItem]> {
+        self.dependent.get(key).and_then(|by_parent| by_parent.get(&parent)).map(Vec::as_slice)
+    }
+
+    /// Adds what `newer` loaded: its plain lists replace ours, its dependent lists join ours parent by parent.
+    pub fn merge(&mut self, newer: Lookups) {
+        for (key, items) in newer.lists {
+            self.lists.insert(key, items);
+        }
+        for (key, by_parent) in newer.dependent {
+            self.dependent.entry(key).or_default().extend(by_parent);
+        }
+    }
 }
 
 /// What a row renders to for one compromise, exactly as the ticket would carry it.
@@ -249,26 +281,24 @@ fn unknown_field_message(key: &str) -> String {
     }
 }
 
-/// The board-specific lists, by field key.
-const BOARD_FIELDS: &[&str] = &["status", "type", "subType", "item"];
+/// The id chosen in the row of field `key`, when that row is sound (a positive id) and, with `lookups`, one of
+/// the list's entries; with its name when known.
+fn chosen_parent(rows: &[MappingRow], key: &str, lookups: Option<&Lookups>) -> Option<(i64, String)> {
+    let def = field(key)?;
+    let row = rows.iter().find(|r| r.field == key)?;
+    let id = parse_id(def, &row.value).ok()?;
+    match lookups {
+        Some(l) => l.choices(key, None).iter().find(|item| item.id == id).map(|item| (id, item.name.clone())),
+        None => Some((id, String::new())),
+    }
+}
 
-/// Checks a mapping before it is saved. With `lookups`, Reference ids are checked against the site's tables
-/// (status, type, sub type and item against the board chosen in the Board row); without, only their form.
-/// Errors come in row order, form-level errors (no Summary row) last.
+/// Checks a mapping before it is saved. With `lookups`, list ids are checked against the PSA's lists (a dependent
+/// list, such as a board's statuses, against the entries of the parent chosen in the mapping, when they are
+/// loaded); without, only their form. Errors come in row order, form-level errors (no Summary row) last.
 pub fn validate(rows: &[MappingRow], lookups: Option<&Lookups>) -> Vec<RowError> {
     let mut errors = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    let board_row = rows.iter().position(|r| r.field == "board");
-    // The board the dependent lists are checked against: only when the Board row itself is sound.
-    let mut board: Option<(i64, String)> = None;
-    if let (Some(index), Some(def)) = (board_row, field("board"))
-        && let Ok(id) = parse_id(def, &rows[index].value)
-    {
-        match lookups {
-            Some(l) => board = l.boards.iter().find(|b| b.id == id).map(|b| (id, b.name.clone())),
-            None => board = Some((id, String::new())),
-        }
-    }
 
     for (index, row) in rows.iter().enumerate() {
         let key = row.field.as_str();
@@ -307,18 +337,23 @@ pub fn validate(rows: &[MappingRow], lookups: Option<&Lookups>) -> Vec<RowError>
                         continue;
                     }
                 };
-                if BOARD_FIELDS.contains(&def.key) && board_row.is_none() {
+                if let Some(parent) = def.parent.and_then(field)
+                    && !rows.iter().any(|r| r.field == parent.key)
+                {
                     push(
                         &mut errors,
                         format!(
-                            "{} belongs to a service board: add a Board row and choose the board first.",
-                            def.label
+                            "{} belongs to {}: add a {} row and choose the {} first.",
+                            def.label,
+                            parent.noun,
+                            parent.label,
+                            parent.label.to_lowercase()
                         ),
                     );
                     continue;
                 }
                 if let Some(lookups) = lookups
-                    && let Some(message) = check_lookup(def, id, board.as_ref(), lookups)
+                    && let Some(message) = check_lookup(def, id, rows, lookups)
                 {
                     push(&mut errors, message);
                 }
@@ -341,32 +376,24 @@ pub fn validate(rows: &[MappingRow], lookups: Option<&Lookups>) -> Vec<RowError>
     errors
 }
 
-fn check_lookup(def: &FieldDef, id: i64, board: Option<&(i64, String)>, lookups: &Lookups) -> Option<String> {
-    let plain = |list: &[LookupItem], what: &str| {
-        (!list.iter().any(|item| item.id == id))
-            .then(|| format!("{} {id} is not {what} on this ConnectWise site; choose one from the list.", def.label))
+fn check_lookup(def: &FieldDef, id: i64, rows: &[MappingRow], lookups: &Lookups) -> Option<String> {
+    let Some(parent_key) = def.parent else {
+        let found = lookups.choices(def.key, None).iter().any(|item| item.id == id);
+        return (!found).then(|| {
+            format!("{} {id} is not {} on this ConnectWise site; choose one from the list.", def.label, def.noun)
+        });
     };
-    let per_board = |map: &BTreeMap<i64, Vec<LookupItem>>, what: &str| {
-        // An unknown board is reported on the Board row; its dependents are not checked against it.
-        let (board_id, board_name) = board?;
-        let found = map.get(board_id).is_some_and(|list| list.iter().any(|item| item.id == id));
-        (!found).then(|| {
-            format!(
-                "{} {id} is not {what} of the board \"{board_name}\"; choose one from that board's list.",
-                def.label
-            )
-        })
-    };
-    match def.key {
-        "board" => plain(&lookups.boards, "a service board"),
-        "priority" => plain(&lookups.priorities, "a priority"),
-        "source" => plain(&lookups.sources, "a service source"),
-        "status" => per_board(&lookups.statuses, "a status"),
-        "type" => per_board(&lookups.types, "a type"),
-        "subType" => per_board(&lookups.subtypes, "a sub type"),
-        "item" => per_board(&lookups.items, "an item"),
-        _ => None,
-    }
+    // An unknown parent is reported on its own row, and a parent whose lists are not loaded yet cannot be judged:
+    // its dependents are not checked against it.
+    let (parent_id, parent_name) = chosen_parent(rows, parent_key, Some(lookups))?;
+    let choices = lookups.loaded_choices(def.key, parent_id)?;
+    let parent_word = field(parent_key).map_or(parent_key.to_owned(), |p| p.label.to_lowercase());
+    (!choices.iter().any(|item| item.id == id)).then(|| {
+        format!(
+            "{} {id} is not {} of the {parent_word} \"{parent_name}\"; choose one from that {parent_word}'s list.",
+            def.label, def.noun
+        )
+    })
 }
 
 fn check_template(def: &FieldDef, value: &str) -> Vec<String> {

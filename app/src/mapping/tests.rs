@@ -11,16 +11,21 @@ fn item(id: i64, name: &str) -> LookupItem {
     LookupItem { id, name: name.to_owned() }
 }
 
-/// Two boards; board 1 has a full set of lists, board 2 only a status.
+/// Two boards, both loaded; board 1 has a full set of lists, board 2 only a status.
 fn lookups() -> Lookups {
+    let per_board = |one: Vec<LookupItem>, two: Vec<LookupItem>| BTreeMap::from([(1, one), (2, two)]);
     Lookups {
-        boards: vec![item(1, "Service A"), item(2, "Security")],
-        statuses: BTreeMap::from([(1, vec![item(11, "New")]), (2, vec![item(21, "New (Security)")])]),
-        types: BTreeMap::from([(1, vec![item(31, "Security Incident")])]),
-        subtypes: BTreeMap::from([(1, vec![item(41, "Credential Exposure")])]),
-        items: BTreeMap::from([(1, vec![item(51, "Dark Web")])]),
-        priorities: vec![item(4, "Priority 3 - Normal")],
-        sources: vec![item(6, "Dark Web ID")],
+        lists: BTreeMap::from([
+            ("board".to_owned(), vec![item(1, "Service A"), item(2, "Security")]),
+            ("priority".to_owned(), vec![item(4, "Priority 3 - Normal")]),
+            ("source".to_owned(), vec![item(6, "Dark Web ID")]),
+        ]),
+        dependent: BTreeMap::from([
+            ("status".to_owned(), per_board(vec![item(11, "New")], vec![item(21, "New (Security)")])),
+            ("type".to_owned(), per_board(vec![item(31, "Security Incident")], vec![])),
+            ("subType".to_owned(), per_board(vec![item(41, "Credential Exposure")], vec![])),
+            ("item".to_owned(), per_board(vec![item(51, "Dark Web")], vec![])),
+        ]),
     }
 }
 
@@ -540,6 +545,17 @@ fn board_lists_follow_the_board_row() {
     // An unknown board is reported once, on the Board row; its dependents are not checked against it.
     let e = one_error(&rows_with(&[("board", "99"), ("status", "11")]), Some(&l));
     assert_eq!(e.field, "board");
+    // A board whose lists are not loaded yet: its dependents wait to be judged until they are.
+    let mut partly = l.clone();
+    partly.lists.get_mut("board").expect("boards").push(item(3, "Projects"));
+    assert_eq!(validate(&rows_with(&[("board", "3"), ("status", "11")]), Some(&partly)), vec![]);
+    partly.merge(Lookups {
+        lists: BTreeMap::new(),
+        dependent: BTreeMap::from([("status".to_owned(), BTreeMap::from([(3, vec![item(71, "Open")])]))]),
+    });
+    let e = one_error(&rows_with(&[("board", "3"), ("status", "11")]), Some(&partly));
+    assert_eq!(e.message, "Status 11 is not a status of the board \"Projects\"; choose one from that board's list.");
+    assert_eq!(partly.choices("status", Some(1)), l.choices("status", Some(1)), "merging keeps other boards' lists");
 }
 
 #[test]
@@ -623,20 +639,17 @@ fn every_field_accepts_a_sensible_value() {
         .collect();
     assert_eq!(validate(&rows, Some(&lookups())), vec![]);
     let ticket = build_ticket(&rows, &Compromise::sample(), 250, "dwid:x").expect("ticket");
-    for key in ticket.keys() {
-        assert!(
-            field(key).is_some() || ["externalXRef", "automaticEmailCcFlag"].contains(&key.as_str()),
-            "unexpected property {key}"
-        );
+    for key in ticket.fields.keys() {
+        assert!(field(key).is_some_and(|f| f.kind != FieldKind::Company), "unexpected property {key}");
     }
-    assert_eq!(ticket.len(), FIELDS.len() + 2);
+    assert_eq!(ticket.fields.len(), FIELDS.len() - 1, "every field but the company");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Ticket body
 
 #[test]
-fn build_ticket_produces_the_connectwise_body() {
+fn build_ticket_renders_every_row() {
     let rows = vec![
         row("summary", "DWID: [compromise]"),
         row("company", ""),
@@ -651,20 +664,18 @@ fn build_ticket_produces_the_connectwise_body() {
     ];
     let c = Compromise { website: None, ..Compromise::sample() };
     let ticket = build_ticket(&rows, &c, 24, "dwid:5f0c2a7e-93d4-4b1e-a6f8-2c71e0d94b3a").expect("ticket");
+    assert_eq!((ticket.company_id, ticket.dedupe_key.as_str()), (24, "dwid:5f0c2a7e-93d4-4b1e-a6f8-2c71e0d94b3a"));
     assert_eq!(
-        serde_json::Value::Object(ticket),
+        serde_json::Value::Object(ticket.fields),
         json!({
             "summary": "DWID: jane.doe@acme-corp.example",
-            "company": {"id": 24},
-            "board": {"id": 1},
-            "status": {"id": 11},
-            "priority": {"id": 4},
+            "board": 1,
+            "status": 11,
+            "priority": 4,
             "initialDescription": "Found 2025-03-12T00:00:00Z\nSource: Hacking forum combolist (sample data)",
             "contactEmailAddress": "jane.doe@acme-corp.example",
             "automaticEmailCc": "soc@msp.example",
-            "automaticEmailCcFlag": true,
             "requiredDate": "2025-03-14T09:26:53Z",
-            "externalXRef": "dwid:5f0c2a7e-93d4-4b1e-a6f8-2c71e0d94b3a",
         }),
         "contactName renders empty and is left out"
     );
@@ -673,9 +684,8 @@ fn build_ticket_produces_the_connectwise_body() {
 #[test]
 fn build_ticket_sets_company_and_xref_even_without_a_company_row() {
     let ticket = build_ticket(&[row("summary", "x")], &Compromise::sample(), 7, "dwid:1").expect("ticket");
-    assert_eq!(ticket.get("company"), Some(&json!({"id": 7})));
-    assert_eq!(ticket.get("externalXRef"), Some(&json!("dwid:1")));
-    assert_eq!(ticket.len(), 3);
+    assert_eq!((ticket.company_id, ticket.dedupe_key.as_str()), (7, "dwid:1"));
+    assert_eq!(ticket.fields.len(), 1);
 }
 
 #[test]
@@ -687,11 +697,11 @@ fn build_ticket_truncates_on_character_boundaries() {
     let rows =
         vec![row("summary", &format!("{}[organization_name]", "ä".repeat(82))), row("zip", "[organization_name]")];
     let ticket = build_ticket(&rows, &c, 1, "dwid:1").expect("ticket");
-    let summary = ticket["summary"].as_str().expect("string");
+    let summary = ticket.fields["summary"].as_str().expect("string");
     // 82 + 17 = 99 units: the emoji (2 units) would end at 101, so it moves whole into the cut part.
     assert_eq!(summary, format!("{}Société Générale ", "ä".repeat(82)));
     assert!(connectwise_len(summary) <= 100);
-    assert_eq!(ticket["zip"], json!("Société Géné"));
+    assert_eq!(ticket.fields["zip"], json!("Société Géné"));
     // Exactly what the preview shows.
     assert_eq!(preview(&rows[0], &c).expect("preview").text, summary);
 }
@@ -712,9 +722,9 @@ fn build_ticket_normalizes_dates_and_drops_unusable_values() {
         ..Compromise::sample()
     };
     let ticket = build_ticket(&rows, &c, 1, "dwid:1").expect("ticket");
-    assert_eq!(ticket.get("requiredDate"), Some(&json!("2024-12-31T23:30:00Z")));
-    assert!(!ticket.contains_key("estimatedStartDate"));
-    assert!(!ticket.contains_key("contactEmailAddress"));
+    assert_eq!(ticket.fields.get("requiredDate"), Some(&json!("2024-12-31T23:30:00Z")));
+    assert!(!ticket.fields.contains_key("estimatedStartDate"));
+    assert!(!ticket.fields.contains_key("contactEmailAddress"));
 }
 
 #[test]
@@ -772,11 +782,11 @@ fn a_new_integration_starts_with_every_list_left_to_connectwise() {
     let ticket = build_ticket(&rows, &Compromise::sample(), 7, "dwid:x").expect("ticket");
     for key in ["board", "status", "priority", "type", "subType", "item", "source"] {
         assert!(rows.iter().any(|r| r.field == key), "{key} row");
-        assert!(!ticket.contains_key(key), "an empty {key} is not sent");
+        assert!(!ticket.fields.contains_key(key), "an empty {key} is not sent");
     }
-    // Once chosen, a list is sent as a reference object.
+    // Once chosen, a list is sent as its id.
     let mut rows = rows;
     rows.iter_mut().find(|r| r.field == "priority").expect("row").value = "3".into();
     let ticket = build_ticket(&rows, &Compromise::sample(), 7, "dwid:x").expect("ticket");
-    assert_eq!(ticket["priority"], serde_json::json!({ "id": 3 }));
+    assert_eq!(ticket.fields["priority"], serde_json::json!(3));
 }

@@ -1,5 +1,6 @@
-//! The `POST service/tickets` body built from a mapping and a compromise.
+//! The ticket built from a mapping and a compromise, in a form every PSA module turns into its own body.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::fields::{EXTERNAL_XREF_KEY, field};
@@ -10,11 +11,24 @@ use super::tokens::Compromise;
 /// ConnectWise's maximum length of `externalXRef`.
 const EXTERNAL_XREF_MAX: usize = 100;
 
-/// Builds the ticket JSON for one compromise.
+/// A ticket ready to be created in any PSA: the mapped fields, the company and the dedupe key. The system's module
+/// turns it into its own body (ConnectWise: references as `{"id": n}`, the key in `externalXRef`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewTicket {
+    /// The PSA company matched to the compromise's organization.
+    pub company_id: i64,
+    /// `dwid:<uuid>/<integration id>` (see [`super::external_xref`]): written into the ticket so that an attempt
+    /// in doubt finds the ticket it may have created.
+    pub dedupe_key: String,
+    /// Field key → value: text, long text, emails and dates as strings (rendered, cut to length); list choices as
+    /// their id (a JSON number). Only keys of the field catalog; never the company or the dedupe key.
+    pub fields: Map<String, Value>,
+}
+
+/// Builds the ticket for one compromise.
 ///
-/// - Only properties of the field catalog, plus `company`, `externalXRef` and `automaticEmailCcFlag` (set to
-///   `true` when `automaticEmailCc` is sent), never anything else.
-/// - References are objects `{"id": n}`; `company` is `{"id": company_id}` whatever the Company row says.
+/// - Only properties of the field catalog (the company and the dedupe key travel beside them).
+/// - List choices are ids; the Company row's value is ignored: the company is `company_id`.
 /// - Strings are rendered, line breaks handled per field kind (flattened to spaces for single-line fields, kept as
 ///   `\n` in the long texts), and cut to the field's maximum on character boundaries (counted as ConnectWise
 ///   counts, see [`super::connectwise_len`]), exactly as [`super::preview`] shows.
@@ -30,7 +44,7 @@ pub fn build_ticket(
     compromise: &Compromise,
     company_id: i64,
     external_xref: &str,
-) -> Result<Map<String, Value>, Vec<RowError>> {
+) -> Result<NewTicket, Vec<RowError>> {
     let mut errors = validate(rows, None);
     if external_xref.trim().is_empty() || connectwise_len(external_xref) > EXTERNAL_XREF_MAX {
         errors.push(RowError::new(
@@ -54,7 +68,7 @@ pub fn build_ticket(
                 ticket.insert(def.key.to_owned(), Value::String(kept));
             }
             Ok(Rendered::Reference(id)) => {
-                ticket.insert(def.key.to_owned(), json!({ "id": id }));
+                ticket.insert(def.key.to_owned(), json!(id));
             }
             Ok(Rendered::Text { .. } | Rendered::Empty | Rendered::Company | Rendered::Omitted { .. }) => {}
         }
@@ -70,10 +84,5 @@ pub fn build_ticket(
     if !errors.is_empty() {
         return Err(errors);
     }
-    if ticket.contains_key("automaticEmailCc") {
-        ticket.insert("automaticEmailCcFlag".to_owned(), Value::Bool(true));
-    }
-    ticket.insert("company".to_owned(), json!({ "id": company_id }));
-    ticket.insert(EXTERNAL_XREF_KEY.to_owned(), Value::String(external_xref.to_owned()));
-    Ok(ticket)
+    Ok(NewTicket { company_id, dedupe_key: external_xref.to_owned(), fields: ticket })
 }

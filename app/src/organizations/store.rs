@@ -1,5 +1,7 @@
 //! Organization storage; every query is scoped to one partner (server only).
 
+use std::collections::BTreeMap;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -25,7 +27,7 @@ pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<Organization>, StoreEr
         .bind(partner_id)
         .fetch_all(&db.pool)
         .await?;
-    let mut associations = crate::integrations::store::associations(db, partner_id).await?;
+    let mut associations = associations(db, partner_id).await?;
     rows.iter()
         .map(|row| {
             let mut org = from_row(row)?;
@@ -115,8 +117,7 @@ pub async fn rename(db: &Db, partner_id: i64, id: i64, name: &str, actor: &Actor
             .await?;
     }
     tx.commit().await?;
-    org.integration_ids =
-        crate::integrations::store::associations(db, partner_id).await?.remove(&org.id).unwrap_or_default();
+    org.integration_ids = associations(db, partner_id).await?.remove(&org.id).unwrap_or_default();
     Ok(org)
 }
 
@@ -131,4 +132,21 @@ pub async fn delete(db: &Db, partner_id: i64, id: i64, actor: &Actor) -> Result<
     activity::store::record(&mut tx, partner_id, actor, Kind::OrganizationDeleted, &name, None).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Ids of the partner's integrations associated with each of its organizations.
+pub async fn associations(db: &Db, partner_id: i64) -> Result<BTreeMap<i64, Vec<i64>>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT oi.organization_id, oi.integration_id FROM organization_integrations oi \
+         JOIN organizations o ON o.id = oi.organization_id WHERE o.partner_id = $1 \
+         ORDER BY oi.organization_id, oi.integration_id",
+    )
+    .bind(partner_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut map: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for row in &rows {
+        map.entry(row.try_get("organization_id")?).or_default().push(row.try_get("integration_id")?);
+    }
+    Ok(map)
 }

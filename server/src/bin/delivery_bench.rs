@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use app::compromises::Limits;
 use app::config::Config;
-use app::connectwise::{Auth, ClientConfig, Credentials, CwClient};
+use app::connectwise::{Auth, Credentials};
 use app::db::Db;
 use app::delivery::backoff::Backoff;
 use app::delivery::worker::{self, Deps, WorkerConfig};
@@ -218,15 +218,13 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
     let db = database(backend).await?;
     let mut config = Config::from_lookup(|name| (name == "APP_MODE").then(|| "dev".to_string()))?;
     config.connectwise_timeout = Duration::from_secs(30);
-    let client = CwClient::new(ClientConfig::from_config(&config))?;
     let secrets = app::secrets::SecretBox::new(&[7u8; 32]);
     let state = AppState::new(
         leptos::config::LeptosOptions::builder().output_name("dwid-integrations").build(),
         db.clone(),
         config.clone(),
-        client.clone(),
         secrets.clone(),
-    );
+    )?;
     let partner = app::auth::store::create_partner(&db, "bench@msp.example", "a long enough password").await?;
     let organizations = company_names(args.organizations);
     for name in &organizations {
@@ -297,7 +295,8 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
             private_key: sandbox::DEMO_PRIVATE_KEY.into(),
         },
     };
-    let session = client.session(&credentials).await?;
+    let session: Arc<dyn app::ticketing::Session> =
+        Arc::from(state.ticketing.session(&credentials.connection()).await?);
     let company = session.find_company_by_name(&organizations[0]).await?.ok_or("no company")?;
     let rows = mapping("Raw");
     let probe = (queued / 10).max(1_000);
@@ -344,7 +343,7 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
     };
     let deps = Deps {
         db: db.clone(),
-        connectwise: client.clone(),
+        ticketing: state.ticketing.clone(),
         secrets: secrets.clone(),
         wake: Default::default(),
         metrics: Default::default(),

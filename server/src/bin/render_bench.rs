@@ -408,9 +408,8 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let db = Db::connect(url, config.database_max_connections).await?;
     let options = LeptosOptions::builder().output_name("dwid-integrations").build();
-    let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))?;
     let secrets = app::secrets::SecretBox::new(&[42u8; 32]);
-    let state = AppState::new(options, db, config, connectwise, secrets);
+    let state = AppState::new(options, db, config, secrets)?;
     println!(
         "Integrations page render benchmark ({} cores available, {:?} database)",
         std::thread::available_parallelism()?.get(),

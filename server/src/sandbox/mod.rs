@@ -160,6 +160,12 @@ struct StoredTicket {
     ticket: Value,
 }
 
+/// A note on a ticket, as `POST service/tickets/{id}/notes` stored it.
+struct StoredNote {
+    ticket_id: i64,
+    note: Value,
+}
+
 /// The stored tickets, with an index by `externalXRef` (how a delivery worker looks a ticket up).
 #[derive(Default)]
 struct Store {
@@ -168,6 +174,7 @@ struct Store {
     by_xref: HashMap<String, Vec<usize>>,
     /// The keys of `by_xref` carried by more than one ticket.
     duplicated: BTreeSet<String>,
+    notes: Vec<StoredNote>,
 }
 
 impl Store {
@@ -328,12 +335,14 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/service/sources", get(list_sources))
         .route("/service/tickets", get(list_tickets).post(create_ticket))
         .route("/service/tickets/{id}", get(get_ticket))
+        .route("/service/tickets/{id}/notes", get(list_notes).post(create_note))
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(sandbox.clone(), api_gate));
     Router::new()
         .route("/", get(page::index))
         .route("/login/companyinfo/{company_id}", get(company_info))
         .route("/_sandbox/tickets", get(sandbox_tickets))
+        .route("/_sandbox/notes/{id}", get(list_notes))
         .route("/_sandbox/tickets/summary", get(sandbox_tickets_summary))
         .route("/_sandbox/faults", get(get_faults).post(set_faults))
         .route("/_sandbox/stats", get(stats))
@@ -718,6 +727,57 @@ async fn get_ticket(State(sb): State<Sandbox>, Path(id): Path<i64>) -> Response 
         Some(t) => axum::Json(tickets::api_view(&t.ticket)).into_response(),
         None => error(StatusCode::NOT_FOUND, "NotFound", format!("Ticket {id} not found")),
     }
+}
+
+/// `POST service/tickets/{id}/notes`: `text` is required, and at least one of `detailDescriptionFlag`,
+/// `internalAnalysisFlag` and `resolutionFlag` must be true — Manage refuses a note that belongs to none of the
+/// three sections (the ServiceNote model of the REST reference; client libraries such as ConnectWiseManageAPI's
+/// New-CWMTicketNote pass one of the flags for that reason).
+async fn create_note(State(sb): State<Sandbox>, Path(id): Path<i64>, body: Bytes) -> Response {
+    let Ok(Value::Object(mut note)) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "InvalidObject", "The note could not be read as a JSON object.");
+    };
+    let text = note.get("text").and_then(Value::as_str).unwrap_or_default();
+    if text.trim().is_empty() {
+        return validation("text", "Text is required.");
+    }
+    let flagged = ["detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag"]
+        .iter()
+        .any(|flag| note.get(*flag).and_then(Value::as_bool) == Some(true));
+    if !flagged {
+        return validation(
+            "detailDescriptionFlag",
+            "At least one of detailDescriptionFlag, internalAnalysisFlag or resolutionFlag must be true.",
+        );
+    }
+    let mut store = sb.inner.store.write().await;
+    if !store.tickets.iter().any(|t| t.ticket["id"].as_i64() == Some(id)) {
+        return error(StatusCode::NOT_FOUND, "NotFound", format!("Ticket {id} not found"));
+    }
+    let note_id = i64::try_from(store.notes.len()).unwrap_or(i64::MAX - 1) + 1;
+    note.insert("id".into(), json!(note_id));
+    note.insert("ticketId".into(), json!(id));
+    note.insert("dateCreated".into(), json!(now_iso()));
+    store.notes.push(StoredNote { ticket_id: id, note: Value::Object(note.clone()) });
+    (StatusCode::CREATED, axum::Json(Value::Object(note))).into_response()
+}
+
+async fn list_notes(State(sb): State<Sandbox>, Path(id): Path<i64>) -> Response {
+    let store = sb.inner.store.read().await;
+    let notes: Vec<Value> = store.notes.iter().filter(|n| n.ticket_id == id).map(|n| n.note.clone()).collect();
+    axum::Json(notes).into_response()
+}
+
+fn validation(field: &str, message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({
+            "code": "InvalidObject",
+            "message": "note object is invalid",
+            "errors": [{ "code": "Required", "message": message, "resource": "note", "field": field }],
+        })),
+    )
+        .into_response()
 }
 
 async fn sandbox_tickets(State(sb): State<Sandbox>) -> Response {

@@ -31,10 +31,8 @@ pub fn harness_on(db: app::db::Db, vars: &[(&str, &str)]) -> Harness {
     map.entry("APP_MODE".into()).or_insert_with(|| "dev".into());
     let config = Config::from_lookup(|name| map.get(name).cloned()).expect("config");
     let options = LeptosOptions::builder().output_name("dwid-integrations").build();
-    let connectwise = app::connectwise::CwClient::new(app::connectwise::ClientConfig::from_config(&config))
-        .expect("connectwise client");
     let secrets = app::secrets::SecretBox::new(&[42u8; 32]);
-    let state = AppState::new(options, db, config, connectwise, secrets);
+    let state = AppState::new(options, db, config, secrets).expect("ticketing clients");
     Harness { router: server::routes::router(state.clone()), state }
 }
 

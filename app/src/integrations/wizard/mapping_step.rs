@@ -25,60 +25,52 @@ fn value_id(index: usize) -> String {
     format!("mapping-value-{index}")
 }
 
-/// The board chosen in the mapping's Board row, if any.
-fn chosen_board(rows: &[MappingRow]) -> Option<i64> {
-    rows.iter().find(|r| r.field == "board").and_then(|r| r.value.trim().parse().ok())
+/// The id chosen in the row of field `key`, if any.
+fn chosen(rows: &[MappingRow], key: &str) -> Option<i64> {
+    rows.iter().find(|r| r.field == key).and_then(|r| r.value.trim().parse().ok())
 }
 
-/// Lookups for validation: a status (type, sub type, item) is known when it exists on any board of the site; that
-/// it belongs to the chosen board is ConnectWise's to say, on the row, when a test compromise is submitted.
-fn site_wide(lookups: &Lookups, board: Option<i64>) -> Lookups {
-    let union = |map: &std::collections::BTreeMap<i64, Vec<LookupItem>>| {
-        let mut all: Vec<LookupItem> = map.values().flatten().cloned().collect();
-        all.dedup_by_key(|i| i.id);
-        all
+/// The options of a list field: its entries, or for a list that depends on another field (a board's statuses)
+/// the entries of the choice made in that field's row.
+fn options(key: &str, lookups: &Lookups, rows: &[MappingRow]) -> Vec<LookupItem> {
+    match field(key).and_then(|def| def.parent) {
+        None => lookups.choices(key, None).to_vec(),
+        Some(parent) => chosen(rows, parent).map(|id| lookups.choices(key, Some(id)).to_vec()).unwrap_or_default(),
+    }
+}
+
+/// The rows of dependent lists whose choice is not among the entries of the parent now chosen (once those are
+/// loaded): what switching the board leaves behind. With the parent's label and the chosen entry's name.
+fn stale_dependents(rows: &[MappingRow], lookups: &Lookups) -> Vec<(usize, &'static str, &'static str, String)> {
+    rows.iter()
+        .enumerate()
+        .filter_map(|(index, row)| {
+            let def = field(&row.field)?;
+            let parent = field(def.parent?)?;
+            let id: i64 = row.value.trim().parse().ok()?;
+            let parent_id = chosen(rows, parent.key)?;
+            let entries = lookups.loaded_choices(def.key, parent_id)?;
+            if entries.iter().any(|item| item.id == id) {
+                return None;
+            }
+            let parent_name = lookups.choices(parent.key, None).iter().find(|p| p.id == parent_id)?.name.clone();
+            Some((index, def.label, parent.label, parent_name))
+        })
+        .collect()
+}
+
+/// "Status and Type were reset: they are not on the board "Security". …"
+fn reset_sentence(labels: &[&str], parent_label: &str, parent_name: &str) -> String {
+    let (list, verb, pronoun) = match labels {
+        [one] => ((*one).to_owned(), "was", "it is"),
+        [init @ .., last] => (format!("{} and {last}", init.join(", ")), "were", "they are"),
+        [] => return String::new(),
     };
-    let mut wide = lookups.clone();
-    if let Some(board) = board {
-        wide.statuses.insert(board, union(&lookups.statuses));
-        wide.types.insert(board, union(&lookups.types));
-        wide.subtypes.insert(board, union(&lookups.subtypes));
-        wide.items.insert(board, union(&lookups.items));
-    }
-    wide
-}
-
-/// The options of a list field, from the site's lookups.
-fn options(key: &str, lookups: &Lookups, board: Option<i64>) -> Vec<LookupItem> {
-    let of_board = |map: &std::collections::BTreeMap<i64, Vec<LookupItem>>| {
-        board.and_then(|b| map.get(&b).cloned()).unwrap_or_default()
-    };
-    match key {
-        "board" => lookups.boards.clone(),
-        "status" => of_board(&lookups.statuses),
-        "type" => of_board(&lookups.types),
-        "subType" => of_board(&lookups.subtypes),
-        "item" => of_board(&lookups.items),
-        "priority" => lookups.priorities.clone(),
-        "source" => lookups.sources.clone(),
-        _ => Vec::new(),
-    }
-}
-
-fn merge(into: &mut Lookups, from: Lookups) {
-    if !from.boards.is_empty() {
-        into.boards = from.boards;
-    }
-    if !from.priorities.is_empty() {
-        into.priorities = from.priorities;
-    }
-    if !from.sources.is_empty() {
-        into.sources = from.sources;
-    }
-    into.statuses.extend(from.statuses);
-    into.types.extend(from.types);
-    into.subtypes.extend(from.subtypes);
-    into.items.extend(from.items);
+    let parent = parent_label.to_lowercase();
+    format!(
+        "{list} {verb} reset: {pronoun} not on the {parent} \"{parent_name}\". Choose again, or leave \
+         ConnectWise's default."
+    )
 }
 
 #[component]
@@ -86,7 +78,7 @@ pub fn MappingStep() -> impl IntoView {
     let wizard = expect_context::<Wizard>();
     let fetch = ServerAction::<FetchLookups>::new();
     let rows = Memo::new(move |_| wizard.draft.with(|d| d.input.mapping.clone()));
-    let board = Memo::new(move |_| rows.with(|r| chosen_board(r)));
+    let board = Memo::new(move |_| rows.with(|r| chosen(r, "board")));
     // The site's lists, after hydration and whenever the chosen board changes.
     Effect::new(move |_| {
         let board_id = board.get();
@@ -94,9 +86,37 @@ pub fn MappingStep() -> impl IntoView {
     });
     Effect::new(move |_| {
         if let Some(Ok(lookups)) = fetch.value().get() {
-            wizard.lookups.update(|l| merge(l, lookups));
+            wizard.lookups.update(|l| l.merge(lookups));
         }
     });
+    // Switching the board resets the choices that belong to the old one, and says so.
+    let reset_note = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        let stale = wizard.lookups.with(|l| rows.with(|r| stale_dependents(r, l)));
+        let Some((_, _, parent_label, parent_name)) = stale.first().cloned() else { return };
+        wizard.draft.update(|d| {
+            for (index, ..) in &stale {
+                if let Some(row) = d.input.mapping.get_mut(*index) {
+                    row.value.clear();
+                }
+            }
+        });
+        let labels: Vec<&str> = stale.iter().map(|(_, label, ..)| *label).collect();
+        reset_note.set(Some(reset_sentence(&labels, parent_label, &parent_name)));
+    });
+    let reset_view = move || {
+        reset_note.get().map(|note| {
+            view! {
+                <p class="notice notice--warning mapping-reset" role="status">
+                    {note}
+                    " "
+                    <button type="button" class="link-button" on:click=move |_| reset_note.set(None)>
+                        "Dismiss"
+                    </button>
+                </p>
+            }
+        })
+    };
     let lookups_error = move || match fetch.value().get() {
         Some(Err(err)) => Some(view! {
             <p class="form-error" role="alert">
@@ -106,16 +126,7 @@ pub fn MappingStep() -> impl IntoView {
         _ => None,
     };
     // Validation on every keystroke, against the site's lists once they are loaded.
-    let errors = Memo::new(move |_| {
-        let loaded = wizard.lookups.with(|l| !l.boards.is_empty());
-        rows.with(|r| {
-            if loaded {
-                validate(r, Some(&site_wide(&wizard.lookups.get(), chosen_board(r))))
-            } else {
-                validate(r, None)
-            }
-        })
-    });
+    let errors = Memo::new(move |_| wizard.lookups.with(|l| rows.with(|r| validate(r, l.is_loaded().then_some(l)))));
     let focused = RwSignal::new(0usize);
 
     let add_row = move |key: String, at: Option<usize>| {
@@ -161,6 +172,7 @@ pub fn MappingStep() -> impl IntoView {
             "from a sample compromise exactly as tickets will be."
         </p>
         {lookups_error}
+        {reset_view}
         <div class="mapping">
             <div class="mapping__rows">
                 <ol
@@ -282,25 +294,13 @@ fn MappingRowView(
             FieldKind::Reference => {
                 let key = def.key;
                 let choices = move || {
-                    let board = wizard.draft.with(|d| chosen_board(&d.input.mapping));
-                    let mut list = wizard.lookups.with(|l| options(key, l, board));
+                    let mut list = wizard.lookups.with(|l| wizard.draft.with(|d| options(key, l, &d.input.mapping)));
                     let current = value();
                     if let Ok(id) = current.trim().parse::<i64>()
                         && !list.iter().any(|i| i.id == id)
                     {
-                        // Chosen on another board: keep it, and say so.
-                        let known = wizard.lookups.with(|l| {
-                            let boards = match key {
-                                "status" => &l.statuses,
-                                "type" => &l.types,
-                                "subType" => &l.subtypes,
-                                "item" => &l.items,
-                                _ => return None,
-                            };
-                            boards.values().flatten().find(|i| i.id == id).map(|i| i.name.clone())
-                        });
-                        let name = known.unwrap_or_else(|| format!("#{id}"));
-                        list.push(LookupItem { id, name: format!("{name} (not on the chosen board)") });
+                        // Not (yet) among the loaded entries: keep it visible rather than show another choice.
+                        list.push(LookupItem { id, name: format!("#{id}") });
                     }
                     list
                 };
@@ -712,5 +712,42 @@ fn SaveBar(errors: Memo<Vec<RowError>>) -> impl IntoView {
         })}
         {save_error}
         {outcome}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn item(id: i64, name: &str) -> LookupItem {
+        LookupItem { id, name: name.to_owned() }
+    }
+
+    #[test]
+    fn switching_the_board_leaves_the_old_boards_choices_stale() {
+        let lookups = Lookups {
+            lists: BTreeMap::from([("board".to_owned(), vec![item(1, "Service A"), item(2, "Security")])]),
+            dependent: BTreeMap::from([
+                ("status".to_owned(), BTreeMap::from([(1, vec![item(11, "New")]), (2, vec![item(21, "Open")])])),
+                ("type".to_owned(), BTreeMap::from([(1, vec![item(31, "Incident")]), (2, vec![])])),
+            ]),
+        };
+        let rows = |board: &str| {
+            vec![MappingRow::new("board", board), MappingRow::new("status", "11"), MappingRow::new("type", "31")]
+        };
+        assert!(stale_dependents(&rows("1"), &lookups).is_empty());
+        assert_eq!(options("status", &lookups, &rows("2")), vec![item(21, "Open")]);
+        let stale = stale_dependents(&rows("2"), &lookups);
+        assert_eq!(stale.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            reset_sentence(&["Status", "Type"], "Board", "Security"),
+            "Status and Type were reset: they are not on the board \"Security\". Choose again, or leave \
+             ConnectWise's default."
+        );
+        assert!(reset_sentence(&["Item"], "Board", "X").starts_with("Item was reset: it is not"));
+        // A board whose lists are not loaded yet resets nothing.
+        assert!(stale_dependents(&rows("3"), &lookups).is_empty());
     }
 }

@@ -1,0 +1,84 @@
+//! The registry of ticketing systems (server only): one [`Connector`] per [`System`], built once per process from
+//! the configuration. Registering a system is one line in [`Ticketing::from_config`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::ticketing::{Connection, Connector, ErrorKind, Session, System, TicketingError};
+
+/// A system's client could not be built (TLS set-up).
+#[derive(Debug, thiserror::Error)]
+#[error("could not build the {system} client: {reason}")]
+pub struct BuildError {
+    pub system: &'static str,
+    pub reason: String,
+}
+
+/// Every system's connector; cheap to clone.
+#[derive(Clone)]
+pub struct Ticketing {
+    connectors: Arc<BTreeMap<System, Arc<dyn Connector>>>,
+}
+
+impl std::fmt::Debug for Ticketing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.connectors.keys()).finish()
+    }
+}
+
+impl Ticketing {
+    pub fn new(connectors: impl IntoIterator<Item = Arc<dyn Connector>>) -> Self {
+        Self { connectors: Arc::new(connectors.into_iter().map(|c| (c.system(), c)).collect()) }
+    }
+
+    /// Every system, configured from `config`, counting its answers in `metrics`.
+    pub fn from_config(config: &Config, metrics: &Metrics) -> Result<Self, BuildError> {
+        let connectwise = crate::connectwise::CwClient::new(connectwise_config(config))
+            .map_err(|err| BuildError { system: "ConnectWise", reason: err.to_string() })?
+            .with_metrics(metrics);
+        Ok(Self::new([Arc::new(connectwise) as Arc<dyn Connector>]))
+    }
+
+    pub fn connector(&self, system: System) -> Result<&Arc<dyn Connector>, TicketingError> {
+        self.connectors.get(&system).ok_or_else(|| {
+            TicketingError::new(
+                ErrorKind::Refused,
+                format!("{} is not available on this server: contact support.", system.label()),
+            )
+        })
+    }
+
+    /// A session for the connection, by its system's connector.
+    pub async fn session(&self, connection: &Connection) -> Result<Box<dyn Session>, TicketingError> {
+        self.connector(connection.system)?.session(connection).await
+    }
+
+    /// The longest one call of this system can take ([`Connector::call_timeout`]).
+    pub fn call_timeout(&self, system: System) -> Duration {
+        self.connectors.get(&system).map_or_else(|| self.longest_call(), |c| c.call_timeout())
+    }
+
+    /// The longest one call of any system can take.
+    pub fn longest_call(&self) -> Duration {
+        self.connectors.values().map(|c| c.call_timeout()).max().unwrap_or(Duration::from_secs(30))
+    }
+}
+
+/// The ConnectWise client's settings from the application's configuration.
+pub fn connectwise_config(config: &Config) -> crate::connectwise::ClientConfig {
+    use crate::connectwise::{ClientConfig, Limits, SitePolicy};
+    ClientConfig {
+        client_id: config.connectwise_client_id.clone(),
+        connect_timeout: config.connectwise_connect_timeout,
+        timeout: config.connectwise_timeout,
+        policy: if config.is_production() { SitePolicy::production() } else { SitePolicy::dev() },
+        limits: Limits {
+            max_list_rows: config.connectwise_max_list_rows,
+            operation_deadline: config.connectwise_operation_deadline,
+            ..Limits::default()
+        },
+    }
+}

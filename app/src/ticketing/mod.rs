@@ -1,0 +1,116 @@
+//! The system-neutral ticketing interface: what the wizard services and the delivery worker ask of any PSA.
+//!
+//! Modelled on `object_store` (see `conventions.md`): one trait pair, one error type whose kinds callers match on,
+//! and one module per system (`connectwise`, …) that implements it with its own client, field catalog, errors and
+//! sandbox. The registry that knows every system is [`crate::systems`], one level up: this module imports no
+//! system, so a system module may import it.
+//!
+//! - [`Connector`]: one per system and process (its HTTP client, its caches); opens a [`Session`] for an
+//!   integration's [`Connection`].
+//! - [`Session`]: the calls, each answering with a [`TicketingError`] whose sentence a partner can act on.
+//!
+//! Exactly once: every ticket carries a dedupe key (`dwid:<uuid>/<integration id>`, see
+//! [`crate::mapping::external_xref`]) in a field the system lets us write and query; after an attempt in doubt the
+//! worker calls [`Session::find_ticket`] before posting again.
+
+pub mod system;
+
+pub use system::System;
+
+#[cfg(feature = "ssr")]
+mod error;
+#[cfg(feature = "ssr")]
+pub use error::{ErrorKind, FieldError, TicketingError};
+
+#[cfg(feature = "ssr")]
+pub use server::*;
+
+#[cfg(feature = "ssr")]
+mod server {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use super::{System, TicketingError};
+    use crate::mapping::{Lookups, NewTicket};
+
+    /// What an integration needs to reach its PSA: settings kept in clear (site, company ID, …) and secrets that
+    /// are stored sealed and opened only to make calls. Each system reads its own shape from both.
+    #[derive(Clone, PartialEq)]
+    pub struct Connection {
+        pub system: System,
+        pub settings: Value,
+        pub secrets: Value,
+    }
+
+    /// Secrets never reach a log through `{:?}`.
+    impl fmt::Debug for Connection {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Connection")
+                .field("system", &self.system)
+                .field("settings", &self.settings)
+                .field("secrets", &"***")
+                .finish()
+        }
+    }
+
+    /// A company (customer) of the PSA.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct Company {
+        pub id: i64,
+        pub name: String,
+    }
+
+    /// A note added to an existing ticket.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct NewNote {
+        /// A short title (Autotask requires one; ConnectWise has none and puts it on the first line).
+        pub title: String,
+        pub text: String,
+    }
+
+    /// One system's way in: cheap to share, one per process.
+    #[async_trait::async_trait]
+    pub trait Connector: Send + Sync + 'static {
+        fn system(&self) -> System;
+
+        /// The longest one call can take (connecting, sending, reading the answer). The delivery worker derives
+        /// its lease and its in-doubt delays from it: a ticket POST that got no answer may still be created
+        /// within this time.
+        fn call_timeout(&self) -> Duration;
+
+        /// A session for one integration's connection (discovery, cached by the connector, happens here).
+        async fn session(&self, connection: &Connection) -> Result<Box<dyn Session>, TicketingError>;
+    }
+
+    /// An authenticated view of one PSA account.
+    #[async_trait::async_trait]
+    pub trait Session: Send + Sync {
+        /// "Test connection": a sentence such as "Connected to ConnectWise Manage v2025.1.".
+        async fn test_connection(&self) -> Result<String, TicketingError>;
+
+        /// The company named exactly `name`, if any. PSAs compare names without case; the answer is confirmed
+        /// exactly by the caller ([`crate::integrations::matching::is_exact`]).
+        async fn find_company_by_name(&self, name: &str) -> Result<Option<Company>, TicketingError>;
+
+        /// Every company, all pages.
+        async fn companies(&self) -> Result<Vec<Company>, TicketingError>;
+
+        /// The lists the mapping's list fields choose from; lists that depend on another field (a board's
+        /// statuses) for the parent values given (field key → chosen id), or for every parent when the system
+        /// answers them all at once.
+        async fn lookups(&self, parents: &[(String, i64)]) -> Result<Lookups, TicketingError>;
+
+        /// Creates a ticket built by [`crate::mapping::build_ticket`] (it carries the company and the dedupe key);
+        /// answers the ticket's id. Never retried here: after an error for which
+        /// [`TicketingError::may_have_created`] holds, look the ticket up with [`Session::find_ticket`].
+        async fn create_ticket(&self, ticket: &NewTicket) -> Result<i64, TicketingError>;
+
+        /// Adds a note to a ticket; answers the note's id.
+        async fn add_note(&self, ticket_id: i64, note: &NewNote) -> Result<i64, TicketingError>;
+
+        /// The id of the ticket carrying exactly this dedupe key, if any.
+        async fn find_ticket(&self, dedupe_key: &str) -> Result<Option<i64>, TicketingError>;
+    }
+}

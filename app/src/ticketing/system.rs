@@ -1,0 +1,53 @@
+//! The ticketing systems a partner can choose (shared by browser and server): their stored name and their label.
+//! Adding a system is one variant here and one registration in [`super::Ticketing::new`].
+
+use serde::{Deserialize, Serialize};
+
+/// A PSA the dashboard creates tickets in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum System {
+    ConnectWise,
+}
+
+impl System {
+    /// Every system, in the wizard's order.
+    pub const ALL: &'static [System] = &[System::ConnectWise];
+
+    /// The value of the `integrations.system` column.
+    pub fn as_db(self) -> &'static str {
+        match self {
+            System::ConnectWise => "connectwise",
+        }
+    }
+
+    pub fn from_db(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| s.as_db() == value)
+    }
+
+    /// The product's name, as partners know it.
+    pub fn label(self) -> &'static str {
+        match self {
+            System::ConnectWise => "ConnectWise Manage",
+        }
+    }
+
+    /// The short name the Integrations table shows.
+    pub fn short_label(self) -> &'static str {
+        match self {
+            System::ConnectWise => "ConnectWise",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_round_trip() {
+        for system in System::ALL {
+            assert_eq!(System::from_db(system.as_db()), Some(*system));
+        }
+        assert_eq!(System::from_db("ConnectWise"), None, "stored names are exact");
+    }
+}

@@ -1,0 +1,217 @@
+//! The ticketing interface's conformance suite: every system behind [`app::ticketing`] must pass the same tests, run
+//! against its sandbox over real HTTP on loopback through the system's own connector. Adding a system means adding
+//! one [`Subject`] arm here (its sandbox, its demo connection and a minimal valid ticket); every test then runs for
+//! it too.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::connectwise::{Auth, ClientConfig, Credentials, CwClient, SitePolicy};
+use app::mapping::{NewTicket, external_xref};
+use app::ticketing::{Connection, Connector, ErrorKind, NewNote, Session, System};
+use serde_json::{Map, Value, json};
+use server::sandbox::{self, RunningSandbox, SandboxConfig};
+
+/// One system under test: its sandbox, its connector, and what the tests need to know about its demo data.
+struct Subject {
+    system: System,
+    connector: Arc<dyn Connector>,
+    connection: Connection,
+    /// The same account with a wrong secret.
+    wrong_secret: Connection,
+    /// Where the sandbox's own view of tickets and notes is served (`/_sandbox/tickets`).
+    sandbox_url: String,
+    /// Keeps the sandbox running for the test.
+    _sandbox: RunningSandbox,
+}
+
+impl Subject {
+    async fn connectwise() -> Subject {
+        let config = SandboxConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Default::default() };
+        let sb = sandbox::spawn(config).await.expect("sandbox starts");
+        let client = CwClient::new(ClientConfig {
+            client_id: Some(sandbox::DEMO_CLIENT_ID.into()),
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+            policy: SitePolicy::dev(),
+            limits: Default::default(),
+        })
+        .expect("client");
+        let credentials = |private_key: &str| Credentials {
+            site: sb.url(),
+            company_id: sandbox::DEMO_COMPANY_ID.into(),
+            auth: Auth::ApiMember { public_key: sandbox::DEMO_PUBLIC_KEY.into(), private_key: private_key.into() },
+        };
+        Subject {
+            system: System::ConnectWise,
+            connector: Arc::new(client),
+            connection: credentials(sandbox::DEMO_PRIVATE_KEY).connection(),
+            wrong_secret: credentials("not-the-key").connection(),
+            sandbox_url: sb.url(),
+            _sandbox: sb,
+        }
+    }
+
+    /// Every system, each with its own sandbox.
+    async fn all() -> Vec<Subject> {
+        vec![Subject::connectwise().await]
+    }
+
+    async fn session(&self) -> Box<dyn Session> {
+        self.connector.session(&self.connection).await.expect("session")
+    }
+
+    /// The smallest ticket the system accepts for a company, with the fields it requires.
+    fn minimal_ticket(&self, company_id: i64, dedupe_key: &str) -> NewTicket {
+        let fields = match self.system {
+            System::ConnectWise => json!({ "summary": "Dark Web ID: conformance" }),
+        };
+        NewTicket { company_id, dedupe_key: dedupe_key.to_owned(), fields: object(fields) }
+    }
+
+    /// A ticket the system refuses: its title is over the maximum length.
+    fn invalid_ticket(&self, company_id: i64) -> (NewTicket, &'static str) {
+        let (fields, field) = match self.system {
+            System::ConnectWise => (json!({ "summary": "x".repeat(101) }), "summary"),
+        };
+        (NewTicket { company_id, dedupe_key: "dwid:invalid/1".into(), fields: object(fields) }, field)
+    }
+
+    async fn sandbox_tickets(&self) -> Vec<Value> {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .get(format!("{}/_sandbox/tickets", self.sandbox_url))
+            .send()
+            .await
+            .expect("tickets")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    async fn notes(&self, ticket_id: i64) -> Vec<String> {
+        match self.system {
+            System::ConnectWise => {
+                let notes: Vec<Value> = reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .expect("client")
+                    .get(format!("{}/_sandbox/notes/{ticket_id}", self.sandbox_url))
+                    .send()
+                    .await
+                    .expect("notes")
+                    .json()
+                    .await
+                    .expect("json");
+                notes.iter().filter_map(|n| n["text"].as_str().map(str::to_owned)).collect()
+            }
+        }
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+const KNOWN_COMPANY: &str = "Acme Corporation";
+
+#[tokio::test]
+async fn test_connection_names_the_system_and_a_wrong_secret_is_unauthorized() {
+    for subject in Subject::all().await {
+        let sentence = subject.session().await.test_connection().await.expect("connected");
+        assert!(sentence.starts_with(&format!("Connected to {}", subject.system.label())), "{sentence}");
+
+        let refused = match subject.connector.session(&subject.wrong_secret).await {
+            Ok(session) => session.test_connection().await.expect_err("wrong secret"),
+            Err(err) => err,
+        };
+        assert_eq!(refused.kind, ErrorKind::Unauthorized, "{}: {refused:?}", subject.system.label());
+        assert!(!refused.is_retryable(), "a wrong secret is not retried");
+        assert!(refused.sentence.ends_with('.') && refused.sentence.len() > 20, "{}", refused.sentence);
+    }
+}
+
+#[tokio::test]
+async fn companies_are_found_by_name_and_listed_across_pages() {
+    for subject in Subject::all().await {
+        let session = subject.session().await;
+        let acme = session.find_company_by_name(KNOWN_COMPANY).await.expect("query").expect("found");
+        assert_eq!(acme.name, KNOWN_COMPANY);
+        // PSAs compare without case: whatever comes back, the caller's exact check decides.
+        if let Some(other) = session.find_company_by_name("ACME CORPORATION").await.expect("query") {
+            assert_eq!(other.id, acme.id);
+            assert!(!app::integrations::matching::is_exact("ACME CORPORATION", &other.name));
+        }
+        assert_eq!(session.find_company_by_name("No Such Company Ltd").await.expect("query"), None);
+
+        let all = session.companies().await.expect("every page");
+        assert!(all.len() > 1_000, "{}: {} companies, more than one page", subject.system.label(), all.len());
+        assert!(all.iter().any(|c| c.id == acme.id && c.name == KNOWN_COMPANY));
+        let mut ids: Vec<i64> = all.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), all.len(), "no company twice across pages");
+    }
+}
+
+#[tokio::test]
+async fn lookups_offer_the_lists_of_the_mapping() {
+    for subject in Subject::all().await {
+        let lookups = subject.session().await.lookups(&[]).await.expect("lookups");
+        assert!(lookups.is_loaded());
+        for (key, items) in &lookups.lists {
+            assert!(!items.is_empty(), "{}: the list {key} is empty", subject.system.label());
+            assert!(items.iter().all(|i| i.id > 0 && !i.name.trim().is_empty()), "{key}: {items:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_ticket_is_created_found_by_its_dedupe_key_and_takes_a_note() {
+    for subject in Subject::all().await {
+        let session = subject.session().await;
+        let company = session.find_company_by_name(KNOWN_COMPANY).await.expect("query").expect("found");
+        let key = external_xref("0b7c6a52-1111-4e2f-9a5d-000000000001", 7);
+        assert_eq!(session.find_ticket(&key).await.expect("lookup"), None, "nothing before the POST");
+
+        let id = session.create_ticket(&subject.minimal_ticket(company.id, &key)).await.expect("created");
+        assert_eq!(session.find_ticket(&key).await.expect("lookup"), Some(id));
+        // Another integration's key for the same compromise, or a key that only starts the same, finds nothing.
+        let other = external_xref("0b7c6a52-1111-4e2f-9a5d-000000000001", 8);
+        assert_eq!(session.find_ticket(&other).await.expect("lookup"), None);
+        assert_eq!(session.find_ticket("dwid:0b7c6a52").await.expect("lookup"), None);
+        let stored = subject.sandbox_tickets().await;
+        assert_eq!(stored.len(), 1, "{}: one ticket", subject.system.label());
+
+        let note = NewNote { title: "Another compromise".into(), text: "jane.doe@acme-corp.example".into() };
+        let note_id = session.add_note(id, &note).await.expect("note added");
+        assert!(note_id > 0);
+        let notes = subject.notes(id).await;
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("jane.doe@acme-corp.example"), "{notes:?}");
+
+        let missing = session.add_note(999_999, &note).await.expect_err("no such ticket");
+        assert!(matches!(missing.kind, ErrorKind::NotFound | ErrorKind::Validation), "{missing:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_ticket_is_a_validation_error_naming_the_field() {
+    for subject in Subject::all().await {
+        let session = subject.session().await;
+        let company = session.find_company_by_name(KNOWN_COMPANY).await.expect("query").expect("found");
+        let (ticket, field) = subject.invalid_ticket(company.id);
+        let err = session.create_ticket(&ticket).await.expect_err("refused");
+        assert_eq!(err.kind, ErrorKind::Validation, "{}: {err:?}", subject.system.label());
+        assert!(!err.is_retryable() && !err.may_have_created(), "a refusal is final and created nothing");
+        assert!(
+            err.field_errors().iter().any(|f| f.field.eq_ignore_ascii_case(field)),
+            "{}: the error names {field}: {err:?}",
+            subject.system.label()
+        );
+        assert!(subject.sandbox_tickets().await.is_empty());
+    }
+}
