@@ -141,14 +141,30 @@ test('create an integration through every step, submit test compromises, follow 
   const row = table.getByRole('row', { name: /Sandbox PSA/ });
   await expect(row.getByRole('img', { name: 'Healthy' })).toBeVisible();
 
-  // A status of the other board: ConnectWise refuses it, on the Status row; health turns Unhealthy.
+  // Switching the board resets the status of the old one, and says so; the list offers the new board's.
   await page.getByLabel('Board', { exact: true }).selectOption({ label: 'Help Desk' });
-  await expect(page.getByLabel('Status', { exact: true })).toContainText('Triage (not on the chosen board)');
+  await expect(page.getByRole('status').filter({ hasText: 'Status was reset' })).toContainText(
+    'Status was reset: it is not on the board "Help Desk".',
+  );
+  await expect(page.getByLabel('Status', { exact: true })).toHaveValue('');
+  await expect(page.getByLabel('Status', { exact: true }).locator('option')).toHaveText([
+    'ConnectWise default',
+    'New',
+    'In Progress',
+    'Waiting on Client',
+    'Closed',
+  ]);
+  await shot(page, '25b-wizard-board-switched');
+  await page.getByLabel('Status', { exact: true }).selectOption({ label: 'Waiting on Client' });
+  // A status removed in ConnectWise after the lists were loaded: refused, on the Status row; health turns Unhealthy.
+  const faults = await page.request.post(`${sandboxURL}/_sandbox/faults`, { data: { removed_statuses: [3] } });
+  expect(faults.ok()).toBeTruthy();
   const count = tickets.length;
   await page.getByRole('button', { name: 'Save and Submit a Test Compromise' }).click();
   await expect(page.getByRole('alert').filter({ hasText: 'the test ticket was not created' })).toBeVisible();
   const statusRow = mapping.getByRole('listitem').filter({ has: page.getByLabel('Status', { exact: true }) });
-  await expect(statusRow.getByRole('alert')).toBeVisible();
+  await expect(statusRow.getByRole('alert')).toContainText('Status not found on board.');
+  await page.request.post(`${sandboxURL}/_sandbox/faults`, { data: {} });
   await shot(page, '26-wizard-test-rejected');
   expect((await sandboxTickets(page)).length).toBe(count);
   // Switching to the other tab (no reload): browsers pause timers of hidden tabs, and the page polls on view.

@@ -113,6 +113,7 @@ impl SandboxArgs {
                 latency_ms: self.latency_ms,
                 timeout_after_commit_rate: self.timeout_after_commit_rate.clamp(0.0, 1.0),
                 stall_secs: self.stall_secs,
+                removed_statuses: Vec::new(),
             },
         }
     }

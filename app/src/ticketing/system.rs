@@ -1,5 +1,5 @@
 //! The ticketing systems a partner can choose (shared by browser and server): their stored name and their label.
-//! Adding a system is one variant here and one registration in [`super::Ticketing::new`].
+//! Adding a system is one variant here and one registration in `crate::systems::Ticketing::from_config`.
 
 use serde::{Deserialize, Serialize};
 

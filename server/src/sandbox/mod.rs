@@ -99,6 +99,10 @@ pub struct Faults {
     /// exists.
     pub timeout_after_commit_rate: f64,
     pub stall_secs: u64,
+    /// Status ids that the lists still offer but a ticket POST refuses, as Manage does for a status an
+    /// administrator removed from its board after the wizard loaded the lists.
+    #[serde(default)]
+    pub removed_statuses: Vec<i64>,
 }
 
 impl Default for Faults {
@@ -112,6 +116,7 @@ impl Default for Faults {
             latency_ms: 0,
             timeout_after_commit_rate: 0.0,
             stall_secs: 120,
+            removed_statuses: Vec::new(),
         }
     }
 }
@@ -651,6 +656,17 @@ async fn list_sources(
 }
 
 async fn create_ticket(State(sb): State<Sandbox>, body: Bytes) -> Response {
+    let removed = sb.faults().await.removed_statuses;
+    if !removed.is_empty()
+        && let Ok(ticket) = serde_json::from_slice::<Value>(&body)
+        && let Some(status) = ticket.pointer("/status/id").and_then(Value::as_i64)
+        && removed.contains(&status)
+    {
+        let errors = json!([{ "code": "InvalidObject", "message": "Status not found on board.", "resource": "ticket",
+                              "field": "status" }]);
+        let body = json!({ "code": "InvalidObject", "message": "ticket object is invalid", "errors": errors });
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     let catalog = tickets::Catalog {
         companies: &sb.inner.companies,
         boards: &sb.inner.boards,
