@@ -99,7 +99,7 @@ impl Budget {
             return Err(InvalidBudget("The request budget can allow at most 1,000,000 requests in one window."));
         }
         let secs = window.as_secs();
-        if window.subsec_nanos() != 0 || secs == 0 || secs > HOUR_SECS || HOUR_SECS % secs != 0 {
+        if window.subsec_nanos() != 0 || secs == 0 || secs > HOUR_SECS || !HOUR_SECS.is_multiple_of(secs) {
             return Err(InvalidBudget(
                 "The request budget's period must be a whole number of seconds that divides an hour evenly, such as \
                  1 minute, 5 minutes, 15 minutes or 1 hour.",
@@ -347,7 +347,10 @@ impl RequestBudgets {
     async fn prune_now_and_then(&self, now: i64) {
         let due = self.next_prune.load(Ordering::Relaxed);
         if now < due
-            || self.next_prune.compare_exchange(due, now + PRUNE_EVERY_MS, Ordering::Relaxed, Ordering::Relaxed).is_err()
+            || self
+                .next_prune
+                .compare_exchange(due, now + PRUNE_EVERY_MS, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
         {
             return;
         }
@@ -467,7 +470,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);

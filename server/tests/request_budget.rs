@@ -75,7 +75,10 @@ async fn admits_exactly_the_budget_then_refuses_until_the_window_ends() {
         let refused = budgets.admit(&key, budget, NOW + 10_000).await.expect_err("spent");
         assert_eq!(refused, Refused::Spent(Spent { until: window_ends, budget }), "{backend}");
         assert_eq!(refused.retry_at(), window_ends);
-        assert!(refused.to_string().contains("(5 requests per minute) is used up. It refills at 13:43 UTC"), "{refused}");
+        assert!(
+            refused.to_string().contains("(5 requests per minute) is used up. It refills at 13:43 UTC"),
+            "{refused}"
+        );
         // Still spent at the window's last millisecond, and nothing more was counted.
         assert!(budgets.admit(&key, budget, window_ends - 1).await.is_err(), "{backend}");
         assert_eq!(stored_used(&db, &key, MINUTE_START).await, Some(5), "{backend}");
@@ -92,9 +95,11 @@ async fn admits_exactly_the_budget_then_refuses_until_the_window_ends() {
         let decisions = metrics.request_budget_decisions();
         assert_eq!(decisions.get("connectwise", BudgetDecision::Admitted), 7, "{backend}");
         assert_eq!(decisions.get("connectwise", BudgetDecision::Refused), 3, "{backend}");
-        assert!(metrics.encode().contains(
-            "dwid_psa_request_budget_decisions_total{system=\"connectwise\",decision=\"admitted\"} 7"
-        ));
+        assert!(
+            metrics
+                .encode()
+                .contains("dwid_psa_request_budget_decisions_total{system=\"connectwise\",decision=\"admitted\"} 7")
+        );
     }
 }
 
@@ -332,19 +337,15 @@ async fn three_processes_share_one_budget() {
         let mut per_child = Vec::new();
         let mut all_used = Vec::new();
         for child in children {
-            let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+            let output =
+                tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
             let stdout = String::from_utf8_lossy(&output.stdout);
-            assert!(
-                output.status.success(),
-                "{backend} child: {stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            assert!(output.status.success(), "{backend} child: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
             let line = stdout
                 .lines()
                 .find_map(|line| line.split_once("BUDGET-CHILD used=").map(|(_, used)| used))
                 .unwrap_or_else(|| panic!("{backend}: no report from the child:\n{stdout}"));
-            let used: Vec<u32> =
-                line.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().expect("count")).collect();
+            let used: Vec<u32> = line.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().expect("count")).collect();
             per_child.push(used.len());
             all_used.extend(used);
         }
