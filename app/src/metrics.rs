@@ -114,6 +114,17 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// What a PSA request budget answered (see `request_budget`).
+    BudgetDecision {
+        Admitted => "admitted",
+        /// The budget of the current window was used up.
+        Refused => "refused",
+        /// The count could not be kept (the database did not answer): not admitted.
+        Unavailable => "unavailable",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: SignInResult,
@@ -142,6 +153,14 @@ pub struct RecordLabel {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: String,
+}
+
+/// A request budget's answer: the PSA system (a name written in the code, such as `autotask`; never an account) and
+/// the decision.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub system: &'static str,
+    pub decision: BudgetDecision,
 }
 
 /// An HTTP request: the route template that matched (`/integrations/{id}/deliveries`, or one label for anything
@@ -175,6 +194,20 @@ impl ConnectWiseResponses {
     }
 }
 
+/// PSA requests asked of a request budget, by system and decision; the request budgets hold a clone.
+#[derive(Clone, Debug, Default)]
+pub struct RequestBudgetDecisions(Family<BudgetLabels, Counter>);
+
+impl RequestBudgetDecisions {
+    pub fn record(&self, system: &'static str, decision: BudgetDecision) {
+        self.0.get_or_create(&BudgetLabels { system, decision }).inc();
+    }
+
+    pub fn get(&self, system: &'static str, decision: BudgetDecision) -> u64 {
+        self.0.get_or_create(&BudgetLabels { system, decision }).get()
+    }
+}
+
 /// The metrics of one process. Cheap to clone: every family shares its values with its clones.
 #[derive(Clone)]
 pub struct Metrics {
@@ -184,6 +217,7 @@ pub struct Metrics {
     oldest_due_age: Gauge<f64, AtomicU64>,
     attempts: AttemptHistogram,
     connectwise: ConnectWiseResponses,
+    request_budget: RequestBudgetDecisions,
     import_records: Family<RecordLabel, Counter>,
     import_batches: Counter,
     import_refusals: Family<ReasonLabel, Counter>,
@@ -216,6 +250,7 @@ impl Metrics {
             oldest_due_age: Gauge::default(),
             attempts: Family::new_with_constructor(attempt_histogram as fn() -> Histogram),
             connectwise: ConnectWiseResponses::default(),
+            request_budget: RequestBudgetDecisions::default(),
             import_records: Family::default(),
             import_batches: Counter::default(),
             import_refusals: Family::default(),
@@ -250,6 +285,12 @@ impl Metrics {
             "connectwise_responses",
             "ConnectWise calls by the class of their answer (2xx, 3xx, 4xx, 5xx) or transport_error when none came",
             metrics.connectwise.0.clone(),
+        );
+        registry.register(
+            "psa_request_budget_decisions",
+            "PSA requests asked of a request budget, by system and decision: admitted, refused (the window's budget \
+             was used up), unavailable (the database did not answer)",
+            metrics.request_budget.0.clone(),
         );
         registry.register(
             "import_records",
@@ -305,6 +346,11 @@ impl Metrics {
     /// The ConnectWise client's share: its answers by status class.
     pub fn connectwise_responses(&self) -> ConnectWiseResponses {
         self.connectwise.clone()
+    }
+
+    /// The request budgets' share: their decisions by PSA system.
+    pub fn request_budget_decisions(&self) -> RequestBudgetDecisions {
+        self.request_budget.clone()
     }
 
     pub fn sign_in(&self, result: SignInResult) {
@@ -377,6 +423,7 @@ mod tests {
         metrics.connectwise_responses().record(StatusClass::of(201));
         metrics.connectwise_responses().record(StatusClass::TransportError);
         metrics.import_stored(3, 1);
+        metrics.request_budget_decisions().record("autotask", BudgetDecision::Refused);
         metrics.import_refused(ImportRefusal::TooLarge);
         metrics.http_request("/integrations/{id}/deliveries", 200);
         metrics.set_queue(&[("pending".into(), 4), ("failed".into(), 1)], 2, Duration::from_millis(1500));
@@ -389,6 +436,7 @@ mod tests {
             "# TYPE dwid_delivery_attempt_duration_seconds histogram",
             "# TYPE dwid_connectwise_responses_total counter",
             "# TYPE dwid_import_records_total counter",
+            "# TYPE dwid_psa_request_budget_decisions_total counter",
             "# TYPE dwid_import_batches_total counter",
             "# TYPE dwid_import_refusals_total counter",
             "# TYPE dwid_sign_ins_total counter",
@@ -402,6 +450,10 @@ mod tests {
         assert_eq!(sample(&text, "dwid_connectwise_responses_total{class=\"transport_error\"}"), Some(1.0));
         assert_eq!(sample(&text, "dwid_delivery_attempt_duration_seconds_count{outcome=\"delivered\"}"), Some(1.0));
         assert_eq!(sample(&text, "dwid_import_records_total{kind=\"new\"}"), Some(3.0));
+        assert_eq!(
+            sample(&text, "dwid_psa_request_budget_decisions_total{system=\"autotask\",decision=\"refused\"}"),
+            Some(1.0)
+        );
         assert_eq!(sample(&text, "dwid_import_refusals_total{reason=\"too_large\"}"), Some(1.0));
         assert_eq!(
             sample(&text, "dwid_http_requests_total{route=\"/integrations/{id}/deliveries\",status=\"200\"}"),
