@@ -20,6 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Every ticketing system's client (one connection pool and discovery cache each, for the process).
     pub ticketing: Ticketing,
+    /// Every PSA account's request budget, counted in the database for all processes.
+    pub budgets: crate::request_budget::RequestBudgets,
     /// Seals and opens the PSA credentials partners store.
     pub secrets: SecretBox,
     /// Bounds the password hashing sign-in does (slots, waiting room).
@@ -42,8 +44,11 @@ impl AppState {
     ) -> Result<Self, crate::systems::BuildError> {
         let sign_in_slots = Arc::new(crate::hash_slots::HashSlots::from_config(&config));
         let metrics = crate::metrics::Metrics::new();
-        let ticketing = Ticketing::from_config(&config, &metrics)?;
+        let budgets =
+            crate::request_budget::RequestBudgets::new(db.clone()).with_metrics(metrics.request_budget_decisions());
+        let ticketing = Ticketing::from_config(&config, &metrics, budgets.clone())?;
         Ok(Self {
+            budgets,
             leptos_options,
             db,
             config: Arc::new(config),

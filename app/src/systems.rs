@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::request_budget::RequestBudgets;
 use crate::ticketing::{Connection, Connector, ErrorKind, Session, System, TicketingError};
 
 /// A system's client could not be built (TLS set-up).
@@ -34,11 +35,13 @@ impl Ticketing {
         Self { connectors: Arc::new(connectors.into_iter().map(|c| (c.system(), c)).collect()) }
     }
 
-    /// Every system, configured from `config`, counting its answers in `metrics`.
-    pub fn from_config(config: &Config, metrics: &Metrics) -> Result<Self, BuildError> {
+    /// Every system, configured from `config`, counting its answers in `metrics` and every account's requests in
+    /// `budgets`.
+    pub fn from_config(config: &Config, metrics: &Metrics, budgets: RequestBudgets) -> Result<Self, BuildError> {
         let connectwise = crate::connectwise::CwClient::new(connectwise_config(config))
             .map_err(|err| BuildError { system: "ConnectWise", reason: err.to_string() })?
-            .with_metrics(metrics);
+            .with_metrics(metrics)
+            .with_budgets(budgets);
         Ok(Self::new([Arc::new(connectwise) as Arc<dyn Connector>]))
     }
 

@@ -38,6 +38,7 @@ fn write<'a>(name: &'a str) -> IntegrationWrite<'a> {
         auth_kind: AuthKind::ApiKeys,
         credentials_sealed: "sealed-not-a-secret",
         mapping_json: "[]",
+        settings_json: "{}",
     }
 }
 

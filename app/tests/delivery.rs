@@ -37,6 +37,7 @@ async fn integration(db: &Db, partner_id: i64, name: &str, active: bool, orgs: &
         auth_kind: AuthKind::ApiKeys,
         credentials_sealed: "v1:00",
         mapping_json: "[]",
+        settings_json: "{}",
     };
     let id = integrations::create(db, partner_id, &write, &Actor::operator("test")).await.expect("integration");
     // create() associates every organization; keep only the ones asked for.

@@ -153,6 +153,7 @@ fn write(name: &str) -> app::integrations::store::IntegrationWrite<'_> {
         auth_kind: app::integrations::AuthKind::ApiKeys,
         credentials_sealed: "v1:00",
         mapping_json: "[]",
+        settings_json: "{}",
     }
 }
 

@@ -166,6 +166,7 @@ async fn prepare(
                 MappingRow::new("company", ""),
                 MappingRow::new("initialDescription", "Found in [source] on [date_found]."),
             ],
+            request_budget: None,
         };
         let id = app::integrations::service::save(&state, partner.id, None, input, &Actor::operator("test"))
             .await

@@ -382,3 +382,77 @@ async fn fairness(h: Harness) {
     assert!(outstanding >= 9_000, "A's backlog is still there: {outstanding}");
     assert_eq!(log(&h, b, b_ids[0]).await.counts.delivered, 1);
 }
+
+/// Three workers, each with its own database pool, HTTP clients and budget keeper (as three server processes
+/// would have), share one integration whose ConnectWise account allows 6 requests an hour: together they send at
+/// most 6, the rest wait as Retrying with the time the budget refills, without counting attempts or turning the
+/// integration Unhealthy.
+#[tokio::test]
+async fn workers_together_stay_within_the_accounts_request_budget() {
+    let path = std::env::temp_dir().join(format!("dwid-budget-{}-{}.db", std::process::id(), rand::random::<u64>()));
+    let url = format!("sqlite://{}", path.display());
+    let h = common::harness_on(app::db::Db::connect(&url, 4).await.expect("db"), &[]);
+    let sb = start_sandbox(Faults::default()).await;
+    let (partner, cookie) = signed_in(&h, "budget@example.com").await;
+    let operator = Actor::operator("test");
+    let acme = app::organizations::store::add(&h.state.db, partner, "Acme Corporation", None, &operator)
+        .await
+        .expect("org")
+        .id;
+    let mut form = input(&sb, "Budgeted desk");
+    form["request_budget"] = json!({ "requests": 6, "window": "Hour" });
+    let (status, body) = save_integration(&h, &cookie, None, form).await;
+    assert!(status.is_success(), "{status} {body}");
+    let id: i64 = serde_json::from_str(&body).expect("id");
+    app::integrations::store::set_active(&h.state.db, partner, id, true, &operator).await.expect("enable");
+
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        let db = app::db::Db::connect(&url, 4).await.expect("another pool");
+        let metrics = app::metrics::Metrics::new();
+        let budgets = app::request_budget::RequestBudgets::new(db.clone());
+        let ticketing = app::systems::Ticketing::from_config(&h.state.config, &metrics, budgets).expect("clients");
+        let deps = Deps { db, ticketing, secrets: h.state.secrets.clone(), wake: Default::default(), metrics };
+        workers.push(worker::spawn(deps, config(&h)));
+    }
+    let records: Vec<ImportRecord> = (1..=20).map(|n| record(n, acme)).collect();
+    import(&h, partner, &records).await;
+
+    // Settled: every delivery is Delivered or waits for the budget.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = log(&h, partner, id).await;
+        let ready = log.rows.iter().filter(|e| e.state == DeliveryState::Pending).count();
+        let waiting = log.rows.iter().filter(|e| e.state == DeliveryState::Retrying).count();
+        let delivered = log.rows.iter().filter(|e| e.state == DeliveryState::Delivered).count();
+        if ready == 0 && waiting + delivered == 20 && waiting > 0 {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "not settled: {ready} pending, {waiting} waiting, {delivered} delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for worker in workers {
+        worker.shutdown().await;
+    }
+
+    let (_, api_calls) = sb.sandbox.stats();
+    assert!(api_calls <= 6, "{api_calls} API calls for a budget of 6");
+    let delivered = log.rows.iter().filter(|e| e.state == DeliveryState::Delivered).count();
+    assert_eq!(delivered, sb.sandbox.tickets().await.len());
+    assert!((1..6).contains(&delivered), "{delivered} delivered: a company lookup and a POST each count");
+    let used: i64 =
+        sqlx::query_scalar("SELECT SUM(used) FROM psa_request_counts").fetch_one(&h.state.db.pool).await.expect("sum");
+    assert_eq!(used, 6, "the budget is used up, and not beyond");
+    for entry in log.rows.iter().filter(|e| e.state == DeliveryState::Retrying) {
+        let error = entry.last_error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("request budget (6 requests per hour) is used up") && error.contains("refills at"),
+            "{error}"
+        );
+        assert_eq!(entry.attempts, 0, "waiting for the budget is not an attempt");
+        assert!(entry.next_attempt.is_some(), "{entry:?}");
+    }
+    let row = app::integrations::store::get(&h.state.db, partner, id).await.expect("integration");
+    assert_ne!(row.health, Health::Unhealthy, "a spent budget says nothing about ConnectWise");
+}

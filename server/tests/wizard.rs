@@ -108,6 +108,48 @@ fn is_uuid_v4(text: &str) -> bool {
         && groups[3].starts_with(['8', '9', 'a', 'b'])
 }
 
+/// The wizard's calls count against the account's request budget too: once it is spent they answer with a sentence
+/// saying when it refills, send nothing, and leave the health alone. A budget out of range is refused in words.
+#[tokio::test]
+async fn wizard_calls_answer_with_a_sentence_when_the_budget_is_spent() {
+    let sb = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (_, cookie) = signed_in(&h, "owner@example.com").await;
+    let mut form = input(&sb, "CW");
+    form["request_budget"] = json!({ "requests": 2, "window": "Hour" });
+    let id = save(&h, &cookie, form.clone()).await;
+    let form = blank_secrets(form);
+    for _ in 0..2 {
+        let (status, body) = call(&h, "test_connection", json!({ "id": id, "input": form }), &cookie).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let calls = sb.sandbox.stats().1;
+    let (status, body) = call(&h, "test_connection", json!({ "id": id, "input": form }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let sentence = app_error(&body).to_string();
+    assert!(
+        sentence.contains("This ConnectWise account's request budget (2 requests per hour) is used up")
+            && sentence.contains("refills at"),
+        "{sentence}"
+    );
+    assert_eq!(sb.sandbox.stats().1, calls, "nothing was sent");
+    assert_eq!(row(&h, &cookie, id).await.health, Health::Healthy, "the last request that was sent succeeded");
+
+    // The saved budget comes back to the wizard; a budget out of range is refused before anything is saved.
+    let (status, _, body) = h.call("integrations/get", &format!("id={id}"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let settings: app::integrations::IntegrationSettings = serde_json::from_str(&body).expect("settings");
+    assert_eq!(
+        settings.request_budget,
+        Some(app::integrations::RequestBudgetInput { requests: 2, window: app::integrations::BudgetWindow::Hour })
+    );
+    let mut zero = input(&sb, "Zero");
+    zero["request_budget"] = json!({ "requests": 0, "window": "Minute" });
+    let (status, body) = save_integration(&h, &cookie, None, zero).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("The request budget must be between 1 and 100,000 requests per minute."), "{body}");
+}
+
 #[tokio::test]
 async fn test_connection_reports_the_version_or_the_clients_sentence_and_records_health() {
     let sb = start_sandbox().await;

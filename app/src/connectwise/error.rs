@@ -53,6 +53,9 @@ pub enum CwError {
     /// The site (or an address it resolves to, or a redirect target) is not allowed by the outbound-safety rules.
     #[error("The site cannot be used: {reason}")]
     SiteRefused { reason: String },
+    /// The account's request budget refused the request: nothing was sent.
+    #[error("{}", crate::ticketing::budget_sentence(crate::ticketing::System::ConnectWise, refused))]
+    BudgetRefused { refused: crate::request_budget::Refused },
 }
 
 fn unauthorized_sentence(kind: AuthKind) -> &'static str {
@@ -88,7 +91,7 @@ impl CwError {
     /// Whether trying the same call again later may succeed: throttling and transient failures. Never 400, 401,
     /// 403, 404, a refused site or an unexpected answer.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CwError::RateLimited { .. } | CwError::Transient { .. })
+        matches!(self, CwError::RateLimited { .. } | CwError::Transient { .. } | CwError::BudgetRefused { .. })
     }
 
     /// A transient failure in which ConnectWise never answered (a timeout, a refused or broken connection), as

@@ -221,6 +221,9 @@ pub struct CwClient {
     inner: Arc<Inner>,
     /// Answers by status class (the process's metrics once [`CwClient::with_metrics`] was called).
     responses: crate::metrics::ConnectWiseResponses,
+    /// The request budgets shared by every process, once [`CwClient::with_budgets`] was called: sessions opened
+    /// through the ticketing interface then ask before every API request.
+    budgets: Option<crate::request_budget::RequestBudgets>,
 }
 
 struct Inner {
@@ -261,6 +264,7 @@ impl CwClient {
         Ok(Self {
             inner: Arc::new(Inner { http, config, codebases: Mutex::new(LruCache::new(entries)) }),
             responses: Default::default(),
+            budgets: None,
         })
     }
 
@@ -273,6 +277,16 @@ impl CwClient {
     pub fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
         self.responses = metrics.connectwise_responses();
         self
+    }
+
+    /// The same client, keeping every account's request budget in `budgets`.
+    pub fn with_budgets(mut self, budgets: crate::request_budget::RequestBudgets) -> Self {
+        self.budgets = Some(budgets);
+        self
+    }
+
+    pub(crate) fn budgets(&self) -> Option<&crate::request_budget::RequestBudgets> {
+        self.budgets.as_ref()
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -291,7 +305,13 @@ impl CwClient {
             CwError::SiteRefused { reason: "the credentials contain characters HTTP cannot carry.".into() }
         })?;
         authorization.set_sensitive(true);
-        Ok(CwSession { client: self.clone(), codebase, authorization, kind: credentials.auth.kind() })
+        Ok(CwSession {
+            client: self.clone(),
+            codebase,
+            authorization,
+            kind: credentials.auth.kind(),
+            gate: Arc::new(crate::request_budget::Unlimited),
+        })
     }
 
     /// `login/companyinfo/{companyId}`, cached per site and company for [`CODEBASE_TTL`].
@@ -334,6 +354,9 @@ impl CwClient {
         let config = &self.inner.config;
         for hop in 0..=MAX_REDIRECTS {
             config.policy.check_url(&url)?;
+            if let Some(session) = session {
+                session.gate.admit().await.map_err(|refused| CwError::BudgetRefused { refused })?;
+            }
             let mut request = self.inner.http.request(method.clone(), url.clone());
             if let Some(session) = session {
                 request = request.header(AUTHORIZATION, session.authorization.clone()).header(ACCEPT, ACCEPT_VERSIONED);
@@ -445,6 +468,8 @@ pub struct CwSession {
     codebase: Arc<Codebase>,
     authorization: HeaderValue,
     kind: AuthKind,
+    /// Asked before every API request (discovery excepted: it is not an API call and names no account yet).
+    gate: Arc<dyn crate::request_budget::RequestGate>,
 }
 
 impl fmt::Debug for CwSession {
@@ -454,6 +479,12 @@ impl fmt::Debug for CwSession {
 }
 
 impl CwSession {
+    /// The same session, asking `gate` before every API request it sends.
+    pub fn with_gate(mut self, gate: Arc<dyn crate::request_budget::RequestGate>) -> Self {
+        self.gate = gate;
+        self
+    }
+
     pub fn codebase(&self) -> &Codebase {
         &self.codebase
     }

@@ -1,12 +1,14 @@
 //! ConnectWise Manage behind the ticketing interface: [`CwClient`] is its connector, [`CwSession`] its session, and
 //! [`CwError`] maps onto the interface's kinds with its own sentences.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
 use super::{Auth, Credentials, CwClient, CwError, CwSession, Named};
 use crate::mapping::{EXTERNAL_XREF_KEY, FieldKind, LookupItem, Lookups, NewTicket, field};
+use crate::request_budget::{AccountKey, BudgetGate};
 use crate::ticketing::{Company, Connection, Connector, ErrorKind, NewNote, Session, System, TicketingError};
 
 impl From<CwError> for TicketingError {
@@ -21,6 +23,7 @@ impl From<CwError> for TicketingError {
             CwError::UnexpectedResponse { .. } => ErrorKind::Unexpected,
             CwError::TooLarge { .. } => ErrorKind::TooLarge,
             CwError::SiteRefused { .. } => ErrorKind::Refused,
+            CwError::BudgetRefused { refused } => ErrorKind::BudgetSpent { until: refused.retry_at() },
         };
         TicketingError { kind, sentence: err.to_string(), field_errors: err.field_errors().to_vec() }
     }
@@ -67,9 +70,16 @@ impl Connector for CwClient {
         self.config().timeout
     }
 
+    /// With request budgets, the session asks the account's budget (site and company ID: integrations of one
+    /// ConnectWise company share it) before every API request.
     async fn session(&self, connection: &Connection) -> Result<Box<dyn Session>, TicketingError> {
         let credentials = Credentials::from_connection(connection)?;
-        Ok(Box::new(CwClient::session(self, &credentials).await?))
+        let session = CwClient::session(self, &credentials).await?;
+        let Some(budgets) = self.budgets() else { return Ok(Box::new(session)) };
+        let account = format!("{}/{}", session.codebase().base.origin().ascii_serialization(), credentials.company_id);
+        let key = AccountKey::new(System::ConnectWise.as_db(), &account);
+        let budget = connection.request_budget()?;
+        Ok(Box::new(session.with_gate(Arc::new(BudgetGate::new(budgets.clone(), key, budget)))))
     }
 }
 

@@ -53,6 +53,13 @@ pub enum Outcome {
     Released {
         in_doubt: bool,
     },
+    /// Nothing was sent (the PSA account's request budget is spent): shown as Retrying with `error` (which says
+    /// when the budget refills), tried again at `at`, not counted as an attempt.
+    Wait {
+        at: i64,
+        error: String,
+        in_doubt: bool,
+    },
 }
 
 /// What a claim leaves alone: integrations and partners that already hold their share of this process's slots.
@@ -164,6 +171,17 @@ pub async fn finish(db: &Db, id: i64, owner: &str, outcome: &Outcome) -> Result<
             "UPDATE deliveries SET state = 'failed', last_error = $1, in_doubt = $2, lease_owner = NULL, \
              lease_until = 0, updated_at = $3 WHERE id = $4 AND lease_owner = $5 AND state IN ('pending', 'retrying')",
         )
+        .bind(error.clone())
+        .bind(i64::from(*in_doubt))
+        .bind(now)
+        .bind(id)
+        .bind(owner),
+        Outcome::Wait { at, error, in_doubt } => sqlx::query(
+            "UPDATE deliveries SET state = 'retrying', next_attempt_at = $1, last_error = $2, in_doubt = $3, \
+             attempts = attempts - 1, lease_owner = NULL, lease_until = 0, updated_at = $4 \
+             WHERE id = $5 AND lease_owner = $6 AND state IN ('pending', 'retrying')",
+        )
+        .bind(*at)
         .bind(error.clone())
         .bind(i64::from(*in_doubt))
         .bind(now)

@@ -649,7 +649,7 @@ impl Worker {
             Outcome::Delivered { .. } => Some(AttemptOutcome::Delivered),
             Outcome::Retry { .. } => Some(AttemptOutcome::Retry),
             Outcome::Failed { .. } => Some(AttemptOutcome::Failed),
-            Outcome::Released { .. } => None,
+            Outcome::Released { .. } | Outcome::Wait { .. } => None,
         };
         if let Some(counted) = counted {
             self.deps.metrics.delivery_attempt(counted, started.elapsed());
@@ -662,6 +662,7 @@ impl Worker {
                 tracing::info!(delivery_id = claim.id, attempts = claim.attempts, error, "delivery will be retried")
             }
             Outcome::Failed { error, .. } => tracing::warn!(delivery_id = claim.id, error, "delivery failed"),
+            Outcome::Wait { error, .. } => tracing::debug!(delivery_id = claim.id, error, "waiting for the budget"),
             Outcome::Released { .. } => {}
         }
         if let Outcome::Delivered { ticket_id } = outcome
@@ -804,10 +805,12 @@ impl Worker {
         }
     }
 
-    /// Notes a PSA call's outcome as the integration's health and hands it back.
+    /// Notes a PSA call's outcome as the integration's health and hands it back. A spent request budget says
+    /// nothing of the PSA (no request was sent): the health stays as it was.
     fn recorded<T>(&self, claim: &Claim, outcome: Result<T, TicketingError>) -> Result<T, TicketingError> {
         let health = match &outcome {
             Ok(_) => Ok(()),
+            Err(err) if matches!(err.kind, ErrorKind::BudgetSpent { .. }) => return outcome,
             Err(err) => Err(err.to_string()),
         };
         self.health.note(claim.integration_id, health);
@@ -820,13 +823,19 @@ impl Worker {
         if !err.is_retryable() {
             return Outcome::Failed { error: err.to_string(), in_doubt };
         }
+        // Nothing was sent: wait for the budget to refill, without counting an attempt (a backlog larger than a
+        // window's budget must not give up after `max_attempts` windows). A little spread, so that the waiting
+        // deliveries do not all ask at the same instant.
+        if let ErrorKind::BudgetSpent { until } = err.kind {
+            let spread = rand::random::<u64>() % 1_000;
+            return Outcome::Wait { at: until.max(now_millis()) + spread as i64, error: err.to_string(), in_doubt };
+        }
         let attempts = u32::try_from(claim.attempts).unwrap_or(u32::MAX);
         if attempts >= self.config.max_attempts {
             return Outcome::Failed { error: format!("Gave up after {attempts} attempts. {err}"), in_doubt };
         }
         let retry_after = match err.kind {
             ErrorKind::RateLimited { retry_after } => Some(retry_after.unwrap_or(Duration::from_secs(5))),
-            ErrorKind::BudgetSpent { .. } => err.wait(now_millis()),
             _ => None,
         };
         let mut delay = self.config.backoff.delay(attempts, retry_after);

@@ -108,6 +108,58 @@ pub struct IntegrationInput {
     pub username: String,
     pub password: String,
     pub mapping: Vec<crate::mapping::MappingRow>,
+    /// The PSA account's request budget; `None`: the system's default.
+    #[serde(default)]
+    pub request_budget: Option<RequestBudgetInput>,
+}
+
+/// The window of a request budget, as the wizard offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum BudgetWindow {
+    #[default]
+    Minute,
+    Hour,
+}
+
+impl BudgetWindow {
+    pub fn seconds(self) -> u64 {
+        match self {
+            BudgetWindow::Minute => 60,
+            BudgetWindow::Hour => 3_600,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            BudgetWindow::Minute => "minute",
+            BudgetWindow::Hour => "hour",
+        }
+    }
+}
+
+/// "At most `requests` requests per `window`" to the PSA account, for every process together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBudgetInput {
+    pub requests: u32,
+    pub window: BudgetWindow,
+}
+
+/// The largest budget the wizard takes: beyond it the PSA's own limits (ConnectWise throttles, Autotask suspends
+/// the whole database over 10,000 an hour) are long reached.
+pub const MAX_BUDGET_REQUESTS: u32 = 100_000;
+
+impl RequestBudgetInput {
+    /// Whether the budget can be used, in words when not.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.requests == 0 || self.requests > MAX_BUDGET_REQUESTS {
+            return Err(format!(
+                "The request budget must be between 1 and {} requests per {}.",
+                "100,000",
+                self.window.label()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A saved integration as the wizard edits it: never any secret, only whether one is stored.
@@ -120,6 +172,8 @@ pub struct IntegrationSettings {
     pub auth_kind: AuthKind,
     pub credentials_set: bool,
     pub mapping: Vec<crate::mapping::MappingRow>,
+    #[serde(default)]
+    pub request_budget: Option<RequestBudgetInput>,
 }
 
 /// A valid integration name, trimmed: 1–100 characters, no control characters.

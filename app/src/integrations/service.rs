@@ -10,7 +10,9 @@ use crate::state::AppState;
 use crate::ticketing::{Connection, System, TicketingError};
 
 use super::store::{self, IntegrationWrite, StoredIntegration};
-use super::{AuthKind, CONNECTWISE, IntegrationInput, IntegrationRow, IntegrationSettings, validate_name};
+use super::{
+    AuthKind, CONNECTWISE, IntegrationInput, IntegrationRow, IntegrationSettings, RequestBudgetInput, validate_name,
+};
 
 /// The associated data sealed credentials are bound to: a secret moved onto another partner's row cannot be
 /// opened.
@@ -51,6 +53,7 @@ fn parse_mapping(stored: &StoredIntegration) -> Vec<MappingRow> {
 
 pub async fn settings(db: &Db, partner_id: i64, id: i64) -> Result<IntegrationSettings, AppError> {
     let stored = store::get(db, partner_id, id).await?;
+    let request_budget = stored_budget(&stored);
     Ok(IntegrationSettings {
         id: stored.id,
         mapping: parse_mapping(&stored),
@@ -59,6 +62,7 @@ pub async fn settings(db: &Db, partner_id: i64, id: i64) -> Result<IntegrationSe
         company_id: stored.company_id,
         auth_kind: stored.auth_kind,
         credentials_set: !stored.credentials_sealed.is_empty(),
+        request_budget,
     })
 }
 
@@ -117,7 +121,25 @@ pub fn open_connection(
     secrets: &crate::secrets::SecretBox,
     stored: &StoredIntegration,
 ) -> Result<Connection, AppError> {
-    Ok(open_stored_credentials(secrets, stored)?.connection())
+    Ok(connection_for(&open_stored_credentials(secrets, stored)?, stored_budget(stored)))
+}
+
+/// The interface's connection for these credentials, with the integration's request budget when it set one.
+pub fn connection_for(credentials: &Credentials, budget: Option<RequestBudgetInput>) -> Connection {
+    let mut connection = credentials.connection();
+    if let (Some(budget), Some(settings)) = (budget, connection.settings.as_object_mut()) {
+        settings.insert(
+            "request_budget".into(),
+            serde_json::json!({ "requests": budget.requests, "window_secs": budget.window.seconds() }),
+        );
+    }
+    connection
+}
+
+/// The request budget kept in the integration's settings, if it set one.
+pub fn stored_budget(stored: &StoredIntegration) -> Option<RequestBudgetInput> {
+    let settings: serde_json::Value = serde_json::from_str(&stored.settings_json).ok()?;
+    serde_json::from_value(settings.get("request_budget")?.clone()).ok()
 }
 
 pub fn open_stored_credentials(
@@ -149,6 +171,9 @@ pub async fn credentials_for(
 ) -> Result<(Credentials, Option<StoredIntegration>), AppError> {
     let site = validate_site(&input.site, site_mode(state)).map_err(|err| AppError::invalid(err.to_string()))?;
     let company_id = validate_company_id(&input.company_id).map_err(|err| AppError::invalid(err.to_string()))?;
+    if let Some(budget) = &input.request_budget {
+        budget.validate().map_err(AppError::Invalid)?;
+    }
     let site = site.to_string();
     let existing = match id {
         Some(id) => Some(store::get(&state.db, partner_id, id).await?),
@@ -203,6 +228,10 @@ pub async fn save(
         AppError::Internal
     })?;
     let mapping_json = serde_json::to_string(&input.mapping).map_err(|_| AppError::Internal)?;
+    if let Some(budget) = &input.request_budget {
+        budget.validate().map_err(AppError::Invalid)?;
+    }
+    let settings_json = serde_json::json!({ "request_budget": input.request_budget }).to_string();
     let write = IntegrationWrite {
         name: &name,
         system: CONNECTWISE,
@@ -211,6 +240,7 @@ pub async fn save(
         auth_kind: input.auth_kind,
         credentials_sealed: &sealed,
         mapping_json: &mapping_json,
+        settings_json: &settings_json,
     };
     match id {
         Some(id) => {
@@ -240,7 +270,10 @@ pub async fn recorded<T>(
     integration_id: Option<i64>,
     outcome: Result<T, TicketingError>,
 ) -> Result<T, AppError> {
-    if let Some(id) = integration_id {
+    // A spent request budget sent nothing: it says nothing of the PSA's health.
+    let budget_spent =
+        matches!(&outcome, Err(err) if matches!(err.kind, crate::ticketing::ErrorKind::BudgetSpent { .. }));
+    if let Some(id) = integration_id.filter(|_| !budget_spent) {
         let health = match &outcome {
             Ok(_) => Ok(()),
             Err(err) => Err(err.to_string()),

@@ -23,6 +23,8 @@ pub struct StoredIntegration {
     pub auth_kind: AuthKind,
     pub credentials_sealed: String,
     pub mapping_json: String,
+    /// Per-system settings in clear (JSON object), e.g. the request budget.
+    pub settings_json: String,
     pub health: Health,
     pub health_error: Option<String>,
     pub health_at: Option<i64>,
@@ -38,10 +40,12 @@ pub struct IntegrationWrite<'a> {
     pub auth_kind: AuthKind,
     pub credentials_sealed: &'a str,
     pub mapping_json: &'a str,
+    /// A JSON object (`"{}"` for none).
+    pub settings_json: &'a str,
 }
 
 const COLUMNS: &str = "id, partner_id, name, system, active, site, company_id, auth_kind, credentials_sealed, \
-                       mapping, health, health_error, health_at";
+                       mapping, settings, health, health_error, health_at";
 
 fn duplicate(name: &str) -> StoreError {
     StoreError::Conflict(format!("An integration named \"{name}\" already exists. Choose another name."))
@@ -65,6 +69,7 @@ fn from_row(row: &AnyRow) -> Result<StoredIntegration, sqlx::Error> {
         auth_kind: AuthKind::from_db(&auth),
         credentials_sealed: row.try_get("credentials_sealed")?,
         mapping_json: row.try_get("mapping")?,
+        settings_json: row.try_get("settings")?,
         health: Health::from_db(&health),
         health_error: row.try_get("health_error")?,
         health_at: row.try_get("health_at")?,
@@ -125,8 +130,8 @@ pub async fn create(db: &Db, partner_id: i64, write: &IntegrationWrite<'_>, acto
     let mut tx = db.pool.begin().await?;
     let row = sqlx::query(
         "INSERT INTO integrations (partner_id, name, name_key, system, active, site, company_id, auth_kind, \
-         credentials_sealed, mapping, health, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, 'not_checked', $10, $10) RETURNING id",
+         credentials_sealed, mapping, settings, health, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, 'not_checked', $11, $11) RETURNING id",
     )
     .bind(partner_id)
     .bind(write.name)
@@ -137,6 +142,7 @@ pub async fn create(db: &Db, partner_id: i64, write: &IntegrationWrite<'_>, acto
     .bind(write.auth_kind.as_db())
     .bind(write.credentials_sealed)
     .bind(write.mapping_json)
+    .bind(write.settings_json)
     .bind(now)
     .fetch_one(&mut *tx)
     .await
@@ -178,7 +184,7 @@ pub async fn update(
             .ok_or_else(not_found)?;
     sqlx::query(
         "UPDATE integrations SET name = $1, name_key = $2, site = $3, company_id = $4, auth_kind = $5, \
-         credentials_sealed = $6, mapping = $7, updated_at = $8 WHERE id = $9 AND partner_id = $10",
+         credentials_sealed = $6, mapping = $7, settings = $8, updated_at = $9 WHERE id = $10 AND partner_id = $11",
     )
     .bind(write.name)
     .bind(name_key(write.name))
@@ -187,6 +193,7 @@ pub async fn update(
     .bind(write.auth_kind.as_db())
     .bind(write.credentials_sealed)
     .bind(write.mapping_json)
+    .bind(write.settings_json)
     .bind(now_millis())
     .bind(id)
     .bind(partner_id)

@@ -32,8 +32,9 @@ mod server {
 
     use serde_json::Value;
 
-    use super::{System, TicketingError};
+    use super::{ErrorKind, System, TicketingError};
     use crate::mapping::{Lookups, NewTicket};
+    use crate::request_budget::{Budget, Refused};
 
     /// What an integration needs to reach its PSA: settings kept in clear (site, company ID, …) and secrets that
     /// are stored sealed and opened only to make calls. Each system reads its own shape from both.
@@ -52,6 +53,55 @@ mod server {
                 .field("settings", &self.settings)
                 .field("secrets", &"***")
                 .finish()
+        }
+    }
+
+    impl Connection {
+        /// The account's request budget: the integration's own (`settings.request_budget`, `{"requests": n,
+        /// "window_secs": s}`), else the system's default.
+        pub fn request_budget(&self) -> Result<Budget, TicketingError> {
+            let Some(stored) = self.settings.get("request_budget").filter(|v| !v.is_null()) else {
+                return Ok(default_budget(self.system));
+            };
+            let requests = stored.get("requests").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
+            let window = stored.get("window_secs").and_then(Value::as_u64).map(Duration::from_secs);
+            let refused = |reason: &str| {
+                TicketingError::new(
+                    ErrorKind::Refused,
+                    format!("The integration's request budget cannot be used ({reason}): edit the integration."),
+                )
+            };
+            match (requests, window) {
+                (Some(requests), Some(window)) => Budget::new(requests, window).map_err(|err| refused(err.0)),
+                _ => Err(refused("it is not a number of requests per window")),
+            }
+        }
+    }
+
+    /// The budget an integration gets unless it sets its own: half of what the PSA allows, so that the partner's
+    /// other integrations keep room (Autotask: 10,000 requests an hour per database).
+    pub fn default_budget(system: System) -> Budget {
+        match system {
+            System::ConnectWise => Budget::CONNECTWISE_DEFAULT,
+        }
+    }
+
+    /// The partner's sentence for a request the budget refused.
+    pub fn budget_sentence(system: System, refused: &Refused) -> String {
+        match refused {
+            Refused::Spent(spent) => format!(
+                "This {} account's request budget ({}) is used up, so nothing was sent. It refills at {}: \
+                 deliveries wait until then (raise the budget in the integration's advanced settings if your PSA \
+                 allows more).",
+                system.short_label(),
+                spent.budget,
+                spent.refills_at()
+            ),
+            Refused::Unavailable { .. } => format!(
+                "The request budget of this {} account could not be checked, so nothing was sent; it will be tried \
+                 again in a few seconds.",
+                system.short_label()
+            ),
         }
     }
 

@@ -244,6 +244,11 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
             username: String::new(),
             password: String::new(),
             mapping: mapping(&name),
+            // The largest budget the wizard takes: the bench measures delivery, not the budget's waits.
+            request_budget: Some(app::integrations::RequestBudgetInput {
+                requests: app::integrations::MAX_BUDGET_REQUESTS,
+                window: app::integrations::BudgetWindow::Minute,
+            }),
         };
         let id = app::integrations::service::save(
             &state,

@@ -202,6 +202,7 @@ async fn seed(state: &AppState, args: &Args) -> Result<Seeded, Box<dyn std::erro
             auth_kind: AuthKind::ApiKeys,
             credentials_sealed: &sealed,
             mapping_json: &mapping,
+            settings_json: "{}",
         };
         let id = integrations::create(db, partner_id, &write, &app::activity::Actor::operator("render_bench")).await?;
         // Half Active; three in five Healthy, one Unhealthy (with ConnectWise's error), one never checked.

@@ -123,6 +123,7 @@ pub fn WizardPage() -> impl IntoView {
                                 company_id: s.company_id,
                                 auth_kind: s.auth_kind,
                                 mapping: s.mapping,
+                                request_budget: s.request_budget,
                                 ..Default::default()
                             },
                             credentials_set: s.credentials_set,

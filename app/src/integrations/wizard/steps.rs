@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use super::{StepNav, StepTitle, Wizard};
 use crate::connectwise_site::{SiteMode, validate_company_id, validate_site};
 use crate::integrations::wizard_api::{MatchCompanies, TestConnection};
-use crate::integrations::{AuthKind, name_key, validate_name};
+use crate::integrations::{AuthKind, BudgetWindow, RequestBudgetInput, name_key, validate_name};
 use crate::organizations::RenameOrganization;
 
 /// Systems shown as coming later; not selectable.
@@ -93,6 +93,9 @@ fn check_connection_fields(wizard: &Wizard) -> Result<(), String> {
     let (input, credentials_set) = wizard.draft.with(|d| (d.input.clone(), d.credentials_set));
     validate_site(&input.site, SiteMode::Dev).map_err(|e| e.to_string())?;
     validate_company_id(&input.company_id).map_err(|e| e.to_string())?;
+    if let Some(budget) = &input.request_budget {
+        budget.validate()?;
+    }
     let missing = match input.auth_kind {
         AuthKind::ApiKeys => input.public_key.trim().is_empty() || input.private_key.trim().is_empty(),
         AuthKind::Integrator => input.username.trim().is_empty() || input.password.is_empty(),
@@ -208,6 +211,7 @@ pub fn ConnectionStep() -> impl IntoView {
                 </div>
                 {move || check_error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
                 {result}
+                <RequestBudgetSetting/>
             </div>
             <aside class="advice" aria-label="Advice">
                 <h3>"Create an API member"</h3>
@@ -227,6 +231,84 @@ pub fn ConnectionStep() -> impl IntoView {
             </aside>
         </div>
         <StepNav number=3 next/>
+    }
+}
+
+/// The ConnectWise default, as the wizard names it (the server's `ticketing::default_budget`).
+const DEFAULT_BUDGET: RequestBudgetInput = RequestBudgetInput { requests: 1_000, window: BudgetWindow::Minute };
+
+/// "Advanced settings": the PSA account's request budget, the default or the partner's own.
+#[component]
+fn RequestBudgetSetting() -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
+    let budget = move || wizard.draft.with(|d| d.input.request_budget);
+    let set = move |budget: Option<RequestBudgetInput>| wizard.draft.update(|d| d.input.request_budget = budget);
+    let error = move || budget().and_then(|b| b.validate().err());
+    let custom = move || {
+        budget().map(|b| {
+            view! {
+                <div class="budget">
+                    <input
+                        id="budget-requests"
+                        type="number"
+                        min="1"
+                        max=crate::integrations::MAX_BUDGET_REQUESTS
+                        inputmode="numeric"
+                        aria-label="Requests"
+                        prop:value=b.requests.to_string()
+                        on:input=move |ev| {
+                            let requests = event_target_value(&ev).trim().parse().unwrap_or(0);
+                            set(Some(RequestBudgetInput { requests, ..b }));
+                        }
+                    />
+                    <label for="budget-window">"requests per"</label>
+                    <select
+                        id="budget-window"
+                        on:change=move |ev| {
+                            let window =
+                                if event_target_value(&ev) == "hour" { BudgetWindow::Hour } else { BudgetWindow::Minute };
+                            set(budget().map(|b| RequestBudgetInput { window, ..b }));
+                        }
+                    >
+                        <option value="minute" selected=b.window == BudgetWindow::Minute>"minute"</option>
+                        <option value="hour" selected=b.window == BudgetWindow::Hour>"hour"</option>
+                    </select>
+                </div>
+            }
+        })
+    };
+    view! {
+        <details class="advanced" open=move || budget().is_some()>
+            <summary>"Advanced settings"</summary>
+            <fieldset class="radio-group">
+                <legend>"Request budget"</legend>
+                <p class="muted">
+                    "Every request Dark Web ID sends to this ConnectWise account, from all of its servers together, "
+                    "counts against this budget. When it is used up, tickets wait until it refills, so your other "
+                    "integrations keep their share of ConnectWise's limits."
+                </p>
+                <label class="radio">
+                    <input
+                        type="radio"
+                        name="budget"
+                        prop:checked=move || budget().is_none()
+                        on:change=move |_| set(None)
+                    />
+                    "Default: 1,000 requests per minute"
+                </label>
+                <label class="radio">
+                    <input
+                        type="radio"
+                        name="budget"
+                        prop:checked=move || budget().is_some()
+                        on:change=move |_| set(Some(DEFAULT_BUDGET))
+                    />
+                    "Custom"
+                </label>
+                {custom}
+                {move || error().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+            </fieldset>
+        </details>
     }
 }
 
