@@ -24,6 +24,8 @@ pub mod settings;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
+pub mod autotask;
+#[cfg(feature = "ssr")]
 pub mod client_address;
 #[cfg(feature = "ssr")]
 pub mod config;
