@@ -17,7 +17,7 @@
 pub mod catalog;
 pub mod demo;
 pub mod error;
-
+pub mod sandbox;
 pub mod zone;
 
 use std::fmt;
