@@ -769,7 +769,7 @@ fn udf_keys(err: AtError, udf_names: &[String]) -> AtError {
             errors: errors
                 .into_iter()
                 .map(|mut e| {
-                    if udf_names.iter().any(|n| *n == e.field) {
+                    if udf_names.contains(&e.field) {
                         e.field = format!("{}{}", catalog::UDF_PREFIX, e.field);
                     }
                     e

@@ -663,7 +663,10 @@ fn run_query(sb: &Sandbox, entity: &str, body: &[u8], after: Option<i64>) -> Res
         None => MAX_RECORDS,
         Some(Some(n)) if (1..=MAX_RECORDS as u64).contains(&n) => n as usize,
         Some(_) => {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, format!("MaxRecords must be between 1 and {MAX_RECORDS}."));
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("MaxRecords must be between 1 and {MAX_RECORDS}."),
+            );
         }
     };
     let include: Vec<String> = member("IncludeFields")

@@ -71,7 +71,8 @@ pub fn create(body: &[u8], catalog: &Catalog<'_>, id: i64, now: &str) -> Result<
             errors.push(format!("Missing required field: {name} is required."));
         }
     }
-    if !present("queueID") && !(present("assignedResourceID") && present("assignedResourceRoleID")) {
+    let assigned = present("assignedResourceID") && present("assignedResourceRoleID");
+    if !(present("queueID") || assigned) {
         errors
             .push("A ticket needs a queueID, or both an assignedResourceID and an assignedResourceRoleID.".to_string());
     }
