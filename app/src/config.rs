@@ -55,6 +55,9 @@ pub struct Config {
     /// Where dev mode serves the ConnectWise sandbox in-process (`CW_SANDBOX_ADDR`, `off` disables; never in
     /// production).
     pub cw_sandbox_addr: Option<std::net::SocketAddr>,
+    /// Where the Autotask client asks for an API user's zone (`AUTOTASK_ZONE_DISCOVERY_URL`, an origin; default
+    /// `https://webservices.autotask.net`; the Autotask sandbox's address in dev mode when pointed at it).
+    pub autotask_zone_discovery_url: String,
     /// Run the delivery worker in this process (`DELIVERY_WORKER`, default true).
     pub delivery_worker: bool,
     /// Ticket deliveries in flight per process, and per integration per process.
@@ -148,6 +151,16 @@ impl Config {
                 })?)
             }
         };
+        let autotask_zone_discovery_url = match get("AUTOTASK_ZONE_DISCOVERY_URL") {
+            None => crate::autotask::DEFAULT_ZONE_DISCOVERY_URL.to_string(),
+            Some(value) => parse_origin(&value)
+                .filter(|origin| mode == Mode::Dev || origin.starts_with("https://"))
+                .ok_or(ConfigError::Invalid {
+                    name: "AUTOTASK_ZONE_DISCOVERY_URL",
+                    expected: "an origin like https://webservices.autotask.net (https in production)",
+                    value,
+                })?,
+        };
         let connectwise_timeout = Duration::from_secs(number("CONNECTWISE_TIMEOUT_SECS", 30)?);
         let delivery_lease = Duration::from_secs(number("DELIVERY_LEASE_SECS", 300)?);
         if delivery_lease < connectwise_timeout * 5 {
@@ -229,6 +242,7 @@ impl Config {
             connectwise_max_list_rows: number("CONNECTWISE_MAX_LIST_ROWS", 100_000)? as usize,
             connectwise_operation_deadline: Duration::from_secs(number("CONNECTWISE_OPERATION_DEADLINE_SECS", 120)?),
             cw_sandbox_addr,
+            autotask_zone_discovery_url,
             delivery_worker,
             delivery_concurrency: number("DELIVERY_CONCURRENCY", 16)? as usize,
             delivery_per_integration: number("DELIVERY_PER_INTEGRATION", 8)? as usize,
@@ -381,6 +395,17 @@ mod tests {
         assert!(err.to_string().contains("CW_SANDBOX_ADDR"));
         let err = config(&[("CONNECTWISE_TIMEOUT_SECS", "0")]).expect_err("zero");
         assert!(err.to_string().contains("CONNECTWISE_TIMEOUT_SECS"));
+    }
+
+    #[test]
+    fn autotask_zone_discovery_defaults_to_autotask_and_is_https_in_production() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.autotask_zone_discovery_url, "https://webservices.autotask.net");
+        let dev = config(&[("APP_MODE", "dev"), ("AUTOTASK_ZONE_DISCOVERY_URL", "http://127.0.0.1:3006/")]);
+        assert_eq!(dev.expect("dev").autotask_zone_discovery_url, "http://127.0.0.1:3006");
+        let err = config(&[("AUTOTASK_ZONE_DISCOVERY_URL", "http://webservices.autotask.net")]).expect_err("http");
+        assert!(err.to_string().contains("AUTOTASK_ZONE_DISCOVERY_URL"), "{err}");
+        assert!(config(&[("AUTOTASK_ZONE_DISCOVERY_URL", "https://x/zone")]).is_err(), "an origin only");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod ticketing;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
+pub mod autotask;
+#[cfg(feature = "ssr")]
 pub mod client_address;
 #[cfg(feature = "ssr")]
 pub mod config;

@@ -32,6 +32,8 @@ enum Command {
     },
     /// Serve the ConnectWise Manage sandbox on 127.0.0.1 (every flag defaults to the demo account).
     CwSandbox(SandboxArgs),
+    /// Serve the Autotask PSA sandbox on 127.0.0.1 (every flag defaults to the demo account and Autotask's limits).
+    AutotaskSandbox(AutotaskSandboxArgs),
     /// Create an API token for a partner's import API calls and print it (it is shown only once).
     CreateApiToken {
         /// The partner's email.
@@ -119,6 +121,62 @@ impl SandboxArgs {
     }
 }
 
+/// The Autotask sandbox's account, limits and faults at start (faults change at run time with
+/// `POST /_sandbox/faults`).
+#[derive(clap::Args)]
+struct AutotaskSandboxArgs {
+    #[arg(long, default_value_t = 3006)]
+    port: u16,
+    #[arg(long, default_value = app::autotask::demo::DEMO_USERNAME)]
+    username: String,
+    #[arg(long, default_value = app::autotask::demo::DEMO_SECRET)]
+    secret: String,
+    #[arg(long, default_value = app::autotask::demo::DEMO_INTEGRATION_CODE)]
+    integration_code: String,
+    /// Requests allowed per window (Autotask: 10,000 an hour per database).
+    #[arg(long, default_value_t = 10_000)]
+    hourly_limit: u64,
+    /// The rolling window of --hourly-limit, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    window_secs: u64,
+    /// Milliseconds added to every call from 50% of the limit (twice that from 75%).
+    #[arg(long, default_value_t = 500)]
+    throttle_latency_ms: u64,
+    /// Concurrent calls per endpoint (Autotask: 3 for integrations created since 2023.1).
+    #[arg(long, default_value_t = 3)]
+    thread_limit: usize,
+    /// Share of API calls answered 500 with a server fault (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Milliseconds added to every API call.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+}
+
+impl AutotaskSandboxArgs {
+    fn into_config(self) -> app::autotask::sandbox::SandboxConfig {
+        use app::autotask::sandbox::{Faults, SandboxConfig, Throttling};
+        SandboxConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], self.port)),
+            username: self.username,
+            secret: self.secret,
+            integration_code: self.integration_code,
+            throttling: Throttling {
+                hourly_limit: self.hourly_limit,
+                window: std::time::Duration::from_secs(self.window_secs.max(1)),
+                latency_ms: self.throttle_latency_ms,
+                thread_limit: self.thread_limit.max(1),
+            },
+            faults: Faults {
+                error_rate: self.error_rate.clamp(0.0, 1.0),
+                latency_ms: self.latency_ms,
+                ..Faults::default()
+            },
+            ..SandboxConfig::default()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
@@ -147,6 +205,9 @@ fn main() -> ExitCode {
             Command::CreateApiToken { partner, name } => server::cli::create_api_token(config, &partner, &name).await,
             Command::Import { partner, file } => server::cli::import(config, &partner, &file).await,
             Command::CwSandbox(args) => server::sandbox::serve(args.into_config()).await.map_err(|err| err.to_string()),
+            Command::AutotaskSandbox(args) => {
+                app::autotask::sandbox::serve(args.into_config()).await.map_err(|err| err.to_string())
+            }
         }
     });
     match result {

@@ -1,0 +1,248 @@
+//! The ticket fields a partner can map, read from Autotask's field information: the standard fields the dashboard
+//! fills and every ticket user-defined field, with only the *active* picklist values (Autotask keeps retired values
+//! in the field information, flagged `isActive: false`, and refuses them on create).
+//!
+//! A plain structure the neutral ticketing catalog is built from: keys are Autotask's field names (`queueID`) or
+//! `udf:<name>` for a user-defined field, exactly the keys [`super::AtSession::create_ticket`] takes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The standard ticket fields offered for mapping, with the label shown to partners.
+pub const STANDARD_FIELDS: &[(&str, &str)] = &[
+    ("title", "Title"),
+    ("description", "Description"),
+    ("status", "Status"),
+    ("priority", "Priority"),
+    ("queueID", "Queue"),
+    ("issueType", "Issue type"),
+    ("subIssueType", "Sub-issue type"),
+    ("ticketType", "Ticket type"),
+    ("source", "Source"),
+    ("ticketCategory", "Ticket category"),
+    ("dueDateTime", "Due date"),
+];
+
+/// The prefix of a user-defined field's key.
+pub const UDF_PREFIX: &str = "udf:";
+
+/// Strings longer than this are edited as long text.
+const LONG_TEXT_FROM: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AtFieldKind {
+    Text,
+    LongText,
+    Date,
+    PickList,
+    Number,
+}
+
+/// One picklist value (active only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtChoice {
+    pub id: i64,
+    pub name: String,
+    /// The parent field's value this one belongs to (a sub-issue type's issue type).
+    pub parent: Option<i64>,
+    /// Autotask's default for the field (`isDefaultValue`).
+    pub is_default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtField {
+    /// `title`, `queueID`, ... or `udf:<name>`.
+    pub key: String,
+    pub label: String,
+    pub kind: AtFieldKind,
+    /// Characters, for text.
+    pub max_len: Option<usize>,
+    /// Autotask refuses a ticket without it. For a user-defined field this is the MSP's own setting: Autotask does
+    /// not enforce UDFs that are required in its UI through the API (vendor: REST API "User-defined fields (UDFs)",
+    /// Conditions and requirements).
+    pub required: bool,
+    /// The key of the field whose value filters this one's choices (`issueType` for `subIssueType`).
+    pub parent: Option<String>,
+    pub choices: Vec<AtChoice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtFieldCatalog {
+    pub fields: Vec<AtField>,
+}
+
+impl AtFieldCatalog {
+    pub fn get(&self, key: &str) -> Option<&AtField> {
+        self.fields.iter().find(|f| f.key == key)
+    }
+}
+
+/// One entry of `entityInformation/fields` or `entityInformation/userDefinedFields`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldInfo {
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub data_type: Option<String>,
+    #[serde(default)]
+    pub length: Option<i64>,
+    #[serde(default)]
+    pub is_required: bool,
+    #[serde(default)]
+    pub is_pick_list: bool,
+    #[serde(default)]
+    pub picklist_values: Option<Vec<PicklistValue>>,
+    #[serde(default)]
+    pub picklist_parent_value_field: Option<String>,
+}
+
+/// Autotask sends picklist values and parent values as strings (`"value": "5"`, `"parentValue": ""`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PicklistValue {
+    pub value: Value,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub is_default_value: bool,
+    /// Missing means active.
+    #[serde(default = "yes")]
+    pub is_active: bool,
+    #[serde(default)]
+    pub parent_value: Option<Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `{"fields": [...]}`.
+#[derive(Debug, Deserialize)]
+pub struct FieldsAnswer {
+    pub fields: Vec<FieldInfo>,
+}
+
+/// A whole number sent as a number or a string; `None` for anything else (an empty parent value included).
+pub fn as_id(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn kind_of(info: &FieldInfo) -> AtFieldKind {
+    if info.is_pick_list {
+        return AtFieldKind::PickList;
+    }
+    match info.data_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("datetime" | "date") => AtFieldKind::Date,
+        Some("integer" | "long" | "short" | "double" | "decimal" | "float") => AtFieldKind::Number,
+        _ if info.length.is_some_and(|l| l >= LONG_TEXT_FROM as i64) => AtFieldKind::LongText,
+        _ => AtFieldKind::Text,
+    }
+}
+
+fn field(key: String, label: String, info: &FieldInfo, required: bool, parent: Option<String>) -> AtField {
+    let kind = kind_of(info);
+    let max_len = match kind {
+        AtFieldKind::Text | AtFieldKind::LongText => {
+            info.length.and_then(|l| usize::try_from(l).ok()).filter(|l| *l > 0)
+        }
+        _ => None,
+    };
+    let choices = info
+        .picklist_values
+        .iter()
+        .flatten()
+        .filter(|v| v.is_active)
+        .filter_map(|v| {
+            Some(AtChoice {
+                id: as_id(&v.value)?,
+                name: v.label.clone(),
+                parent: v.parent_value.as_ref().and_then(as_id),
+                is_default: v.is_default_value,
+            })
+        })
+        .collect();
+    AtField { key, label, kind, max_len, required, parent, choices }
+}
+
+/// The catalog from the ticket's field information and its user-defined fields. The dedupe UDF (`dedupe_udf`) is
+/// left out: the client writes it itself.
+pub fn build_catalog(fields: &[FieldInfo], udfs: &[FieldInfo], dedupe_udf: &str) -> AtFieldCatalog {
+    let mut out = Vec::new();
+    for (key, label) in STANDARD_FIELDS {
+        let Some(info) = fields.iter().find(|f| f.name.eq_ignore_ascii_case(key)) else { continue };
+        // The field information marks queueID optional, yet Autotask refuses a ticket with neither a queue nor both
+        // a primary resource and role; the dashboard sets no resource, so the queue is required here.
+        let required = info.is_required || *key == "queueID";
+        let parent = info
+            .picklist_parent_value_field
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| STANDARD_FIELDS.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)).map_or(p, |(k, _)| k))
+            .map(str::to_string)
+            .or_else(|| (*key == "subIssueType").then(|| "issueType".to_string()));
+        out.push(field((*key).to_string(), (*label).to_string(), info, required, parent));
+    }
+    for info in udfs.iter().filter(|u| !u.name.trim().eq_ignore_ascii_case(dedupe_udf.trim())) {
+        let label = info.label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| info.name.clone());
+        out.push(field(format!("{UDF_PREFIX}{}", info.name), label, info, info.is_required, None));
+    }
+    AtFieldCatalog { fields: out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn infos(value: Value) -> Vec<FieldInfo> {
+        serde_json::from_value::<FieldsAnswer>(value).expect("fields").fields
+    }
+
+    #[test]
+    fn active_values_only_with_parents_and_lengths() {
+        let fields = infos(json!({"fields": [
+            {"name": "title", "dataType": "string", "length": 255, "isRequired": true, "isPickList": false},
+            {"name": "description", "dataType": "string", "length": 8000, "isRequired": false},
+            {"name": "queueID", "dataType": "integer", "isPickList": true, "picklistValues": [
+                {"value": "5", "label": "Client Portal", "isActive": true, "isDefaultValue": true, "parentValue": ""},
+                {"value": "6", "label": "Retired Queue", "isActive": false, "parentValue": ""}]},
+            {"name": "issueType", "dataType": "integer", "isPickList": true, "picklistValues": [
+                {"value": "3", "label": "Security", "isActive": true}]},
+            {"name": "subIssueType", "dataType": "integer", "isPickList": true, "picklistParentValueField": "issueType",
+             "picklistValues": [
+                {"value": "10", "label": "Credential Leak", "isActive": true, "parentValue": "3"},
+                {"value": "13", "label": "Retired", "isActive": false, "parentValue": "3"}]},
+            {"name": "dueDateTime", "dataType": "datetime"},
+            {"name": "companyID", "dataType": "integer", "isRequired": true}
+        ]}));
+        let udfs = infos(json!({"fields": [
+            {"name": "DWID Reference", "dataType": "string", "length": 100},
+            {"name": "Customer Tier", "dataType": "string", "isPickList": true, "isRequired": true, "picklistValues": [
+                {"value": "1", "label": "Gold", "isActive": true}, {"value": "3", "label": "Bronze", "isActive": false}]}
+        ]}));
+        let catalog = build_catalog(&fields, &udfs, "dwid reference");
+        let keys: Vec<&str> = catalog.fields.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["title", "description", "queueID", "issueType", "subIssueType", "dueDateTime", "udf:Customer Tier"]
+        );
+        let title = catalog.get("title").expect("title");
+        assert_eq!((title.kind, title.max_len, title.required), (AtFieldKind::Text, Some(255), true));
+        assert_eq!(catalog.get("description").expect("d").kind, AtFieldKind::LongText);
+        let queue = catalog.get("queueID").expect("queue");
+        assert!(queue.required, "required in practice");
+        assert_eq!(queue.choices, [AtChoice { id: 5, name: "Client Portal".into(), parent: None, is_default: true }]);
+        let sub = catalog.get("subIssueType").expect("sub");
+        assert_eq!(sub.parent.as_deref(), Some("issueType"));
+        assert_eq!(sub.choices.iter().map(|c| (c.id, c.parent)).collect::<Vec<_>>(), [(10, Some(3))]);
+        assert_eq!(catalog.get("dueDateTime").expect("due").kind, AtFieldKind::Date);
+        let tier = catalog.get("udf:Customer Tier").expect("udf");
+        assert_eq!((tier.kind, tier.required, tier.choices.len()), (AtFieldKind::PickList, true, 1));
+    }
+}
