@@ -57,6 +57,7 @@ export default defineConfig({
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LOG_LEVEL: 'info,tower_http=warn',
       CW_SANDBOX_ADDR: `127.0.0.1:${port + 5}`,
+      AT_SANDBOX_ADDR: `127.0.0.1:${port + 6}`,
     },
   },
 });

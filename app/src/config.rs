@@ -58,6 +58,9 @@ pub struct Config {
     /// Where the Autotask client asks for an API user's zone (`AUTOTASK_ZONE_DISCOVERY_URL`, an origin; default
     /// `https://webservices.autotask.net`; the Autotask sandbox's address in dev mode when pointed at it).
     pub autotask_zone_discovery_url: String,
+    /// Where dev mode serves the Autotask sandbox in-process (`AT_SANDBOX_ADDR`, `off` disables; never in
+    /// production). Zone discovery then asks it unless `AUTOTASK_ZONE_DISCOVERY_URL` says otherwise.
+    pub at_sandbox_addr: Option<std::net::SocketAddr>,
     /// Run the delivery worker in this process (`DELIVERY_WORKER`, default true).
     pub delivery_worker: bool,
     /// Ticket deliveries in flight per process, and per integration per process.
@@ -151,8 +154,31 @@ impl Config {
                 })?)
             }
         };
+        let at_sandbox_addr = match (mode, get("AT_SANDBOX_ADDR").map(|v| v.trim().to_ascii_lowercase())) {
+            (_, Some(off)) if off == "off" || off == "false" || off == "none" => None,
+            (Mode::Production, None) => None,
+            (Mode::Production, Some(value)) => {
+                return Err(ConfigError::Invalid {
+                    name: "AT_SANDBOX_ADDR",
+                    expected: "off in production (the sandbox is for dev mode only)",
+                    value,
+                });
+            }
+            (Mode::Dev, value) => {
+                let value = value.unwrap_or_else(|| crate::autotask::demo::DEMO_SANDBOX_ADDR.to_string());
+                Some(value.parse::<std::net::SocketAddr>().map_err(|_| ConfigError::Invalid {
+                    name: "AT_SANDBOX_ADDR",
+                    expected: "an address and port like 127.0.0.1:3006, or off",
+                    value,
+                })?)
+            }
+        };
         let autotask_zone_discovery_url = match get("AUTOTASK_ZONE_DISCOVERY_URL") {
-            None => crate::autotask::DEFAULT_ZONE_DISCOVERY_URL.to_string(),
+            // Dev mode asks the in-process sandbox for zones, unless told otherwise.
+            None => match at_sandbox_addr {
+                Some(addr) => format!("http://{addr}"),
+                None => crate::autotask::DEFAULT_ZONE_DISCOVERY_URL.to_string(),
+            },
             Some(value) => parse_origin(&value)
                 .filter(|origin| mode == Mode::Dev || origin.starts_with("https://"))
                 .ok_or(ConfigError::Invalid {
@@ -243,6 +269,7 @@ impl Config {
             connectwise_operation_deadline: Duration::from_secs(number("CONNECTWISE_OPERATION_DEADLINE_SECS", 120)?),
             cw_sandbox_addr,
             autotask_zone_discovery_url,
+            at_sandbox_addr,
             delivery_worker,
             delivery_concurrency: number("DELIVERY_CONCURRENCY", 16)? as usize,
             delivery_per_integration: number("DELIVERY_PER_INTEGRATION", 8)? as usize,
@@ -401,6 +428,16 @@ mod tests {
     fn autotask_zone_discovery_defaults_to_autotask_and_is_https_in_production() {
         let c = config(&[]).expect("defaults");
         assert_eq!(c.autotask_zone_discovery_url, "https://webservices.autotask.net");
+        assert_eq!(c.at_sandbox_addr, None, "no sandbox in production");
+        let dev = config(&[("APP_MODE", "dev")]).expect("dev");
+        assert_eq!(dev.at_sandbox_addr, Some("127.0.0.1:3006".parse().expect("addr")));
+        assert_eq!(dev.autotask_zone_discovery_url, "http://127.0.0.1:3006", "dev mode asks the sandbox");
+        assert!(config(&[("APP_MODE", "production"), ("AT_SANDBOX_ADDR", "127.0.0.1:3006")]).is_err());
+        let off = config(&[("APP_MODE", "dev"), ("AT_SANDBOX_ADDR", "off")]).expect("off");
+        assert_eq!(
+            (off.at_sandbox_addr, off.autotask_zone_discovery_url.as_str()),
+            (None, "https://webservices.autotask.net")
+        );
         let dev = config(&[("APP_MODE", "dev"), ("AUTOTASK_ZONE_DISCOVERY_URL", "http://127.0.0.1:3006/")]);
         assert_eq!(dev.expect("dev").autotask_zone_discovery_url, "http://127.0.0.1:3006");
         let err = config(&[("AUTOTASK_ZONE_DISCOVERY_URL", "http://webservices.autotask.net")]).expect_err("http");

@@ -19,6 +19,7 @@ pub mod error;
 pub mod integrations;
 pub mod mapping;
 pub mod names;
+pub mod numbers;
 pub mod organizations;
 pub mod settings;
 pub mod ticketing;

@@ -58,6 +58,7 @@ use sqlx::Row;
 
 use crate::db::{Db, StoreError, now_millis};
 use crate::metrics::{BudgetDecision, RequestBudgetDecisions};
+use crate::numbers::thousands;
 
 const HOUR_SECS: u64 = 3_600;
 /// The most requests a budget may allow in one window.
@@ -463,19 +464,6 @@ impl<G: RequestGate + ?Sized> RequestGate for Arc<G> {
     async fn admit(&self) -> Result<(), Refused> {
         (**self).admit().await
     }
-}
-
-/// "5,000": thousands separated by commas.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 /// The UTC time of day of `ms` (since the epoch): "14:00 UTC", or "14:00:30 UTC" when the seconds are not 0.

@@ -41,8 +41,11 @@ impl Ticketing {
         let connectwise = crate::connectwise::CwClient::new(connectwise_config(config))
             .map_err(|err| BuildError { system: "ConnectWise", reason: err.to_string() })?
             .with_metrics(metrics)
+            .with_budgets(budgets.clone());
+        let autotask = crate::autotask::AtClient::new(crate::autotask::AtConfig::from_config(config))
+            .map_err(|err| BuildError { system: "Autotask", reason: err.to_string() })?
             .with_budgets(budgets);
-        Ok(Self::new([Arc::new(connectwise) as Arc<dyn Connector>]))
+        Ok(Self::new([Arc::new(connectwise) as Arc<dyn Connector>, Arc::new(autotask)]))
     }
 
     pub fn connector(&self, system: System) -> Result<&Arc<dyn Connector>, TicketingError> {

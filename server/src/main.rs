@@ -261,6 +261,32 @@ async fn serve(config: Config) -> Result<(), String> {
         }
         None => None,
     };
+    // Dev mode: the Autotask sandbox too (AT_SANDBOX_ADDR=off disables it); zone discovery asks it.
+    let _autotask_sandbox = match config.at_sandbox_addr.filter(|_| !config.is_production()) {
+        Some(sandbox_addr) => {
+            let sandbox_config = app::autotask::sandbox::SandboxConfig { addr: sandbox_addr, ..Default::default() };
+            match app::autotask::sandbox::spawn(sandbox_config).await {
+                Ok(running) => {
+                    tracing::info!(
+                        "Autotask sandbox on {}: API user {}, secret {}, tracking identifier {}",
+                        running.url(),
+                        app::autotask::demo::DEMO_USERNAME,
+                        app::autotask::demo::DEMO_SECRET,
+                        app::autotask::demo::DEMO_INTEGRATION_CODE
+                    );
+                    Some(running)
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        "could not start the Autotask sandbox on {sandbox_addr}: {err} (set AT_SANDBOX_ADDR to \
+                         another address, or off)"
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let state = server::build_state(config, leptos.leptos_options).await.map_err(|err| err.to_string())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -133,7 +133,18 @@ async fn wizard_calls_answer_with_a_sentence_when_the_budget_is_spent() {
         "{sentence}"
     );
     assert_eq!(sb.sandbox.stats().1, calls, "nothing was sent");
-    assert_eq!(row(&h, &cookie, id).await.health, Health::Healthy, "the last request that was sent succeeded");
+    let listed = row(&h, &cookie, id).await;
+    assert_eq!(listed.health, Health::Healthy, "the last request that was sent succeeded");
+    // The table shows the account's use of its budget this hour.
+    assert_eq!(
+        listed.requests,
+        Some(app::integrations::RequestUse {
+            this_hour: 2,
+            hourly_allowance: 2,
+            budget: "2 requests per hour".into(),
+            spent: true
+        })
+    );
 
     // The saved budget comes back to the wizard; a budget out of range is refused before anything is saved.
     let (status, _, body) = h.call("integrations/get", &format!("id={id}"), Some(&cookie)).await;

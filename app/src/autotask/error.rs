@@ -63,6 +63,9 @@ pub enum AtError {
     /// The zone Autotask named (or an address it resolves to) is not allowed by the outbound-safety rules.
     #[error("The Autotask zone cannot be used: {reason}")]
     SiteRefused { reason: String },
+    /// The account's request budget refused the request: nothing was sent.
+    #[error("{}", crate::ticketing::budget_sentence(crate::ticketing::System::Autotask, refused))]
+    BudgetRefused { refused: crate::request_budget::Refused },
 }
 
 fn unauthorized_sentence(failure: AuthFailure) -> &'static str {
@@ -122,7 +125,7 @@ fn rate_limited_sentence(retry_after: Option<Duration>, limit: Throttle) -> Stri
 impl AtError {
     /// Whether trying the same call again later may succeed: throttling and transient failures only.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, AtError::RateLimited { .. } | AtError::Transient { .. })
+        matches!(self, AtError::RateLimited { .. } | AtError::Transient { .. } | AtError::BudgetRefused { .. })
     }
 
     /// A transient failure in which Autotask never answered (a timeout, a refused or broken connection): after a

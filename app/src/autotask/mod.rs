@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod demo;
 pub mod error;
 pub mod sandbox;
+mod ticketing;
 pub mod zone;
 
 use std::fmt;
@@ -148,6 +149,9 @@ pub struct Zone {
     /// The checked API base (`https://webservices5.autotask.net/ATServicesRest/`); calls go to `{url}V1.0/…`.
     pub url: Url,
     pub web_url: Option<String>,
+    /// `ci`: the customer's database. Autotask's hourly request limit is per database, shared by every API user
+    /// of it, so the request budget is kept per `ci` when discovery gives one.
+    pub database: Option<i64>,
 }
 
 /// The `zoneInformation` answer.
@@ -159,6 +163,8 @@ struct ZoneInfo {
     url: String,
     #[serde(default)]
     web_url: Option<String>,
+    #[serde(default)]
+    ci: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +175,9 @@ pub struct BuildError(String);
 #[derive(Clone)]
 pub struct AtClient {
     inner: Arc<Inner>,
+    /// The request budgets shared by every process, once [`AtClient::with_budgets`] was called: sessions opened
+    /// through the ticketing interface then ask before every API request.
+    budgets: Option<crate::request_budget::RequestBudgets>,
 }
 
 struct Inner {
@@ -214,7 +223,18 @@ impl AtClient {
                 zones: Mutex::new(LruCache::new(zones)),
                 threads: Mutex::new(LruCache::new(threads)),
             }),
+            budgets: None,
         })
+    }
+
+    /// The same client, keeping every account's request budget in `budgets`.
+    pub fn with_budgets(mut self, budgets: crate::request_budget::RequestBudgets) -> Self {
+        self.budgets = Some(budgets);
+        self
+    }
+
+    pub(crate) fn budgets(&self) -> Option<&crate::request_budget::RequestBudgets> {
+        self.budgets.as_ref()
     }
 
     pub fn config(&self) -> &AtConfig {
@@ -269,6 +289,7 @@ impl AtClient {
             headers,
             user_key: username.to_lowercase(),
             dedupe_udf: credentials.dedupe_udf.trim().to_string(),
+            gate: Arc::new(crate::request_budget::Unlimited),
         })
     }
 
@@ -298,6 +319,7 @@ impl AtClient {
             name: info.zone_name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| zone::zone_host_label(&base)),
             url: base,
             web_url: info.web_url,
+            database: info.ci,
         });
         tracing::debug!(zone = %zone.name, url = %zone.url, "Autotask zone discovered");
         if let Ok(mut cache) = self.inner.zones.lock() {
@@ -328,6 +350,9 @@ impl AtClient {
     ) -> Result<Answer, AtError> {
         let config = &self.inner.config;
         config.policy.check_url(&url).map_err(site_refused)?;
+        if let Some(session) = session {
+            session.gate.admit().await.map_err(|refused| AtError::BudgetRefused { refused })?;
+        }
         let endpoint = endpoint_of(url.path());
         let _slot = match session {
             Some(session) => {
@@ -400,6 +425,8 @@ pub struct AtSession {
     headers: HeaderMap,
     user_key: String,
     dedupe_udf: String,
+    /// Asked before every API request (zone look-ups excepted: they are exempt from Autotask's limits).
+    gate: Arc<dyn crate::request_budget::RequestGate>,
 }
 
 impl fmt::Debug for AtSession {
@@ -464,6 +491,17 @@ struct ThresholdInfo {
 }
 
 impl AtSession {
+    /// The same session, asking `gate` before every API request it sends.
+    pub fn with_gate(mut self, gate: Arc<dyn crate::request_budget::RequestGate>) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// The API user (lower case).
+    pub fn user(&self) -> &str {
+        &self.user_key
+    }
+
     pub fn zone(&self) -> &Zone {
         &self.zone
     }

@@ -16,7 +16,7 @@ pub mod error;
 pub mod policy;
 mod ticketing;
 
-pub use ticketing::connected_sentence;
+pub use ticketing::{account_key, connected_sentence, ticket_body};
 
 use std::fmt;
 use std::num::NonZeroUsize;

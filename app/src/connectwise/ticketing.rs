@@ -76,8 +76,7 @@ impl Connector for CwClient {
         let credentials = Credentials::from_connection(connection)?;
         let session = CwClient::session(self, &credentials).await?;
         let Some(budgets) = self.budgets() else { return Ok(Box::new(session)) };
-        let account = format!("{}/{}", session.codebase().base.origin().ascii_serialization(), credentials.company_id);
-        let key = AccountKey::new(System::ConnectWise.as_db(), &account);
+        let key = account_key(&credentials.site, &credentials.company_id);
         let budget = connection.request_budget()?;
         Ok(Box::new(session.with_gate(Arc::new(BudgetGate::new(budgets.clone(), key, budget)))))
     }
@@ -139,6 +138,12 @@ impl Session for CwSession {
         };
         Ok(CwSession::add_note(self, ticket_id, &text).await?)
     }
+}
+
+/// The request budget's account: the site and company ID as saved (integrations of one ConnectWise company
+/// share it; the key ignores case).
+pub fn account_key(site: &str, company_id: &str) -> AccountKey {
+    AccountKey::new(System::ConnectWise.as_db(), &format!("{}/{}", site.trim(), company_id.trim()))
 }
 
 /// The `POST service/tickets` body: list choices as references `{"id": n}`, the company as `{"id": company_id}`,

@@ -94,6 +94,27 @@ pub struct IntegrationRow {
     /// When health was last recorded, formatted on the server in UTC (identical in SSR and hydration).
     pub health_at: Option<String>,
     pub organizations: Vec<String>,
+    /// The PSA account's requests this hour against its budget, when the system keeps one.
+    #[serde(default)]
+    pub requests: Option<RequestUse>,
+}
+
+/// An account's use of its request budget this UTC hour, for the Integrations table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestUse {
+    pub this_hour: u64,
+    /// What the budget allows in a whole hour (60 × a per-minute budget).
+    pub hourly_allowance: u64,
+    /// The budget as set, e.g. "1,000 requests per minute".
+    pub budget: String,
+    /// Whether the current window's budget is used up (deliveries wait).
+    pub spent: bool,
+}
+
+impl RequestUse {
+    pub fn percent(&self) -> u64 {
+        self.this_hour.min(self.hourly_allowance) * 100 / self.hourly_allowance.max(1)
+    }
 }
 
 /// What the wizard saves. Blank secret fields keep the stored values when editing.

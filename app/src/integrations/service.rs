@@ -6,12 +6,14 @@ use crate::connectwise_site::{SiteMode, validate_company_id, validate_site};
 use crate::db::Db;
 use crate::error::AppError;
 use crate::mapping::MappingRow;
+use crate::request_budget::{AccountKey, Budget, RequestBudgets};
 use crate::state::AppState;
 use crate::ticketing::{Connection, System, TicketingError};
 
 use super::store::{self, IntegrationWrite, StoredIntegration};
 use super::{
-    AuthKind, CONNECTWISE, IntegrationInput, IntegrationRow, IntegrationSettings, RequestBudgetInput, validate_name,
+    AuthKind, CONNECTWISE, IntegrationInput, IntegrationRow, IntegrationSettings, RequestBudgetInput, RequestUse,
+    validate_name,
 };
 
 /// The associated data sealed credentials are bound to: a secret moved onto another partner's row cannot be
@@ -28,10 +30,27 @@ fn system_label(system: &str) -> String {
 }
 
 pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<IntegrationRow>, AppError> {
-    Ok(store::list(db, partner_id)
-        .await?
+    let integrations = store::list(db, partner_id).await?;
+    let accounts: Vec<Option<(AccountKey, Budget)>> = integrations.iter().map(|(i, _)| budget_account(i)).collect();
+    let keyed: Vec<(AccountKey, Budget)> = accounts.iter().flatten().cloned().collect();
+    // The table still shows without the figures if they cannot be read.
+    let usage = match RequestBudgets::new(db.clone()).usage(&keyed, crate::db::now_millis()).await {
+        Ok(usage) => usage,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not read request budget use");
+            Default::default()
+        }
+    };
+    Ok(integrations
         .into_iter()
-        .map(|(i, organizations)| IntegrationRow {
+        .zip(accounts)
+        .map(|((i, organizations), account)| IntegrationRow {
+            requests: account.and_then(|(key, _)| usage.get(&key)).map(|u| RequestUse {
+                this_hour: u.this_hour,
+                hourly_allowance: u.hourly_allowance,
+                budget: u.budget.to_string(),
+                spent: u.spent(),
+            }),
             id: i.id,
             name: i.name,
             system: system_label(&i.system),
@@ -42,6 +61,22 @@ pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<IntegrationRow>, AppEr
             organizations,
         })
         .collect())
+}
+
+/// The request budget account of a stored integration and its budget, when it can be told without asking the PSA
+/// (ConnectWise: the site and company ID).
+fn budget_account(stored: &StoredIntegration) -> Option<(AccountKey, Budget)> {
+    let system = System::from_db(&stored.system)?;
+    let key = match system {
+        System::ConnectWise => crate::connectwise::account_key(&stored.site, &stored.company_id),
+        // Its account is the database that zone discovery names.
+        System::Autotask => return None,
+    };
+    let budget = match stored_budget(stored) {
+        Some(b) => Budget::new(b.requests, std::time::Duration::from_secs(b.window.seconds())).ok()?,
+        None => crate::ticketing::default_budget(system),
+    };
+    Some((key, budget))
 }
 
 fn parse_mapping(stored: &StoredIntegration) -> Vec<MappingRow> {

@@ -4,7 +4,8 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use super::{Health, IntegrationRow, RemoveIntegration, SetIntegrationActive, list_integrations};
+use super::{Health, IntegrationRow, RemoveIntegration, RequestUse, SetIntegrationActive, list_integrations};
+use crate::numbers::thousands;
 use crate::ui::ErrorNotice;
 
 /// How often health badges and organization counts refresh while the page is open.
@@ -82,6 +83,7 @@ fn IntegrationTable(
                         <th scope="col">"System"</th>
                         <th scope="col">"Status"</th>
                         <th scope="col">"Health"</th>
+                        <th scope="col">"Requests this hour"</th>
                         <th scope="col">"Organizations"</th>
                         <th scope="col" class="table__actions">"Operations"</th>
                     </tr>
@@ -93,6 +95,30 @@ fn IntegrationTable(
                 </tbody>
             </table>
         </section>
+    }
+    .into_any()
+}
+
+/// "1,234 / 60,000" with a meter, and why in a tooltip; "Budget used up" when deliveries wait for it.
+fn requests_cell(requests: Option<RequestUse>) -> impl IntoView {
+    let Some(use_) = requests else {
+        return view! { <span class="muted">"—"</span> }.into_any();
+    };
+    let percent = use_.percent();
+    let title = format!(
+        "Requests to the PSA account this hour, from every server, out of what its budget ({}) allows in an hour.",
+        use_.budget
+    );
+    view! {
+        <span class="requests" title=title>
+            <span class="requests__figures">
+                {format!("{} / {}", thousands(use_.this_hour), thousands(use_.hourly_allowance))}
+            </span>
+            <meter class="requests__meter" min="0" max="100" high="80" value=percent.to_string()>
+                {format!("{percent}%")}
+            </meter>
+            {use_.spent.then(|| view! { <span class="requests__spent">"Budget used up: tickets wait"</span> })}
+        </span>
     }
     .into_any()
 }
@@ -119,6 +145,7 @@ fn IntegrationTableRow(
             <td>
                 <HealthBadge health=row.health error=row.health_error.clone() at=row.health_at.clone()/>
             </td>
+            <td>{requests_cell(row.requests.clone())}</td>
             <td>
                 <OrganizationCount names=row.organizations.clone()/>
             </td>

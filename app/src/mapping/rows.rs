@@ -235,7 +235,8 @@ fn parse_id(def: &FieldDef, value: &str) -> Result<i64, String> {
         return Err(format!("Choose a {} from the list.", def.label));
     }
     match value.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(id),
+        // Any integer: PSAs use zero and negative values too (Autotask's ticket source "Client Portal" is -1).
+        Ok(id) => Ok(id),
         _ => Err(format!("Choose a {} from the list: \"{value}\" is not one of the site's entries.", def.label)),
     }
 }

@@ -506,8 +506,10 @@ fn references_must_be_ids_from_the_site_lookups() {
     assert!(validate(&rows_with(&[("board", "")]), Some(&l)).is_empty());
     let e = one_error(&rows_with(&[("priority", "high")]), Some(&l));
     assert_eq!(e.message, "Choose a Priority from the list: \"high\" is not one of the site's entries.");
-    let e = one_error(&rows_with(&[("priority", "-4")]), None);
-    assert!(e.message.contains("\"-4\""));
+    // Zero and negative ids are ids (Autotask uses them); the site's list decides.
+    assert_eq!(validate(&rows_with(&[("priority", "-4")]), None), vec![]);
+    let e = one_error(&rows_with(&[("priority", "-4")]), Some(&l));
+    assert_eq!(e.message, "Priority -4 is not a priority on this ConnectWise site; choose one from the list.");
     let e = one_error(&rows_with(&[("priority", "[uuid]")]), None);
     assert!(e.message.starts_with("Choose a Priority"));
     let e = one_error(&rows_with(&[("board", "99")]), Some(&l));

@@ -83,6 +83,7 @@ mod server {
     pub fn default_budget(system: System) -> Budget {
         match system {
             System::ConnectWise => Budget::CONNECTWISE_DEFAULT,
+            System::Autotask => Budget::AUTOTASK_DEFAULT,
         }
     }
 

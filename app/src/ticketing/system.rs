@@ -7,16 +7,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum System {
     ConnectWise,
+    Autotask,
 }
 
 impl System {
     /// Every system, in the wizard's order.
-    pub const ALL: &'static [System] = &[System::ConnectWise];
+    pub const ALL: &'static [System] = &[System::ConnectWise, System::Autotask];
 
     /// The value of the `integrations.system` column.
     pub fn as_db(self) -> &'static str {
         match self {
             System::ConnectWise => "connectwise",
+            System::Autotask => "autotask",
         }
     }
 
@@ -28,6 +30,7 @@ impl System {
     pub fn label(self) -> &'static str {
         match self {
             System::ConnectWise => "ConnectWise Manage",
+            System::Autotask => "Autotask PSA",
         }
     }
 
@@ -35,6 +38,7 @@ impl System {
     pub fn short_label(self) -> &'static str {
         match self {
             System::ConnectWise => "ConnectWise",
+            System::Autotask => "Autotask",
         }
     }
 }
