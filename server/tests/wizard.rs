@@ -161,6 +161,31 @@ async fn wizard_calls_answer_with_a_sentence_when_the_budget_is_spent() {
     assert!(body.contains("The request budget must be between 1 and 100,000 requests per minute."), "{body}");
 }
 
+/// A partner who names another MSP's ConnectWise site and company (without its keys) spends only their own request
+/// budget: the other MSP's integrations keep theirs.
+#[tokio::test]
+async fn another_partner_cannot_spend_an_accounts_budget() {
+    let sb = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (_, owner) = signed_in(&h, "owner@example.com").await;
+    let (_, intruder) = signed_in(&h, "intruder@example.com").await;
+    let mut form = input(&sb, "CW");
+    form["request_budget"] = json!({ "requests": 2, "window": "Hour" });
+    let id = save(&h, &owner, form.clone()).await;
+
+    let mut guess = form.clone();
+    guess["private_key"] = json!("a-guess");
+    for _ in 0..3 {
+        let (status, _) = call(&h, "test_connection", json!({ "id": null, "input": guess }), &intruder).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+    }
+    for _ in 0..2 {
+        let (status, body) =
+            call(&h, "test_connection", json!({ "id": id, "input": blank_secrets(form.clone()) }), &owner).await;
+        assert_eq!(status, StatusCode::OK, "the owner's budget is untouched: {body}");
+    }
+}
+
 #[tokio::test]
 async fn test_connection_reports_the_version_or_the_clients_sentence_and_records_health() {
     let sb = start_sandbox().await;

@@ -38,6 +38,7 @@ impl AtCredentials {
             system: System::Autotask,
             settings: json!({ "username": self.username, "dedupe_udf": self.dedupe_udf }),
             secrets: json!({ "secret": self.secret, "integration_code": self.integration_code }),
+            budget_scope: String::new(),
         }
     }
 
@@ -82,9 +83,10 @@ impl Connector for AtClient {
         let session = AtClient::session(self, &credentials).await?;
         let Some(budgets) = self.budgets() else { return Ok(Box::new(session)) };
         let host = session.zone().url.host_str().unwrap_or_default().to_owned();
+        let scope = &connection.budget_scope;
         let account = match session.zone().database {
-            Some(database) => format!("database {database} at {host}"),
-            None => format!("user {} at {host}", session.user()),
+            Some(database) => format!("{scope}: database {database} at {host}"),
+            None => format!("{scope}: user {} at {host}", session.user()),
         };
         let key = AccountKey::new(System::Autotask.as_db(), &account);
         let budget = connection.request_budget()?;

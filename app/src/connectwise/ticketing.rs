@@ -36,6 +36,7 @@ impl Credentials {
             system: System::ConnectWise,
             settings: json!({ "site": self.site, "company_id": self.company_id }),
             secrets: serde_json::to_value(&self.auth).unwrap_or(Value::Null),
+            budget_scope: String::new(),
         }
     }
 
@@ -76,7 +77,7 @@ impl Connector for CwClient {
         let credentials = Credentials::from_connection(connection)?;
         let session = CwClient::session(self, &credentials).await?;
         let Some(budgets) = self.budgets() else { return Ok(Box::new(session)) };
-        let key = account_key(&credentials.site, &credentials.company_id);
+        let key = account_key(&connection.budget_scope, &credentials.site, &credentials.company_id);
         let budget = connection.request_budget()?;
         Ok(Box::new(session.with_gate(Arc::new(BudgetGate::new(budgets.clone(), key, budget)))))
     }
@@ -140,10 +141,10 @@ impl Session for CwSession {
     }
 }
 
-/// The request budget's account: the site and company ID as saved (integrations of one ConnectWise company
-/// share it; the key ignores case).
-pub fn account_key(site: &str, company_id: &str) -> AccountKey {
-    AccountKey::new(System::ConnectWise.as_db(), &format!("{}/{}", site.trim(), company_id.trim()))
+/// The request budget's account: the partner's scope, and the site and company ID as saved (the partner's
+/// integrations of one ConnectWise company share it; the key ignores case).
+pub fn account_key(scope: &str, site: &str, company_id: &str) -> AccountKey {
+    AccountKey::new(System::ConnectWise.as_db(), &format!("{scope}: {}/{}", site.trim(), company_id.trim()))
 }
 
 /// The `POST service/tickets` body: list choices as references `{"id": n}`, the company as `{"id": company_id}`,

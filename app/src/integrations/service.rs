@@ -68,7 +68,9 @@ pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<IntegrationRow>, AppEr
 fn budget_account(stored: &StoredIntegration) -> Option<(AccountKey, Budget)> {
     let system = System::from_db(&stored.system)?;
     let key = match system {
-        System::ConnectWise => crate::connectwise::account_key(&stored.site, &stored.company_id),
+        System::ConnectWise => {
+            crate::connectwise::account_key(&budget_scope(stored.partner_id), &stored.site, &stored.company_id)
+        }
         // Its account is the database that zone discovery names.
         System::Autotask => return None,
     };
@@ -156,12 +158,14 @@ pub fn open_connection(
     secrets: &crate::secrets::SecretBox,
     stored: &StoredIntegration,
 ) -> Result<Connection, AppError> {
-    Ok(connection_for(&open_stored_credentials(secrets, stored)?, stored_budget(stored)))
+    Ok(connection_for(stored.partner_id, &open_stored_credentials(secrets, stored)?, stored_budget(stored)))
 }
 
-/// The interface's connection for these credentials, with the integration's request budget when it set one.
-pub fn connection_for(credentials: &Credentials, budget: Option<RequestBudgetInput>) -> Connection {
+/// The interface's connection for these credentials of the partner, with the integration's request budget when
+/// it set one. Budgets are the partner's own (see [`Connection::budget_scope`]).
+pub fn connection_for(partner_id: i64, credentials: &Credentials, budget: Option<RequestBudgetInput>) -> Connection {
     let mut connection = credentials.connection();
+    connection.budget_scope = budget_scope(partner_id);
     if let (Some(budget), Some(settings)) = (budget, connection.settings.as_object_mut()) {
         settings.insert(
             "request_budget".into(),
@@ -169,6 +173,10 @@ pub fn connection_for(credentials: &Credentials, budget: Option<RequestBudgetInp
         );
     }
     connection
+}
+
+pub fn budget_scope(partner_id: i64) -> String {
+    format!("partner {partner_id}")
 }
 
 /// The request budget kept in the integration's settings, if it set one.

@@ -51,7 +51,7 @@ pub async fn test_connection(
     input: &IntegrationInput,
 ) -> Result<String, AppError> {
     let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
-    let connection = service::connection_for(&credentials, input.request_budget);
+    let connection = service::connection_for(partner_id, &credentials, input.request_budget);
     let outcome = async { state.ticketing.session(&connection).await?.test_connection().await }.await;
     recorded(&state.db, stored.map(|s| s.id), outcome).await
 }
@@ -65,7 +65,7 @@ pub async fn match_companies(
 ) -> Result<Vec<CompanyMatch>, AppError> {
     let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
     let organizations = crate::organizations::store::list(&state.db, partner_id).await?;
-    let connection = service::connection_for(&credentials, input.request_budget);
+    let connection = service::connection_for(partner_id, &credentials, input.request_budget);
     let outcome = async { state.ticketing.session(&connection).await?.companies().await }.await;
     let companies = recorded(&state.db, stored.map(|s| s.id), outcome).await?;
     Ok(company_matches(organizations, companies))
@@ -98,7 +98,7 @@ pub async fn lookups(
 ) -> Result<Lookups, AppError> {
     let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
     let parents: Vec<(String, i64)> = board_id.map(|id| ("board".to_owned(), id)).into_iter().collect();
-    let connection = service::connection_for(&credentials, input.request_budget);
+    let connection = service::connection_for(partner_id, &credentials, input.request_budget);
     let outcome = async { state.ticketing.session(&connection).await?.lookups(&parents).await }.await;
     recorded(&state.db, stored.map(|s| s.id), outcome).await
 }

@@ -43,6 +43,9 @@ mod server {
         pub system: System,
         pub settings: Value,
         pub secrets: Value,
+        /// Whose request budget this is, beside the PSA account: the partner (`partner 7`). A partner who names
+        /// another MSP's ConnectWise site or Autotask user then spends only their own budget, never theirs.
+        pub budget_scope: String,
     }
 
     /// Secrets never reach a log through `{:?}`.
@@ -52,6 +55,7 @@ mod server {
                 .field("system", &self.system)
                 .field("settings", &self.settings)
                 .field("secrets", &"***")
+                .field("budget_scope", &self.budget_scope)
                 .finish()
         }
     }
