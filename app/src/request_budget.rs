@@ -322,7 +322,8 @@ impl RequestBudgets {
             Ok(Some(used)) => {
                 let used = u32::try_from(used).unwrap_or(u32::MAX);
                 if used == 1 {
-                    // This request opened a window: a moment to forget old ones.
+                    // This request opened a window: a moment to forget old ones (at most once an hour per process;
+                    // the gate bounds the whole admission by ADMIT_TIMEOUT).
                     self.prune_now_and_then(now).await;
                 }
                 Ok(Admitted { used, remaining: budget.requests.saturating_sub(used), window_ends })
@@ -443,10 +444,22 @@ impl BudgetGate {
 
 #[async_trait::async_trait]
 impl RequestGate for BudgetGate {
+    /// At most [`ADMIT_TIMEOUT`]: a database that does not answer in time refuses (nothing is sent), so that a
+    /// caller's time budget for a request (the delivery worker's lease) stays predictable.
     async fn admit(&self) -> Result<(), Refused> {
-        self.budgets.admit(&self.account_key, self.budget, now_millis()).await.map(|_| ())
+        let now = now_millis();
+        match tokio::time::timeout(ADMIT_TIMEOUT, self.budgets.admit(&self.account_key, self.budget, now)).await {
+            Ok(answer) => answer.map(|_| ()),
+            Err(_) => {
+                tracing::warn!(system = self.account_key.system(), "the request budget did not answer in time");
+                Err(Refused::Unavailable { retry_at: now_millis() + UNAVAILABLE_RETRY_MS })
+            }
+        }
     }
 }
+
+/// The longest [`BudgetGate::admit`] takes.
+pub const ADMIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Admits every request: for tests and sandboxes.
 #[derive(Debug, Clone, Copy, Default)]

@@ -57,6 +57,15 @@ test('create an integration through every step, submit test compromises, follow 
   await page.getByLabel('Private Key').fill('DemoPrivateKey456');
   await page.getByRole('button', { name: 'Test connection' }).click();
   await expect(page.getByRole('status')).toContainText('Connected to ConnectWise Manage');
+  // Advanced settings: the request budget, the default or the partner's own, checked as it is typed.
+  await page.getByText('Advanced settings').click();
+  await expect(page.getByLabel('Default: 1,000 requests per minute')).toBeChecked();
+  await page.getByLabel('Custom').check();
+  await page.getByLabel('Requests', { exact: true }).fill('0');
+  await expect(page.getByRole('alert')).toContainText('The request budget must be between 1 and 100,000 requests per minute.');
+  await page.getByLabel('Requests', { exact: true }).fill('5000');
+  await page.getByLabel('requests per', { exact: true }).selectOption('hour');
+  await expect(page.getByRole('alert')).toHaveCount(0);
   await shot(page, '22-wizard-3-connection');
 
   // A reload lands on the same step with the values kept (keys stay in memory only, so they are asked again).
@@ -140,6 +149,8 @@ test('create an integration through every step, submit test compromises, follow 
   await hydrated(table);
   const row = table.getByRole('row', { name: /Sandbox PSA/ });
   await expect(row.getByRole('img', { name: 'Healthy' })).toBeVisible();
+  // The account's requests this hour, out of the 5,000 an hour set in Advanced settings.
+  await expect(row.getByRole('cell').nth(4)).toContainText(/^\d+ \/ 5,000/);
 
   // Switching the board resets the status of the old one, and says so; the list offers the new board's.
   await page.getByLabel('Board', { exact: true }).selectOption({ label: 'Help Desk' });

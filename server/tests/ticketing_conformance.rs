@@ -294,7 +294,11 @@ async fn a_refused_ticket_is_a_validation_error_naming_the_field() {
 async fn a_spent_request_budget_sends_nothing_and_says_when_it_refills() {
     let budgets = RequestBudgets::new(app::testing::sqlite().await);
     for subject in Subject::all_with_budgets(&budgets).await {
+        // Without a partner's scope a budgeted session is refused: a budget belongs to a partner.
+        let unscoped = subject.connector.session(&subject.connection).await.err().expect("refused");
+        assert_eq!(unscoped.kind, ErrorKind::Refused);
         let mut connection = subject.connection.clone();
+        connection.budget_scope = "partner 1".into();
         connection.settings["request_budget"] = json!({ "requests": 3, "window_secs": 3600 });
         let session = subject.connector.session(&connection).await.expect("session");
         for _ in 0..3 {

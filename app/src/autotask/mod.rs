@@ -128,7 +128,7 @@ impl fmt::Debug for AtCredentials {
         f.debug_struct("AtCredentials")
             .field("username", &self.username)
             .field("secret", &"***")
-            .field("integration_code", &self.integration_code)
+            .field("integration_code", &"***")
             .field("dedupe_udf", &self.dedupe_udf)
             .finish()
     }
@@ -276,7 +276,9 @@ impl AtClient {
             })
         };
         let mut headers = HeaderMap::new();
-        headers.insert("ApiIntegrationCode", header(credentials.integration_code.trim(), "integration_code")?);
+        let mut code = header(credentials.integration_code.trim(), "integration_code")?;
+        code.set_sensitive(true);
+        headers.insert("ApiIntegrationCode", code);
         headers.insert("UserName", header(username, "username")?);
         let mut secret = header(&credentials.secret, "secret")?;
         secret.set_sensitive(true);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{AtClient, AtCredentials, AtError, AtFieldCatalog, AtFieldKind, AtSession};
 use crate::mapping::{LookupItem, Lookups, NewTicket};
-use crate::request_budget::{AccountKey, BudgetGate};
+use crate::request_budget::BudgetGate;
 use crate::ticketing::{Company, Connection, Connector, ErrorKind, NewNote, Session, System, TicketingError};
 
 impl From<AtError> for TicketingError {
@@ -26,7 +26,11 @@ impl From<AtError> for TicketingError {
             AtError::SiteRefused { .. } => ErrorKind::Refused,
             AtError::BudgetRefused { refused } => ErrorKind::BudgetSpent { until: refused.retry_at() },
         };
-        TicketingError { kind, sentence: err.to_string(), field_errors: err.field_errors().to_vec() }
+        TicketingError {
+            kind,
+            sentence: crate::ticketing::bounded(err.to_string()),
+            field_errors: err.field_errors().to_vec(),
+        }
     }
 }
 
@@ -83,13 +87,13 @@ impl Connector for AtClient {
         let session = AtClient::session(self, &credentials).await?;
         let Some(budgets) = self.budgets() else { return Ok(Box::new(session)) };
         let host = session.zone().url.host_str().unwrap_or_default().to_owned();
-        let scope = &connection.budget_scope;
         let account = match session.zone().database {
-            Some(database) => format!("{scope}: database {database} at {host}"),
-            None => format!("{scope}: user {} at {host}", session.user()),
+            Some(database) => format!("database {database} at {host}"),
+            None => format!("user {} at {host}", session.user()),
         };
-        let key = AccountKey::new(System::Autotask.as_db(), &account);
         let budget = connection.request_budget()?;
+        let key = crate::ticketing::budget_key(System::Autotask, &connection.budget_scope, &account, &budget)
+            .ok_or_else(crate::ticketing::unscoped)?;
         Ok(Box::new(session.with_gate(Arc::new(BudgetGate::new(budgets.clone(), key, budget)))))
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Auth, Credentials, CwClient, CwError, CwSession, Named};
 use crate::mapping::{EXTERNAL_XREF_KEY, FieldKind, LookupItem, Lookups, NewTicket, field};
-use crate::request_budget::{AccountKey, BudgetGate};
+use crate::request_budget::{AccountKey, Budget, BudgetGate};
 use crate::ticketing::{Company, Connection, Connector, ErrorKind, NewNote, Session, System, TicketingError};
 
 impl From<CwError> for TicketingError {
@@ -25,7 +25,11 @@ impl From<CwError> for TicketingError {
             CwError::SiteRefused { .. } => ErrorKind::Refused,
             CwError::BudgetRefused { refused } => ErrorKind::BudgetSpent { until: refused.retry_at() },
         };
-        TicketingError { kind, sentence: err.to_string(), field_errors: err.field_errors().to_vec() }
+        TicketingError {
+            kind,
+            sentence: crate::ticketing::bounded(err.to_string()),
+            field_errors: err.field_errors().to_vec(),
+        }
     }
 }
 
@@ -77,8 +81,9 @@ impl Connector for CwClient {
         let credentials = Credentials::from_connection(connection)?;
         let session = CwClient::session(self, &credentials).await?;
         let Some(budgets) = self.budgets() else { return Ok(Box::new(session)) };
-        let key = account_key(&connection.budget_scope, &credentials.site, &credentials.company_id);
         let budget = connection.request_budget()?;
+        let key = account_key(&connection.budget_scope, &credentials.site, &credentials.company_id, &budget)
+            .ok_or_else(crate::ticketing::unscoped)?;
         Ok(Box::new(session.with_gate(Arc::new(BudgetGate::new(budgets.clone(), key, budget)))))
     }
 }
@@ -143,8 +148,9 @@ impl Session for CwSession {
 
 /// The request budget's account: the partner's scope, and the site and company ID as saved (the partner's
 /// integrations of one ConnectWise company share it; the key ignores case).
-pub fn account_key(scope: &str, site: &str, company_id: &str) -> AccountKey {
-    AccountKey::new(System::ConnectWise.as_db(), &format!("{scope}: {}/{}", site.trim(), company_id.trim()))
+pub fn account_key(scope: &str, site: &str, company_id: &str, budget: &Budget) -> Option<AccountKey> {
+    let account = format!("{}/{}", site.trim(), company_id.trim());
+    crate::ticketing::budget_key(System::ConnectWise, scope, &account, budget)
 }
 
 /// The `POST service/tickets` body: list choices as references `{"id": n}`, the company as `{"id": company_id}`,

@@ -747,7 +747,9 @@ impl Worker {
         }
         // The POST must end (answer or timeout) while the lease holds, or another worker could post too. Slow
         // calls before it count as an attempt, so a site that is always this slow ends Failed, not Pending forever.
-        let post_budget = call_timeout + Duration::from_secs(1);
+        // Before the POST is sent the client may still wait for the request budget (at most ADMIT_TIMEOUT) and,
+        // on Autotask, for one of its thread slots (at most one call timeout): all of it must fit in the lease.
+        let post_budget = call_timeout * 2 + crate::request_budget::ADMIT_TIMEOUT + Duration::from_secs(1);
         if lease_until - now_millis() < post_budget.as_millis() as i64 {
             let slow = TicketingError::new(
                 ErrorKind::Transient { answered: true },
@@ -827,8 +829,12 @@ impl Worker {
         // window's budget must not give up after `max_attempts` windows). A little spread, so that the waiting
         // deliveries do not all ask at the same instant.
         if let ErrorKind::BudgetSpent { until } = err.kind {
-            let spread = rand::random::<u64>() % 1_000;
-            return Outcome::Wait { at: until.max(now_millis()) + spread as i64, error: err.to_string(), in_doubt };
+            // Spread over up to half the wait (at least a second, at most a minute), so that a backlog does not come
+            // back all at once when the budget refills.
+            let now = now_millis();
+            let spread_max = ((until - now) / 2).clamp(1_000, 60_000) as u64;
+            let spread = rand::random::<u64>() % spread_max;
+            return Outcome::Wait { at: until.max(now) + spread as i64, error: err.to_string(), in_doubt };
         }
         let attempts = u32::try_from(claim.attempts).unwrap_or(u32::MAX);
         if attempts >= self.config.max_attempts {

@@ -67,16 +67,19 @@ pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<IntegrationRow>, AppEr
 /// (ConnectWise: the site and company ID).
 fn budget_account(stored: &StoredIntegration) -> Option<(AccountKey, Budget)> {
     let system = System::from_db(&stored.system)?;
-    let key = match system {
-        System::ConnectWise => {
-            crate::connectwise::account_key(&budget_scope(stored.partner_id), &stored.site, &stored.company_id)
-        }
-        // Its account is the database that zone discovery names.
-        System::Autotask => return None,
-    };
     let budget = match stored_budget(stored) {
         Some(b) => Budget::new(b.requests, std::time::Duration::from_secs(b.window.seconds())).ok()?,
         None => crate::ticketing::default_budget(system),
+    };
+    let key = match system {
+        System::ConnectWise => crate::connectwise::account_key(
+            &budget_scope(stored.partner_id),
+            &stored.site,
+            &stored.company_id,
+            &budget,
+        )?,
+        // Its account is the database that zone discovery names.
+        System::Autotask => return None,
     };
     Some((key, budget))
 }

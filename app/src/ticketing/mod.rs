@@ -34,7 +34,7 @@ mod server {
 
     use super::{ErrorKind, System, TicketingError};
     use crate::mapping::{Lookups, NewTicket};
-    use crate::request_budget::{Budget, Refused};
+    use crate::request_budget::{AccountKey, Budget, Refused};
 
     /// What an integration needs to reach its PSA: settings kept in clear (site, company ID, …) and secrets that
     /// are stored sealed and opened only to make calls. Each system reads its own shape from both.
@@ -88,6 +88,34 @@ mod server {
         match system {
             System::ConnectWise => Budget::CONNECTWISE_DEFAULT,
             System::Autotask => Budget::AUTOTASK_DEFAULT,
+        }
+    }
+
+    /// The budget's key: the system, the partner's scope, the PSA account, and the budget's window (integrations
+    /// of one account with different windows keep separate counts: a per-minute count is not an hourly one).
+    /// `None` without a scope: a budget belongs to a partner, never to whoever names the account.
+    pub fn budget_key(system: System, scope: &str, account: &str, budget: &Budget) -> Option<AccountKey> {
+        if scope.trim().is_empty() {
+            return None;
+        }
+        Some(AccountKey::new(system.as_db(), &format!("{scope}: {account} #{}s", budget.window().as_secs())))
+    }
+
+    /// The refusal of a session asked for without a budget scope (a programming error, never a partner's).
+    pub fn unscoped() -> TicketingError {
+        tracing::error!("a PSA session was asked for without a request budget scope");
+        TicketingError::new(
+            ErrorKind::Refused,
+            "The request could not be counted against a budget, so it was not sent.",
+        )
+    }
+
+    /// A PSA's sentence, cut to a length the table, the log and the database keep (a PSA can answer megabytes).
+    pub fn bounded(sentence: String) -> String {
+        const MAX_CHARS: usize = 600;
+        match sentence.char_indices().nth(MAX_CHARS) {
+            Some((cut, _)) => format!("{}…", &sentence[..cut]),
+            None => sentence,
         }
     }
 

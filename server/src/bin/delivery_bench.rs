@@ -300,8 +300,10 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
             private_key: sandbox::DEMO_PRIVATE_KEY.into(),
         },
     };
+    // Straight to the sandbox, without a request budget: this measures the PSA, not the dashboard.
+    let direct = app::connectwise::CwClient::new(app::systems::connectwise_config(&config))?;
     let session: Arc<dyn app::ticketing::Session> =
-        Arc::from(state.ticketing.session(&credentials.connection()).await?);
+        Arc::from(app::ticketing::Connector::session(&direct, &credentials.connection()).await?);
     let company = session.find_company_by_name(&organizations[0]).await?.ok_or("no company")?;
     let rows = mapping("Raw");
     let probe = (queued / 10).max(1_000);
