@@ -290,16 +290,48 @@ pub struct RequestBudgets {
     decisions: Option<RequestBudgetDecisions>,
     /// When this process may next prune from `admit` (ms since the epoch).
     next_prune: Arc<AtomicI64>,
+    /// Requests this process reserved in the database and has not handed out yet: account key → (window start,
+    /// how many). See [`Budget::chunk`].
+    reserved: Arc<std::sync::Mutex<HashMap<String, Reservation>>>,
+    /// One chunk reservation at a time in this process: tasks that find none left wait for the one being made
+    /// instead of each reserving a chunk (which would reserve far more than they need).
+    reserving: Arc<tokio::sync::Mutex<()>>,
 }
 
-const ADMIT_SQL: &str = "INSERT INTO psa_request_counts (account_key, window_start, used) VALUES ($1, $2, 1) \
-     ON CONFLICT (account_key, window_start) DO UPDATE SET used = psa_request_counts.used + 1 \
-     WHERE psa_request_counts.used < $3 \
+/// Requests of one window a process holds: `left` of those numbered up to `top` in the window's count.
+#[derive(Debug, Clone, Copy)]
+struct Reservation {
+    window_start: i64,
+    left: u32,
+    top: u32,
+}
+
+/// Reserves `$4` requests at once, only if all of them fit the window's budget `$3`.
+const ADMIT_SQL: &str = "INSERT INTO psa_request_counts (account_key, window_start, used) VALUES ($1, $2, $4) \
+     ON CONFLICT (account_key, window_start) DO UPDATE SET used = psa_request_counts.used + $4 \
+     WHERE psa_request_counts.used + $4 <= $3 \
      RETURNING used";
+
+impl Budget {
+    /// How many requests a process reserves in one database write: 1 for budgets up to 400 a window, then one
+    /// 200th of the budget, at most 50. Counted when reserved, so N processes together never exceed the budget;
+    /// what a process has not used when the window ends is lost (at most `chunk - 1` per process and window), and
+    /// the table's figures may run ahead by as much. It spares the database a write per PSA request on busy
+    /// accounts (the delivery bench: 87% of the sandbox's capacity with a write per request on SQLite).
+    pub fn chunk(&self) -> u32 {
+        (self.requests / 200).clamp(1, 50)
+    }
+}
 
 impl RequestBudgets {
     pub fn new(db: Db) -> Self {
-        Self { db, decisions: None, next_prune: Arc::new(AtomicI64::new(i64::MIN)) }
+        Self {
+            db,
+            decisions: None,
+            next_prune: Arc::new(AtomicI64::new(i64::MIN)),
+            reserved: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            reserving: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     /// Counts every decision in the process's metrics (by the key's system).
@@ -312,26 +344,17 @@ impl RequestBudgets {
     /// `now` is not used up, counting it in the database. Atomic across tasks and processes.
     pub async fn admit(&self, key: &AccountKey, budget: Budget, now: i64) -> Result<Admitted, Refused> {
         let (start, window_ends) = budget.window_at(now);
-        let counted: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(ADMIT_SQL)
-            .bind(key.as_str())
-            .bind(start)
-            .bind(i64::from(budget.requests))
-            .fetch_optional(&self.db.pool)
-            .await;
-        let answer = match counted {
-            Ok(Some(used)) => {
-                let used = u32::try_from(used).unwrap_or(u32::MAX);
-                if used == 1 {
-                    // This request opened a window: a moment to forget old ones (at most once an hour per process;
-                    // the gate bounds the whole admission by ADMIT_TIMEOUT).
-                    self.prune_now_and_then(now).await;
+        let from_reserved =
+            |used: u32| Ok(Admitted { used, remaining: budget.requests.saturating_sub(used), window_ends });
+        let answer = match self.take_reserved(key, start) {
+            Some(used) => from_reserved(used),
+            None if budget.chunk() == 1 => self.reserve(key, budget, start, window_ends, now).await,
+            None => {
+                let _one_at_a_time = self.reserving.lock().await;
+                match self.take_reserved(key, start) {
+                    Some(used) => from_reserved(used),
+                    None => self.reserve(key, budget, start, window_ends, now).await,
                 }
-                Ok(Admitted { used, remaining: budget.requests.saturating_sub(used), window_ends })
-            }
-            Ok(None) => Err(Refused::Spent(Spent { until: window_ends, budget })),
-            Err(err) => {
-                tracing::error!(error = %err, system = key.system(), "could not count a PSA request: not admitted");
-                Err(Refused::Unavailable { retry_at: now + UNAVAILABLE_RETRY_MS })
             }
         };
         if let Some(decisions) = &self.decisions {
@@ -343,6 +366,70 @@ impl RequestBudgets {
             decisions.record(key.system(), decision);
         }
         answer
+    }
+
+    /// One request from this process's reservation for the window, if it holds any (its number in the window's
+    /// count); what it holds for an older window is dropped.
+    fn take_reserved(&self, key: &AccountKey, window_start: i64) -> Option<u32> {
+        let mut reserved = self.reserved.lock().ok()?;
+        let entry = reserved.get_mut(key.as_str())?;
+        if entry.window_start != window_start || entry.left == 0 {
+            reserved.remove(key.as_str());
+            return None;
+        }
+        entry.left -= 1;
+        Some(entry.top - entry.left)
+    }
+
+    /// Reserves a chunk (or, when a whole chunk no longer fits, one request) in the database; keeps the rest of
+    /// the chunk for this process's next requests.
+    async fn reserve(
+        &self,
+        key: &AccountKey,
+        budget: Budget,
+        start: i64,
+        window_ends: i64,
+        now: i64,
+    ) -> Result<Admitted, Refused> {
+        let mut chunk = budget.chunk();
+        loop {
+            let counted: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(ADMIT_SQL)
+                .bind(key.as_str())
+                .bind(start)
+                .bind(i64::from(budget.requests))
+                .bind(i64::from(chunk))
+                .fetch_optional(&self.db.pool)
+                .await;
+            match counted {
+                Ok(Some(used)) => {
+                    let used = u32::try_from(used).unwrap_or(u32::MAX);
+                    if chunk > 1
+                        && let Ok(mut reserved) = self.reserved.lock()
+                    {
+                        let reservation = Reservation { window_start: start, left: chunk - 1, top: used };
+                        reserved.insert(key.as_str().to_owned(), reservation);
+                    }
+                    if used == chunk {
+                        // This request opened a window: a moment to forget old ones (at most once an hour per
+                        // process; the gate bounds the whole admission by ADMIT_TIMEOUT).
+                        self.prune_now_and_then(now).await;
+                    }
+                    // This request is the first of the chunk.
+                    let number = used.saturating_sub(chunk - 1);
+                    return Ok(Admitted {
+                        used: number,
+                        remaining: budget.requests.saturating_sub(number),
+                        window_ends,
+                    });
+                }
+                Ok(None) if chunk > 1 => chunk = 1,
+                Ok(None) => return Err(Refused::Spent(Spent { until: window_ends, budget })),
+                Err(err) => {
+                    tracing::error!(error = %err, system = key.system(), "could not count a PSA request: not admitted");
+                    return Err(Refused::Unavailable { retry_at: now + UNAVAILABLE_RETRY_MS });
+                }
+            }
+        }
     }
 
     /// Prunes, unless this process did so less than an hour ago.

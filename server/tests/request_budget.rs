@@ -120,7 +120,7 @@ async fn admit_concurrently(url: &str, budget: Budget, attempts_per_task: usize)
                     match budgets.admit(&key, budget, NOW).await {
                         Ok(admitted) => used.push(admitted.used),
                         Err(Refused::Spent(spent)) => {
-                            assert_eq!(spent.until, HOUR_START + HOUR);
+                            assert_eq!(spent.until, budget.window_at(NOW).1);
                             refused += 1;
                         }
                         Err(err) => panic!("{err}"),
@@ -137,9 +137,13 @@ async fn admit_concurrently(url: &str, budget: Budget, attempts_per_task: usize)
         refused += r;
     }
     used.sort_unstable();
-    let db = Db::connect(url, 1).await.expect("connect");
-    assert_eq!(stored_used(&db, &key, HOUR_START).await, Some(used.len() as i64));
     (used, refused)
+}
+
+async fn stored(url: &str, budget: Budget) -> i64 {
+    let db = Db::connect(url, 1).await.expect("connect");
+    let (start, _) = budget.window_at(NOW);
+    stored_used(&db, &AccountKey::new("autotask", "29683741"), start * 1000).await.expect("a count")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -150,6 +154,21 @@ async fn concurrent_admission_from_three_pools_uses_the_budget_exactly() {
         let (used, refused) = admit_concurrently(&url, budget, 20).await;
         assert_eq!(used, (1..=150).collect::<Vec<u32>>(), "{backend}");
         assert_eq!(refused, 720 - 150, "{backend}");
+        assert_eq!(stored(&url, budget).await, 150, "{backend}");
+    }
+}
+
+/// A large budget is reserved in chunks (2,000 a minute: 10 at a time), and still never exceeded: three
+/// processes asking beyond it are admitted exactly 2,000, each request with its own number in the window's count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chunked_reservations_use_a_large_budget_exactly() {
+    for (backend, url) in databases().await {
+        let budget = Budget::per_minute(2_000).expect("budget");
+        assert_eq!(budget.chunk(), 10);
+        let (used, refused) = admit_concurrently(&url, budget, 70).await;
+        assert_eq!(used, (1..=2_000).collect::<Vec<u32>>(), "{backend}");
+        assert_eq!(refused, 36 * 70 - 2_000, "{backend}");
+        assert_eq!(stored(&url, budget).await, 2_000, "{backend}: nothing reserved beyond the budget");
     }
 }
 
@@ -158,8 +177,13 @@ async fn concurrent_admission_within_the_budget_admits_everything() {
     for (backend, url) in databases().await {
         let budget = Budget::per_hour(5_000).expect("budget");
         let (used, refused) = admit_concurrently(&url, budget, 10).await;
-        assert_eq!(used, (1..=360).collect::<Vec<u32>>(), "{backend}");
+        // Reserved 25 at a time (three processes): every request has its own number, and at most 24 per process
+        // are reserved and not (yet) used.
+        assert_eq!(used.len(), 360, "{backend}");
+        assert_eq!(used.iter().copied().collect::<HashSet<u32>>().len(), 360, "{backend}: no number twice");
         assert_eq!(refused, 0, "{backend}");
+        let stored = stored(&url, budget).await;
+        assert!((360..=360 + 3 * 24).contains(&stored), "{backend}: {stored}");
     }
 }
 
@@ -171,7 +195,8 @@ async fn usage_is_this_hours_requests_out_of_the_hourly_allowance() {
         let cw = AccountKey::new("connectwise", "na.myconnectwise.net/acme");
         let per_minute = Budget::per_minute(10).expect("budget");
         let at = AccountKey::new("autotask", "29683741");
-        let per_hour = Budget::AUTOTASK_DEFAULT;
+        // Up to 400 a window a budget is reserved one request at a time, so the figures are exact.
+        let per_hour = Budget::per_hour(300).expect("budget");
         let idle = AccountKey::new("autotask", "11111111");
         for (at_time, n) in [(HOUR_START - 1_000, 2), (HOUR_START + 5 * MINUTE, 3), (NOW, 4)] {
             for _ in 0..n {
@@ -189,7 +214,7 @@ async fn usage_is_this_hours_requests_out_of_the_hourly_allowance() {
         assert_eq!((u.this_hour, u.hourly_allowance, u.this_window), (7, 600, 4), "{backend}");
         assert_eq!((u.window_ends, u.percent_of_hour(), u.spent()), (MINUTE_START + MINUTE, 1, false), "{backend}");
         let u = usage[&at];
-        assert_eq!((u.this_hour, u.hourly_allowance, u.this_window), (7, 5_000, 7), "{backend}");
+        assert_eq!((u.this_hour, u.hourly_allowance, u.this_window), (7, 300, 7), "{backend}");
         assert_eq!(u.window_ends, HOUR_START + HOUR, "{backend}");
         let u = usage[&idle];
         assert_eq!((u.this_hour, u.this_window, u.budget), (0, 0, per_hour), "{backend}");
