@@ -42,7 +42,7 @@ impl Ticketing {
             .map_err(|err| BuildError { system: "ConnectWise", reason: err.to_string() })?
             .with_metrics(metrics)
             .with_budgets(budgets.clone());
-        let autotask = crate::autotask::AtClient::new(crate::autotask::AtConfig::from_config(config))
+        let autotask = crate::autotask::AtClient::new(autotask_config(config))
             .map_err(|err| BuildError { system: "Autotask", reason: err.to_string() })?
             .with_budgets(budgets);
         Ok(Self::new([Arc::new(connectwise) as Arc<dyn Connector>, Arc::new(autotask)]))
@@ -75,16 +75,38 @@ impl Ticketing {
 
 /// The ConnectWise client's settings from the application's configuration.
 pub fn connectwise_config(config: &Config) -> crate::connectwise::ClientConfig {
-    use crate::connectwise::{ClientConfig, Limits, SitePolicy};
-    ClientConfig {
+    crate::connectwise::ClientConfig {
         client_id: config.connectwise_client_id.clone(),
         connect_timeout: config.connectwise_connect_timeout,
         timeout: config.connectwise_timeout,
-        policy: if config.is_production() { SitePolicy::production() } else { SitePolicy::dev() },
-        limits: Limits {
-            max_list_rows: config.connectwise_max_list_rows,
-            operation_deadline: config.connectwise_operation_deadline,
-            ..Limits::default()
-        },
+        policy: site_policy(config),
+        limits: limits(config),
+    }
+}
+
+/// The Autotask client's settings: Autotask's zone discovery address, the PSA timeouts and limits.
+pub fn autotask_config(config: &Config) -> crate::autotask::AtConfig {
+    crate::autotask::AtConfig {
+        discovery_url: config.autotask_zone_discovery_url.clone(),
+        connect_timeout: config.connectwise_connect_timeout,
+        timeout: config.connectwise_timeout,
+        policy: site_policy(config),
+        limits: limits(config),
+        thread_limit: crate::autotask::DEFAULT_THREAD_LIMIT,
+    }
+}
+
+/// Which hosts a PSA client may call: the production rules, or dev mode's (loopback allowed).
+fn site_policy(config: &Config) -> crate::connectwise::SitePolicy {
+    use crate::connectwise::SitePolicy;
+    if config.is_production() { SitePolicy::production() } else { SitePolicy::dev() }
+}
+
+/// How much a PSA client reads from one account.
+fn limits(config: &Config) -> crate::connectwise::Limits {
+    crate::connectwise::Limits {
+        max_list_rows: config.connectwise_max_list_rows,
+        operation_deadline: config.connectwise_operation_deadline,
+        ..crate::connectwise::Limits::default()
     }
 }

@@ -3,7 +3,7 @@
 //! (its [`SitePolicy`] and guarded resolver, plus [`zone::validate_zone_url`] for the zone Autotask names).
 //!
 //! ```ignore
-//! let client = AtClient::new(AtConfig::from_config(&config))?;
+//! let client = AtClient::new(systems::autotask_config(&config))?;
 //! let session = client.session(&credentials).await?;   // zone discovery, cached per API user
 //! let company = session.find_company_by_name("Acme Corporation").await?;
 //! let id = session.create_ticket(company.id, "dwid:…", &fields).await?;
@@ -74,24 +74,6 @@ pub struct AtConfig {
     pub limits: Limits,
     /// Calls in flight per API user and endpoint ([`DEFAULT_THREAD_LIMIT`]).
     pub thread_limit: usize,
-}
-
-impl AtConfig {
-    /// The ConnectWise client's timeouts and limits, Autotask's discovery address.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            discovery_url: config.autotask_zone_discovery_url.clone(),
-            connect_timeout: config.connectwise_connect_timeout,
-            timeout: config.connectwise_timeout,
-            policy: if config.is_production() { SitePolicy::production() } else { SitePolicy::dev() },
-            limits: Limits {
-                max_list_rows: config.connectwise_max_list_rows,
-                operation_deadline: config.connectwise_operation_deadline,
-                ..Limits::default()
-            },
-            thread_limit: DEFAULT_THREAD_LIMIT,
-        }
-    }
 }
 
 /// One Autotask API user, as the partner gave it.

@@ -812,7 +812,7 @@ impl Worker {
     fn recorded<T>(&self, claim: &Claim, outcome: Result<T, TicketingError>) -> Result<T, TicketingError> {
         let health = match &outcome {
             Ok(_) => Ok(()),
-            Err(err) if matches!(err.kind, ErrorKind::BudgetSpent { .. }) => return outcome,
+            Err(err) if !err.tells_of_the_psa() => return outcome,
             Err(err) => Err(err.to_string()),
         };
         self.health.note(claim.integration_id, health);

@@ -317,9 +317,8 @@ pub async fn recorded<T>(
     outcome: Result<T, TicketingError>,
 ) -> Result<T, AppError> {
     // A spent request budget sent nothing: it says nothing of the PSA's health.
-    let budget_spent =
-        matches!(&outcome, Err(err) if matches!(err.kind, crate::ticketing::ErrorKind::BudgetSpent { .. }));
-    if let Some(id) = integration_id.filter(|_| !budget_spent) {
+    let says_nothing = matches!(&outcome, Err(err) if !err.tells_of_the_psa());
+    if let Some(id) = integration_id.filter(|_| !says_nothing) {
         let health = match &outcome {
             Ok(_) => Ok(()),
             Err(err) => Err(err.to_string()),

@@ -78,6 +78,12 @@ impl TicketingError {
         }
     }
 
+    /// Whether the error tells nothing about the PSA (a spent request budget: nothing was sent), so that an
+    /// integration's health stays as it was.
+    pub fn tells_of_the_psa(&self) -> bool {
+        !matches!(self.kind, ErrorKind::BudgetSpent { .. })
+    }
+
     /// The field errors of a refusal (empty otherwise).
     pub fn field_errors(&self) -> &[FieldError] {
         &self.field_errors
