@@ -8,6 +8,8 @@ import * as path from 'path';
 const port = Number(process.env.E2E_PORT ?? 3100);
 // The ConnectWise sandbox the server runs in-process (dev mode), on a port of its own.
 export const sandboxURL = `http://127.0.0.1:${port + 5}`;
+// The Autotask sandbox, likewise (zone discovery asks it in dev mode).
+export const autotaskSandboxURL = `http://127.0.0.1:${port + 6}`;
 export const baseURL = `http://127.0.0.1:${port}`;
 export const demoEmail = 'demo@partner.example';
 export const demoPassword = process.env.DEMO_PASSWORD ?? 'e2e-demo-password-42';

@@ -27,6 +27,9 @@ pub enum AppError {
     /// Too many requests at once (every password-hashing slot busy); try again shortly (HTTP 429).
     #[error("Signing in is busy right now. Please try again in a few seconds.")]
     Busy { retry_after_secs: u64 },
+    /// Too many PSA calls from the wizard in a minute (each may name a new account); try again then (HTTP 429).
+    #[error("Too many requests to your PSA from the wizard. Please wait {retry_after_secs} seconds and try again.")]
+    TooManyCalls { retry_after_secs: u64 },
     /// The PSA answered with an error, or could not be reached; the sentence says what to check (HTTP 502).
     #[error("{0}")]
     Psa(String),
@@ -50,7 +53,7 @@ impl AppError {
             Self::Invalid(_) => 400,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
-            Self::RateLimited { .. } | Self::Busy { .. } => 429,
+            Self::RateLimited { .. } | Self::Busy { .. } | Self::TooManyCalls { .. } => 429,
             Self::Psa(_) => 502,
             Self::Internal | Self::Network => 500,
         }
@@ -105,7 +108,10 @@ mod ssr {
             && let Ok(status) = http::StatusCode::from_u16(err.status())
         {
             options.set_status(status);
-            if let AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } = err {
+            if let AppError::RateLimited { retry_after_secs }
+            | AppError::Busy { retry_after_secs }
+            | AppError::TooManyCalls { retry_after_secs } = err
+            {
                 options.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(*retry_after_secs));
             }
         }

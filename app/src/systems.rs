@@ -62,6 +62,11 @@ impl Ticketing {
         self.connector(connection.system)?.session(connection).await
     }
 
+    /// The system's ticket fields when every account has the same ([`Connector::fixed_catalog`]).
+    pub fn fixed_catalog(&self, system: System) -> Option<crate::mapping::Catalog> {
+        self.connectors.get(&system).and_then(|c| c.fixed_catalog())
+    }
+
     /// The longest one call of this system can take ([`Connector::call_timeout`]).
     pub fn call_timeout(&self, system: System) -> Duration {
         self.connectors.get(&system).map_or_else(|| self.longest_call(), |c| c.call_timeout())

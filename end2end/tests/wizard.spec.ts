@@ -25,9 +25,9 @@ test('create an integration through every step, submit test compromises, follow 
   await expect(page).toHaveURL(/\/integrations\/new\/1$/);
   await hydrated(page);
   await expect(page.getByRole('heading', { name: /Select your ticketing system/ })).toBeVisible();
-  await expect(page.getByRole('radio', { name: /Autotask/ })).toBeDisabled();
+  await expect(page.getByRole('radio', { name: /Kaseya BMS/ })).toBeDisabled();
   await page.getByRole('button', { name: 'Next' }).click();
-  await expect(page.getByRole('alert')).toHaveText('Choose ConnectWise to continue.');
+  await expect(page.getByRole('alert')).toHaveText('Choose a ticketing system to continue.');
   await page.getByRole('radio', { name: /ConnectWise/ }).check();
   await shot(page, '20-wizard-1-system');
   await page.getByRole('button', { name: 'Next' }).click();
@@ -62,7 +62,7 @@ test('create an integration through every step, submit test compromises, follow 
   await expect(page.getByLabel('Default: 1,000 requests per minute')).toBeChecked();
   await page.getByLabel('Custom').check();
   await page.getByLabel('Requests', { exact: true }).fill('0');
-  await expect(page.getByRole('alert')).toContainText('The request budget must be between 1 and 100,000 requests per minute.');
+  await expect(page.getByRole('alert')).toContainText('The request budget must be between 10 and 100,000 requests per minute');
   await page.getByLabel('Requests', { exact: true }).fill('5000');
   await page.getByLabel('requests per', { exact: true }).selectOption('hour');
   await expect(page.getByRole('alert')).toHaveCount(0);

@@ -515,6 +515,33 @@ async fn three_threads_per_endpoint_and_the_client_keeps_to_them() {
     }
 }
 
+/// Thread slots are the partner's own: a session of another partner naming the same API user and tracking identifier
+/// (with a wrong secret) is not queued behind ours, and ours are not taken by it.
+#[tokio::test]
+async fn thread_slots_are_kept_per_partner() {
+    let sb = start_sandbox().await;
+    sb.sandbox.set_faults(Faults { latency_ms: 1_000, ..Faults::default() });
+    let client = client(&sb);
+    let ours = client.session(&demo()).await.expect("session").with_slot_scope("partner 1");
+    let mut guess = demo();
+    guess.secret = "a-guess".into();
+    let theirs = client.session(&guess).await.expect("session").with_slot_scope("partner 2");
+    // Our three slots of the endpoint are busy...
+    let busy: Vec<_> = (0..3).map(|_| ours.find_company_by_name("Initech")).collect();
+    let busy = futures_util::future::join_all(busy);
+    // ...and the other partner's call is answered (refused) without waiting for one of them.
+    let other = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let answer = theirs.find_company_by_name("Initech").await;
+        (answer, started.elapsed())
+    };
+    let (found, (answer, waited)) = tokio::join!(busy, other);
+    assert!(found.into_iter().all(|f| f.is_ok()));
+    assert!(matches!(answer, Err(AtError::Unauthorized { .. })), "{answer:?}");
+    assert!(waited < Duration::from_millis(1_500), "not queued behind our calls: {waited:?}");
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Outbound safety: the zone Autotask names is checked like a partner-supplied host
 

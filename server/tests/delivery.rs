@@ -384,8 +384,8 @@ async fn fairness(h: Harness) {
 }
 
 /// Three workers, each with its own database pool, HTTP clients and budget keeper (as three server processes
-/// would have), share one integration whose ConnectWise account allows 6 requests an hour: together they send at
-/// most 6, the rest wait as Retrying with the time the budget refills, without counting attempts or turning the
+/// would have), share one integration whose ConnectWise account allows 10 requests an hour: together they send at
+/// most 10, the rest wait as Retrying with the time the budget refills, without counting attempts or turning the
 /// integration Unhealthy.
 #[tokio::test]
 async fn workers_together_stay_within_the_accounts_request_budget() {
@@ -400,7 +400,7 @@ async fn workers_together_stay_within_the_accounts_request_budget() {
         .expect("org")
         .id;
     let mut form = input(&sb, "Budgeted desk");
-    form["request_budget"] = json!({ "requests": 6, "window": "Hour" });
+    form["request_budget"] = json!({ "requests": 10, "window": "Hour" });
     let (status, body) = save_integration(&h, &cookie, None, form).await;
     assert!(status.is_success(), "{status} {body}");
     let id: i64 = serde_json::from_str(&body).expect("id");
@@ -437,17 +437,17 @@ async fn workers_together_stay_within_the_accounts_request_budget() {
     }
 
     let (_, api_calls) = sb.sandbox.stats();
-    assert!(api_calls <= 6, "{api_calls} API calls for a budget of 6");
+    assert!(api_calls <= 10, "{api_calls} API calls for a budget of 10");
     let delivered = log.rows.iter().filter(|e| e.state == DeliveryState::Delivered).count();
     assert_eq!(delivered, sb.sandbox.tickets().await.len());
-    assert!((1..6).contains(&delivered), "{delivered} delivered: a company lookup and a POST each count");
+    assert!((1..10).contains(&delivered), "{delivered} delivered: a company lookup and a POST each count");
     let used: i64 =
         sqlx::query_scalar("SELECT SUM(used) FROM psa_request_counts").fetch_one(&h.state.db.pool).await.expect("sum");
-    assert_eq!(used, 6, "the budget is used up, and not beyond");
+    assert_eq!(used, 10, "the budget is used up, and not beyond");
     for entry in log.rows.iter().filter(|e| e.state == DeliveryState::Retrying) {
         let error = entry.last_error.as_deref().unwrap_or_default();
         assert!(
-            error.contains("request budget (6 requests per hour) is used up") && error.contains("refills at"),
+            error.contains("request budget (10 requests per hour) is used up") && error.contains("refills at"),
             "{error}"
         );
         assert_eq!(entry.attempts, 0, "waiting for the budget is not an attempt");

@@ -63,6 +63,9 @@ async fn secrets_are_sealed_at_rest_and_never_leave_the_server() {
     assert!(stored.credentials_sealed.starts_with("v1:"));
     assert!(!stored.credentials_sealed.contains(PRIVATE_KEY) && !stored.credentials_sealed.contains(PUBLIC_KEY));
     let opened = app::integrations::service::open_credentials(&h.state, &stored).expect("opens");
+    let app::integrations::service::PsaCredentials::ConnectWise(opened) = opened else {
+        panic!("a ConnectWise integration's credentials: {opened:?}")
+    };
     assert_eq!(
         opened.auth,
         app::connectwise::Auth::ApiMember { public_key: PUBLIC_KEY.into(), private_key: PRIVATE_KEY.into() }

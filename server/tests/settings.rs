@@ -253,6 +253,7 @@ async fn simulate_imports_a_sample_for_the_organization_and_queues_one_delivery_
     let simulation: Simulation = serde_json::from_str(&body).expect("simulation");
     assert_eq!((simulation.summary.imported, simulation.summary.deliveries_queued), (1, 2));
     assert_eq!(simulation.sandbox_url.as_deref(), Some("http://127.0.0.1:3005/"));
+    assert_eq!(simulation.autotask_sandbox_url.as_deref(), Some("http://127.0.0.1:3006/_sandbox/tickets"));
     let delivered_to: Vec<i64> =
         sqlx::query_scalar("SELECT integration_id FROM deliveries WHERE organization_id = $1 ORDER BY integration_id")
             .bind(acme)

@@ -230,7 +230,7 @@ async fn companies_are_found_by_name_and_listed_across_pages() {
 #[tokio::test]
 async fn lookups_offer_the_lists_of_the_mapping() {
     for subject in Subject::all().await {
-        let lookups = subject.session().await.lookups(&[]).await.expect("lookups");
+        let lookups = subject.session().await.fields(&[]).await.expect("fields").lookups;
         assert!(lookups.is_loaded());
         for (key, items) in &lookups.lists {
             assert!(!items.is_empty(), "{}: the list {key} is empty", subject.system.label());
@@ -239,6 +239,77 @@ async fn lookups_offer_the_lists_of_the_mapping() {
             ids.sort_unstable();
             ids.dedup();
             assert_eq!(ids.len(), items.len(), "{key}: an id twice");
+        }
+    }
+}
+
+/// The catalog tells the truth about the PSA: a mapping of the fields a new integration starts with, every list
+/// the catalog marks required chosen from the PSA's own lists, validates, and the ticket it builds is accepted; the
+/// same mapping without a required list is refused by the catalog before anything is sent.
+#[tokio::test]
+async fn the_catalog_describes_what_the_psa_accepts() {
+    for subject in Subject::all().await {
+        let name = subject.system.label();
+        let session = subject.session().await;
+        let parents: Vec<(String, i64)> = Vec::new();
+        let first = session.fields(&parents).await.expect("fields");
+        let catalog = &first.catalog;
+        let title = catalog.field(&catalog.title).expect("a title field");
+        assert!(title.required && title.kind == app::mapping::FieldKind::Text, "{name}: {title:?}");
+        assert_eq!(catalog.fields.iter().filter(|f| f.kind == app::mapping::FieldKind::Company).count(), 1);
+        for def in catalog.fields.iter() {
+            if let Some(parent) = def.parent.as_deref() {
+                assert!(catalog.field(parent).is_some(), "{name}: {} depends on a field it does not list", def.key);
+            }
+        }
+
+        // Choose the first entry of every list (a parent first, then its dependents with it loaded).
+        let mut rows = catalog.new_integration_rows();
+        let mut lookups = first.lookups.clone();
+        for round in 0..2 {
+            for row in rows.iter_mut() {
+                let def = catalog.field(&row.field).expect("a catalog field").clone();
+                if def.kind != app::mapping::FieldKind::Reference || !row.value.is_empty() {
+                    continue;
+                }
+                let parent = def
+                    .parent
+                    .as_deref()
+                    .and_then(|p| lookups.lists.get(p).and_then(|l| l.first()).map(|item| item.id));
+                let choices = lookups.choices(&def.key, parent);
+                if let Some(item) = choices.first() {
+                    row.value = item.id.to_string();
+                }
+            }
+            if round == 0 {
+                let parents: Vec<(String, i64)> = rows
+                    .iter()
+                    .filter(|r| catalog.fields.iter().any(|f| f.parent.as_deref() == Some(r.field.as_str())))
+                    .filter_map(|r| Some((r.field.clone(), r.value.parse().ok()?)))
+                    .collect();
+                lookups.merge(session.fields(&parents).await.expect("fields").lookups);
+            }
+        }
+        assert_eq!(catalog.validate(&rows, Some(&lookups)), vec![], "{name}: {rows:?}");
+
+        let company = session.find_company_by_name(KNOWN_COMPANY).await.expect("query").expect("found");
+        let compromise = app::mapping::Compromise::sample();
+        let key = external_xref(&compromise.uuid, 3);
+        let ticket = catalog.build_ticket(&rows, &compromise, company.id, &key).expect("built");
+        let id = session.create_ticket(&ticket).await.unwrap_or_else(|e| panic!("{name}: accepted: {e:?}"));
+        assert_eq!(session.find_ticket(&key).await.expect("lookup"), Some(id));
+
+        // A required list left empty is refused by the catalog, naming the field.
+        if let Some(required) =
+            catalog.fields.iter().find(|f| f.required && f.kind == app::mapping::FieldKind::Reference)
+        {
+            let mut missing = rows.clone();
+            missing.retain(|r| r.field != required.key);
+            let errors = catalog.validate(&missing, Some(&lookups));
+            assert!(
+                errors.iter().any(|e| e.field == required.key && e.message.contains(&*required.label)),
+                "{name}: {errors:?}"
+            );
         }
     }
 }

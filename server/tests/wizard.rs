@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use app::activity::Actor;
 use app::error::AppError;
 use app::integrations::{Health, IntegrationRow, TestOutcome};
-use app::mapping::{Compromise, Lookups, RowError};
+use app::mapping::{Compromise, RowError};
 use common::{Harness, harness, save_integration, signed_in};
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -116,10 +116,10 @@ async fn wizard_calls_answer_with_a_sentence_when_the_budget_is_spent() {
     let h = harness(&[]).await;
     let (_, cookie) = signed_in(&h, "owner@example.com").await;
     let mut form = input(&sb, "CW");
-    form["request_budget"] = json!({ "requests": 2, "window": "Hour" });
+    form["request_budget"] = json!({ "requests": 10, "window": "Hour" });
     let id = save(&h, &cookie, form.clone()).await;
     let form = blank_secrets(form);
-    for _ in 0..2 {
+    for _ in 0..10 {
         let (status, body) = call(&h, "test_connection", json!({ "id": id, "input": form }), &cookie).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -128,7 +128,7 @@ async fn wizard_calls_answer_with_a_sentence_when_the_budget_is_spent() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     let sentence = app_error(&body).to_string();
     assert!(
-        sentence.contains("This ConnectWise account's request budget (2 requests per hour) is used up")
+        sentence.contains("This ConnectWise account's request budget (10 requests per hour) is used up")
             && sentence.contains("refills at"),
         "{sentence}"
     );
@@ -139,9 +139,9 @@ async fn wizard_calls_answer_with_a_sentence_when_the_budget_is_spent() {
     assert_eq!(
         listed.requests,
         Some(app::integrations::RequestUse {
-            this_hour: 2,
-            hourly_allowance: 2,
-            budget: "2 requests per hour".into(),
+            this_hour: 10,
+            hourly_allowance: 10,
+            budget: "10 requests per hour".into(),
             spent: true
         })
     );
@@ -152,13 +152,19 @@ async fn wizard_calls_answer_with_a_sentence_when_the_budget_is_spent() {
     let settings: app::integrations::IntegrationSettings = serde_json::from_str(&body).expect("settings");
     assert_eq!(
         settings.request_budget,
-        Some(app::integrations::RequestBudgetInput { requests: 2, window: app::integrations::BudgetWindow::Hour })
+        Some(app::integrations::RequestBudgetInput { requests: 10, window: app::integrations::BudgetWindow::Hour })
     );
     let mut zero = input(&sb, "Zero");
     zero["request_budget"] = json!({ "requests": 0, "window": "Minute" });
     let (status, body) = save_integration(&h, &cookie, None, zero).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body.contains("The request budget must be between 1 and 100,000 requests per minute."), "{body}");
+    assert!(
+        body.contains(
+            "The request budget must be between 10 and 100,000 requests per minute: a delivery needs a few requests in \
+         one window."
+        ),
+        "{body}"
+    );
 }
 
 /// A partner who names another MSP's ConnectWise site and company (without its keys) spends only their own request
@@ -170,16 +176,16 @@ async fn another_partner_cannot_spend_an_accounts_budget() {
     let (_, owner) = signed_in(&h, "owner@example.com").await;
     let (_, intruder) = signed_in(&h, "intruder@example.com").await;
     let mut form = input(&sb, "CW");
-    form["request_budget"] = json!({ "requests": 2, "window": "Hour" });
+    form["request_budget"] = json!({ "requests": 10, "window": "Hour" });
     let id = save(&h, &owner, form.clone()).await;
 
     let mut guess = form.clone();
     guess["private_key"] = json!("a-guess");
-    for _ in 0..3 {
+    for _ in 0..11 {
         let (status, _) = call(&h, "test_connection", json!({ "id": null, "input": guess }), &intruder).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
     }
-    for _ in 0..2 {
+    for _ in 0..10 {
         let (status, body) =
             call(&h, "test_connection", json!({ "id": id, "input": blank_secrets(form.clone()) }), &owner).await;
         assert_eq!(status, StatusCode::OK, "the owner's budget is untouched: {body}");
@@ -343,11 +349,14 @@ async fn lookups_follow_the_chosen_board() {
     let lookups = |board: Option<i64>| {
         let h = &h;
         let cookie = cookie.clone();
-        let body = json!({ "id": id, "input": blank_secrets(input(&sb, "CW")), "board_id": board });
+        let parents: Vec<(&str, i64)> = board.map(|b| ("board", b)).into_iter().collect();
+        let body = json!({ "id": id, "input": blank_secrets(input(&sb, "CW")), "parents": parents });
         async move {
-            let (status, body) = call(h, "lookups", body, &cookie).await;
+            let (status, body) = call(h, "fields", body, &cookie).await;
             assert_eq!(status, StatusCode::OK, "{body}");
-            serde_json::from_str::<Lookups>(&body).expect("lookups")
+            let fields = serde_json::from_str::<app::ticketing::TicketFields>(&body).expect("fields");
+            assert_eq!(fields.catalog, app::connectwise::catalog::catalog(), "ConnectWise's fixed catalog");
+            fields.lookups
         }
     };
     let names = |items: &[app::mapping::LookupItem]| items.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
@@ -427,7 +436,11 @@ async fn save_and_submit_test_creates_one_ticket_and_puts_connectwise_errors_on_
     };
     assert_eq!(integration_id, id);
     assert!(message.starts_with("ConnectWise refused the ticket: Status not found on board 'Help Desk'."), "{message}");
-    assert!(message.ends_with(app::integrations::wizard_service::CHECK_MAPPING_HINT), "{message}");
+    assert!(
+        message
+            .ends_with(&app::integrations::wizard_service::check_mapping_hint(app::integrations::System::ConnectWise)),
+        "{message}"
+    );
     assert_eq!(
         row_errors,
         vec![RowError { row: 3, field: "status".into(), message: "Status not found on board 'Help Desk'.".into() }]
@@ -499,7 +512,7 @@ async fn save_and_submit_test_needs_an_organization_that_matches_exactly() {
     else {
         panic!("not rejected: {body}");
     };
-    assert_eq!(message, app::integrations::wizard_service::NO_ORGANIZATION);
+    assert_eq!(message, app::integrations::wizard_service::no_organization(app::integrations::System::ConnectWise));
     assert!(row_errors.is_empty());
 
     // Organizations with near misses only (more than are looked up one by one, so the list is read too).
@@ -560,7 +573,7 @@ async fn a_partner_cannot_use_another_partners_integration_in_the_wizard() {
         for (endpoint, args) in [
             ("test_connection", json!({ "id": id, "input": form })),
             ("match_companies", json!({ "id": id, "input": form })),
-            ("lookups", json!({ "id": id, "input": form, "board_id": 1 })),
+            ("fields", json!({ "id": id, "input": form, "parents": [["board", 1]] })),
             ("save_and_test", json!({ "id": id, "input": form })),
         ] {
             let (status, body) = call(&h, endpoint, args, &second).await;
@@ -574,8 +587,8 @@ async fn a_partner_cannot_use_another_partners_integration_in_the_wizard() {
     assert_eq!((untouched.name.as_str(), untouched.health), ("First's CW", Health::NotChecked));
 
     // Without a session: 401.
-    for endpoint in ["test_connection", "match_companies", "lookups", "save_and_test"] {
-        let args = json!({ "id": null, "input": input(&sb, "x"), "board_id": null });
+    for endpoint in ["test_connection", "match_companies", "fields", "save_and_test"] {
+        let args = json!({ "id": null, "input": input(&sb, "x"), "parents": [] });
         let (status, _, _) = h.call_json(&format!("integrations/{endpoint}"), &args, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{endpoint}");
     }
@@ -594,9 +607,9 @@ async fn stored_keys_are_only_ever_sent_to_the_site_and_company_they_were_saved_
     for (field, value) in [("site", elsewhere.url()), ("company_id", "othercompany".to_string())] {
         let mut moved = blank_secrets(input(&sb, "CW"));
         moved[field] = json!(value);
-        for endpoint in ["test_connection", "match_companies", "lookups", "save_and_test"] {
-            let args = if endpoint == "lookups" {
-                json!({ "id": id, "input": moved, "board_id": null })
+        for endpoint in ["test_connection", "match_companies", "fields", "save_and_test"] {
+            let args = if endpoint == "fields" {
+                json!({ "id": id, "input": moved, "parents": [] })
             } else {
                 json!({ "id": id, "input": moved })
             };
@@ -614,4 +627,207 @@ async fn stored_keys_are_only_ever_sent_to_the_site_and_company_they_were_saved_
     let (status, _) =
         call(&h, "test_connection", json!({ "id": id, "input": blank_secrets(input(&sb, "CW")) }), &cookie).await;
     assert_eq!(status, StatusCode::OK, "the saved site still works with the stored keys");
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Autotask: the same wizard calls against the Autotask sandbox.
+
+async fn start_autotask() -> app::autotask::sandbox::RunningSandbox {
+    let config =
+        app::autotask::sandbox::SandboxConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Default::default() };
+    app::autotask::sandbox::spawn(config).await.expect("autotask sandbox starts")
+}
+
+/// The wizard's form for the Autotask sandbox's demo API user: a title, the company, the required lists, and an
+/// issue type with one of its sub-issue types.
+fn autotask_input(name: &str) -> Value {
+    json!({
+        "system": "Autotask",
+        "name": name,
+        "site": "",
+        "company_id": "",
+        "auth_kind": "ApiKeys",
+        "public_key": "",
+        "private_key": "",
+        "username": "",
+        "password": "",
+        "autotask": {
+            "username": app::autotask::demo::DEMO_USERNAME,
+            "secret": app::autotask::demo::DEMO_SECRET,
+            "integration_code": app::autotask::demo::DEMO_INTEGRATION_CODE,
+            "dedupe_udf": "",
+        },
+        "mapping": [
+            { "field": "title", "value": SUMMARY },
+            { "field": "companyID", "value": "" },
+            { "field": "description", "value": "Found in [source] on [date_found]." },
+            { "field": "status", "value": "1" },
+            { "field": "priority", "value": "1" },
+            { "field": "queueID", "value": "29682833" },
+            { "field": "issueType", "value": "3" },
+            { "field": "subIssueType", "value": "10" },
+            { "field": "udf:Customer Tier", "value": "1" },
+        ],
+    })
+}
+
+fn autotask_ticket_key(ticket: &Value) -> Option<String> {
+    ticket["userDefinedFields"]
+        .as_array()?
+        .iter()
+        .find(|u| u["name"] == app::integrations::DEFAULT_DEDUPE_UDF)
+        .and_then(|u| u["value"].as_str())
+        .map(str::to_owned)
+}
+
+/// An Autotask integration through the wizard's calls: test connection, the account's own fields (picklists,
+/// sub-issue types per issue type, user-defined fields, the reference field kept out), save with the secrets
+/// sealed and the catalog kept, the System column and the budget use, and a test ticket carrying its dedupe key.
+#[tokio::test]
+async fn an_autotask_integration_is_tested_saved_listed_and_sends_a_test_ticket() {
+    let at = start_autotask().await;
+    let url = at.url();
+    let h = harness(&[("AUTOTASK_ZONE_DISCOVERY_URL", &url)]).await;
+    let (partner, cookie) = signed_in(&h, "owner@example.com").await;
+    add_organizations(&h, partner, &["Acme Corporation", "Not In Autotask"]).await;
+    let form = autotask_input("Autotask desk");
+
+    let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": form }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sentence: String = serde_json::from_str(&body).expect("sentence");
+    assert!(sentence.starts_with("Connected to Autotask"), "{sentence}");
+
+    let (status, body) = call(&h, "fields", json!({ "id": null, "input": form, "parents": [] }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fields: app::ticketing::TicketFields = serde_json::from_str(&body).expect("fields");
+    let catalog = &fields.catalog;
+    assert_eq!((&*catalog.system, &*catalog.title), ("Autotask", "title"));
+    let queue = catalog.field("queueID").expect("queue");
+    assert!(queue.required && queue.kind == app::mapping::FieldKind::Reference);
+    assert_eq!(catalog.field("title").and_then(|f| f.max_len), Some(255));
+    assert!(catalog.field("udf:Customer Tier").is_some_and(|f| f.custom));
+    assert!(catalog.field("udf:DWID Reference").is_none(), "the reference field is not mappable");
+    assert_eq!(fields.lookups.choices("subIssueType", Some(3)).len(), 3, "active sub-issue types of Security");
+    assert!(fields.lookups.choices("queueID", None).iter().all(|q| q.name != "Old Helpdesk"), "inactive left out");
+
+    let (status, text) = save_integration(&h, &cookie, None, form.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let id: i64 = text.parse().expect("id");
+    let (status, _, body) = h.call("integrations/get", &format!("id={id}"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        !body.contains(app::autotask::demo::DEMO_SECRET) && !body.contains(app::autotask::demo::DEMO_INTEGRATION_CODE)
+    );
+    let settings: app::integrations::IntegrationSettings = serde_json::from_str(&body).expect("settings");
+    assert_eq!(settings.system, app::integrations::System::Autotask);
+    assert_eq!(settings.autotask_username, app::autotask::demo::DEMO_USERNAME);
+    assert_eq!(settings.dedupe_udf, "DWID Reference");
+    assert!(settings.credentials_set);
+    assert_eq!(settings.catalog.as_ref().map(|c| &*c.system), Some("Autotask"));
+    let stored = app::integrations::store::get(&h.state.db, partner, id).await.expect("stored");
+    assert!(!stored.credentials_sealed.contains(app::autotask::demo::DEMO_SECRET));
+
+    let listed = row(&h, &cookie, id).await;
+    assert_eq!(listed.system, "Autotask");
+    let requests = listed.requests.expect("the database's budget use is shown");
+    assert_eq!(requests.budget, "5,000 requests per hour");
+    assert!(requests.this_hour >= 1, "{requests:?}");
+
+    // Editing: blank secrets keep the stored ones for the same API user, and the test ticket is created.
+    let mut edit = form.clone();
+    edit["autotask"]["secret"] = json!("");
+    edit["autotask"]["integration_code"] = json!("");
+    let (status, body) = call(&h, "save_and_test", json!({ "id": id, "input": edit }), &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let outcome: TestOutcome = serde_json::from_str(&body).expect("outcome");
+    let TestOutcome::Created { ticket_id, organization, summary, .. } = outcome else { panic!("created: {outcome:?}") };
+    assert_eq!(organization, "Acme Corporation");
+    assert_eq!(summary, rendered_summary("Acme Corporation"));
+    let tickets = at.sandbox.tickets();
+    assert_eq!(tickets.len(), 1);
+    let ticket = &tickets[0];
+    assert_eq!(ticket["id"].as_i64(), Some(ticket_id));
+    assert_eq!(ticket["title"].as_str(), Some(summary.as_str()));
+    assert_eq!((ticket["queueID"].as_i64(), ticket["subIssueType"].as_i64()), (Some(29682833), Some(10)));
+    let key = autotask_ticket_key(ticket).expect("the dedupe key is written");
+    assert!(key.starts_with("dwid:") && key.ends_with(&format!("/{id}")), "{key}");
+    assert_eq!(row(&h, &cookie, id).await.health, Health::Healthy);
+
+    // Another API user with blank secrets, another system, or a mapping Autotask would refuse: nothing saved.
+    let mut other_user = edit.clone();
+    other_user["autotask"]["username"] = json!("someone-else@msp.example");
+    let (status, body) = save_integration(&h, &cookie, Some(id), other_user).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(app_error(&body).to_string().starts_with("The API user changed"), "{body}");
+    let mut other_system = edit.clone();
+    other_system["system"] = json!("ConnectWise");
+    let (status, body) = save_integration(&h, &cookie, Some(id), other_system).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(app_error(&body).to_string().contains("ticketing system cannot be changed"), "{body}");
+    let mut no_queue = edit.clone();
+    no_queue["mapping"].as_array_mut().expect("rows").retain(|r| r["field"] != "queueID");
+    let (status, body) = save_integration(&h, &cookie, Some(id), no_queue).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(app_error(&body).to_string(), "Add a Queue row: Autotask requires a queue on every ticket.");
+    let mut wrong_sub = edit.clone();
+    wrong_sub["mapping"][7]["value"] = json!("20");
+    let (status, body) = save_integration(&h, &cookie, Some(id), wrong_sub).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        app_error(&body).to_string(),
+        "Sub-issue type 20 is not a sub-issue type of the issue type \"Security\"; choose one from that issue \
+         type's list."
+    );
+    let after = app::integrations::store::get(&h.state.db, partner, id).await.expect("stored");
+    assert_eq!(after.mapping_json, stored.mapping_json, "refused saves changed nothing");
+}
+
+/// Autotask's refusals in words: a wrong secret, a missing tracking identifier (refused before any request).
+#[tokio::test]
+async fn autotask_connection_problems_are_named() {
+    let at = start_autotask().await;
+    let url = at.url();
+    let h = harness(&[("AUTOTASK_ZONE_DISCOVERY_URL", &url)]).await;
+    let (_, cookie) = signed_in(&h, "owner@example.com").await;
+    let mut wrong = autotask_input("Autotask desk");
+    wrong["autotask"]["secret"] = json!("not-the-secret");
+    let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": wrong }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let sentence = app_error(&body).to_string();
+    assert!(sentence.to_lowercase().contains("secret"), "{sentence}");
+
+    let mut no_code = autotask_input("Autotask desk");
+    no_code["autotask"]["integration_code"] = json!(" ");
+    let calls = at.sandbox.stats()["apiCalls"].as_u64();
+    let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": no_code }), &cookie).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(app_error(&body).to_string().starts_with("Enter the API tracking identifier"), "{body}");
+    assert_eq!(at.sandbox.stats()["apiCalls"].as_u64(), calls, "nothing was sent");
+}
+
+/// The wizard's PSA calls are limited per partner (each may name a new PSA account): beyond 60 a minute they are
+/// refused in words, before anything is sent, and other partners are not affected.
+#[tokio::test]
+async fn wizard_psa_calls_are_limited_per_partner() {
+    let sb = start_sandbox().await;
+    let h = harness(&[]).await;
+    let (_, cookie) = signed_in(&h, "owner@example.com").await;
+    let (_, other) = signed_in(&h, "other@example.com").await;
+    let form = input(&sb, "CW");
+    for _ in 0..app::integrations::service::WIZARD_PSA_CALLS_PER_MINUTE {
+        let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": form }), &cookie).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let sent = sb.sandbox.stats().1;
+    let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": form }), &cookie).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        app_error(&body).to_string().starts_with("Too many requests to your PSA from the wizard. Please wait"),
+        "{body}"
+    );
+    let (status, body) = call(&h, "fields", json!({ "id": null, "input": form, "parents": [] }), &cookie).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(sb.sandbox.stats().1, sent, "nothing was sent");
+    let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": form }), &other).await;
+    assert_eq!(status, StatusCode::OK, "another partner is not limited: {body}");
 }

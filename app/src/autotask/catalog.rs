@@ -5,8 +5,12 @@
 //! A plain structure the neutral ticketing catalog is built from: keys are Autotask's field names (`queueID`) or
 //! `udf:<name>` for a user-defined field, exactly the keys [`super::AtSession::create_ticket`] takes.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::mapping::{Catalog, FieldDef, FieldKind, Reserved};
 
 /// The standard ticket fields offered for mapping, with the label shown to partners.
 pub const STANDARD_FIELDS: &[(&str, &str)] = &[
@@ -193,6 +197,85 @@ pub fn build_catalog(fields: &[FieldInfo], udfs: &[FieldInfo], dedupe_udf: &str)
         out.push(field(format!("{UDF_PREFIX}{}", info.name), label, info, info.is_required, None));
     }
     AtFieldCatalog { fields: out }
+}
+
+/// The key of the automatic company row (Autotask's `companyID`).
+pub const COMPANY_KEY: &str = "companyID";
+
+/// The longest dedupe key written: a ticket UDF of type Text holds at least this many characters.
+const DEDUPE_MAX: usize = 100;
+
+/// What one entry of a standard list is, and the palette's sentence.
+fn words(key: &str) -> (&'static str, &'static str) {
+    match key {
+        "title" => ("", "The ticket's title; required, at most 255 characters (longer text is cut)."),
+        "description" => ("", "The ticket's description; line breaks are kept, at most 8,000 characters."),
+        "status" => ("a status", "The ticket's status; required."),
+        "priority" => ("a priority", "The ticket's priority; required."),
+        "queueID" => ("a queue", "The queue the ticket lands in; required, since the dashboard assigns no resource."),
+        "issueType" => ("an issue type", "The issue type; Sub-issue type offers the sub-issue types of this one."),
+        "subIssueType" => ("a sub-issue type", "A sub-issue type of the chosen issue type."),
+        "ticketType" => ("a ticket type", "Service request, incident, problem, …"),
+        "source" => ("a source", "How the ticket was received."),
+        "ticketCategory" => ("a ticket category", "The ticket category, which sets the ticket's layout."),
+        "dueDateTime" => ("", "When the ticket is due: [date_added], [date_found] or a UTC date."),
+        _ => ("", ""),
+    }
+}
+
+/// The mapping's catalog of an account, from its field catalog; `dedupe_udf` names the reserved user-defined field.
+pub fn mapping_catalog(fields: &AtFieldCatalog, dedupe_udf: &str) -> Catalog {
+    let mut defs = vec![FieldDef {
+        key: Cow::Borrowed(COMPANY_KEY),
+        label: Cow::Borrowed("Company"),
+        kind: FieldKind::Company,
+        max_len: None,
+        required: true,
+        help: Cow::Borrowed("Set automatically to the Autotask company matched to the compromise's organization."),
+        noun: Cow::Borrowed(""),
+        parent: None,
+        custom: false,
+    }];
+    for field in &fields.fields {
+        let custom = field.key.starts_with(UDF_PREFIX);
+        let (noun, help) = words(&field.key);
+        let kind = match field.kind {
+            AtFieldKind::Text => FieldKind::Text,
+            AtFieldKind::LongText => FieldKind::LongText,
+            AtFieldKind::Date => FieldKind::Date,
+            AtFieldKind::PickList => FieldKind::Reference,
+            AtFieldKind::Number => FieldKind::Number,
+        };
+        let help = if custom {
+            Cow::Owned(format!("A user-defined ticket field of your Autotask ({}).", kind.label().to_lowercase()))
+        } else {
+            Cow::Borrowed(help)
+        };
+        defs.push(FieldDef {
+            key: Cow::Owned(field.key.clone()),
+            label: Cow::Owned(field.label.clone()),
+            kind,
+            max_len: field.max_len,
+            required: field.required,
+            help,
+            noun: Cow::Borrowed(noun),
+            parent: field.parent.clone().map(Cow::Owned),
+            custom,
+        });
+    }
+    let dedupe_udf = dedupe_udf.trim();
+    Catalog {
+        system: Cow::Borrowed("Autotask"),
+        account: Cow::Borrowed("account"),
+        title: Cow::Borrowed("title"),
+        description: Cow::Borrowed("description"),
+        fields: Cow::Owned(defs),
+        reserved: Some(Reserved {
+            key: Cow::Owned(format!("{UDF_PREFIX}{dedupe_udf}")),
+            label: Cow::Owned(format!("\"{dedupe_udf}\" (the field Dark Web ID keeps its reference in)")),
+        }),
+        dedupe_max: DEDUPE_MAX,
+    }
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ pub const DEFAULT_THREAD_LIMIT: usize = 3;
 const ZONE_TTL: Duration = Duration::from_secs(3600);
 /// API users whose zone is remembered (least recently used forgotten first).
 pub const ZONE_CACHE_ENTRIES: usize = 1024;
-/// API users and endpoints whose thread slots are kept.
+/// Tracking identifiers and endpoints whose thread slots are kept.
 const THREAD_SLOT_ENTRIES: usize = 4096;
 /// The note type of a ticket note: a picklist whose values vary per Autotask instance; 1 exists in a default one.
 pub const NOTE_TYPE: i64 = 1;
@@ -168,7 +168,7 @@ struct Inner {
     discovery: Url,
     /// Lower-case user name → zone.
     zones: Mutex<LruCache<String, (Instant, Arc<Zone>)>>,
-    /// (lower-case user name, endpoint) → its thread slots.
+    /// (scope and tracking identifier, endpoint) → its thread slots.
     threads: Mutex<LruCache<(String, String), Arc<Semaphore>>>,
 }
 
@@ -272,6 +272,7 @@ impl AtClient {
             zone,
             headers,
             user_key: username.to_lowercase(),
+            slot_key: credentials.integration_code.trim().to_string(),
             dedupe_udf: credentials.dedupe_udf.trim().to_string(),
             gate: Arc::new(crate::request_budget::Unlimited),
         })
@@ -312,7 +313,7 @@ impl AtClient {
         Ok(zone)
     }
 
-    /// The thread slots of an API user's endpoint.
+    /// The thread slots of a tracking identifier's endpoint.
     fn slots(&self, user: &str, endpoint: &str) -> Arc<Semaphore> {
         let limit = self.inner.config.thread_limit.max(1);
         let key = (user.to_string(), endpoint.to_string());
@@ -340,7 +341,7 @@ impl AtClient {
         let endpoint = endpoint_of(url.path());
         let _slot = match session {
             Some(session) => {
-                let slots = self.slots(&session.user_key, &endpoint);
+                let slots = self.slots(&session.slot_key, &endpoint);
                 match tokio::time::timeout(config.timeout, slots.acquire_owned()).await {
                     Ok(Ok(permit)) => Some(permit),
                     Ok(Err(_)) => None,
@@ -408,6 +409,9 @@ pub struct AtSession {
     /// `ApiIntegrationCode`, `UserName`, `Secret` (marked sensitive), `Accept`.
     headers: HeaderMap,
     user_key: String,
+    /// Whose thread slots the calls take: Autotask counts threads per tracking identifier and endpoint; with a
+    /// scope (the partner) in front, so that another partner naming the same identifier never takes ours.
+    slot_key: String,
     dedupe_udf: String,
     /// Asked before every API request (zone look-ups excepted: they are exempt from Autotask's limits).
     gate: Arc<dyn crate::request_budget::RequestGate>,
@@ -478,6 +482,12 @@ impl AtSession {
     /// The same session, asking `gate` before every API request it sends.
     pub fn with_gate(mut self, gate: Arc<dyn crate::request_budget::RequestGate>) -> Self {
         self.gate = gate;
+        self
+    }
+
+    /// The same session, its thread slots kept apart for `scope` (the partner): see [`AtSession::slot_key`].
+    pub fn with_slot_scope(mut self, scope: &str) -> Self {
+        self.slot_key = format!("{scope}\u{0}{}", self.slot_key);
         self
     }
 

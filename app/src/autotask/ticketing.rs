@@ -8,9 +8,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{AtClient, AtCredentials, AtError, AtFieldCatalog, AtFieldKind, AtSession};
-use crate::mapping::{LookupItem, Lookups, NewTicket};
+use crate::mapping::{Catalog, LookupItem, Lookups, NewTicket};
 use crate::request_budget::BudgetGate;
-use crate::ticketing::{Company, Connection, Connector, ErrorKind, NewNote, Session, System, TicketingError};
+use crate::ticketing::{
+    Company, Connection, Connector, ErrorKind, NewNote, Session, System, TicketFields, TicketingError,
+};
 
 impl From<AtError> for TicketingError {
     fn from(err: AtError) -> Self {
@@ -80,17 +82,18 @@ impl Connector for AtClient {
         self.config().timeout
     }
 
+    /// Every Autotask database has its own picklists and user-defined fields.
+    fn fixed_catalog(&self) -> Option<Catalog> {
+        None
+    }
+
     /// With request budgets, the session asks the budget of the Autotask database (the `ci` zone discovery
     /// answers: Autotask's hourly limit is per database, shared by all of its API users) before every API request.
     async fn session(&self, connection: &Connection) -> Result<Box<dyn Session>, TicketingError> {
         let credentials = AtCredentials::from_connection(connection)?;
-        let session = AtClient::session(self, &credentials).await?;
+        let session = AtClient::session(self, &credentials).await?.with_slot_scope(&connection.budget_scope);
         let Some(budgets) = self.budgets() else { return Ok(Box::new(session)) };
-        let host = session.zone().url.host_str().unwrap_or_default().to_owned();
-        let account = match session.zone().database {
-            Some(database) => format!("database {database} at {host}"),
-            None => format!("user {} at {host}", session.user()),
-        };
+        let account = account_of(&session);
         let budget = connection.request_budget()?;
         let key = crate::ticketing::budget_key(System::Autotask, &connection.budget_scope, &account, &budget)
             .ok_or_else(crate::ticketing::unscoped)?;
@@ -98,8 +101,22 @@ impl Connector for AtClient {
     }
 }
 
+/// The budget's account: the database zone discovery names (Autotask's hourly limit is per database), or the
+/// user where it names none.
+fn account_of(session: &AtSession) -> String {
+    let host = session.zone().url.host_str().unwrap_or_default();
+    match session.zone().database {
+        Some(database) => format!("database {database} at {host}"),
+        None => format!("user {} at {host}", session.user()),
+    }
+}
+
 #[async_trait::async_trait]
 impl Session for AtSession {
+    fn budget_account(&self) -> String {
+        account_of(self)
+    }
+
     async fn test_connection(&self) -> Result<String, TicketingError> {
         Ok(AtSession::test_connection(self).await?)
     }
@@ -112,10 +129,14 @@ impl Session for AtSession {
         Ok(AtSession::companies(self).await?.into_iter().map(|c| Company { id: c.id, name: c.name }).collect())
     }
 
-    /// Every picklist of the ticket fields at once (Autotask answers them in one call): active values only, a
-    /// dependent list (sub-issue types) kept under each of its parent's values, every parent value present.
-    async fn lookups(&self, _parents: &[(String, i64)]) -> Result<Lookups, TicketingError> {
-        Ok(lookups(&self.ticket_fields().await?))
+    /// The account's ticket fields and every picklist at once (Autotask answers them in one call): active values
+    /// only, a dependent list (sub-issue types) kept under each of its parent's values, every parent value present.
+    async fn fields(&self, _parents: &[(String, i64)]) -> Result<TicketFields, TicketingError> {
+        let fields = self.ticket_fields().await?;
+        Ok(TicketFields {
+            catalog: super::catalog::mapping_catalog(&fields, self.dedupe_udf()),
+            lookups: lookups(&fields),
+        })
     }
 
     async fn create_ticket(&self, ticket: &NewTicket) -> Result<i64, TicketingError> {

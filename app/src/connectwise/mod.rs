@@ -11,6 +11,7 @@
 //! worth trying again, and a timeout after a POST may have created the ticket, so a retry first looks the ticket up
 //! by its `externalXRef`.
 
+pub mod catalog;
 pub mod demo;
 pub mod error;
 pub mod policy;
@@ -311,6 +312,7 @@ impl CwClient {
             authorization,
             kind: credentials.auth.kind(),
             gate: Arc::new(crate::request_budget::Unlimited),
+            place: (credentials.site.clone(), credentials.company_id.clone()),
         })
     }
 
@@ -470,6 +472,8 @@ pub struct CwSession {
     kind: AuthKind,
     /// Asked before every API request (discovery excepted: it is not an API call and names no account yet).
     gate: Arc<dyn crate::request_budget::RequestGate>,
+    /// The site and company ID as the partner saved them (the request budget's account).
+    place: (String, String),
 }
 
 impl fmt::Debug for CwSession {
@@ -483,6 +487,11 @@ impl CwSession {
     pub fn with_gate(mut self, gate: Arc<dyn crate::request_budget::RequestGate>) -> Self {
         self.gate = gate;
         self
+    }
+
+    /// The site and company ID as saved.
+    pub fn place(&self) -> (&str, &str) {
+        (&self.place.0, &self.place.1)
     }
 
     pub fn codebase(&self) -> &Codebase {

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::catalog::{EXTERNAL_XREF_KEY, field};
 use super::{Auth, Credentials, CwClient, CwError, CwSession, Named};
-use crate::mapping::{EXTERNAL_XREF_KEY, FieldKind, LookupItem, Lookups, NewTicket, field};
+use crate::mapping::{Catalog, FieldKind, LookupItem, Lookups, NewTicket};
 use crate::request_budget::{AccountKey, Budget, BudgetGate};
-use crate::ticketing::{Company, Connection, Connector, ErrorKind, NewNote, Session, System, TicketingError};
+use crate::ticketing::{
+    Company, Connection, Connector, ErrorKind, NewNote, Session, System, TicketFields, TicketingError,
+};
 
 impl From<CwError> for TicketingError {
     fn from(err: CwError) -> Self {
@@ -75,6 +78,11 @@ impl Connector for CwClient {
         self.config().timeout
     }
 
+    /// ConnectWise's ticket fields are the same on every site.
+    fn fixed_catalog(&self) -> Option<Catalog> {
+        Some(super::catalog::catalog())
+    }
+
     /// With request budgets, the session asks the account's budget (site and company ID: integrations of one
     /// ConnectWise company share it) before every API request.
     async fn session(&self, connection: &Connection) -> Result<Box<dyn Session>, TicketingError> {
@@ -90,6 +98,11 @@ impl Connector for CwClient {
 
 #[async_trait::async_trait]
 impl Session for CwSession {
+    fn budget_account(&self) -> String {
+        let (site, company_id) = self.place();
+        account_name(site, company_id)
+    }
+
     async fn test_connection(&self) -> Result<String, TicketingError> {
         let info = CwSession::test_connection(self).await?;
         Ok(connected_sentence(&info.version))
@@ -103,10 +116,10 @@ impl Session for CwSession {
         Ok(CwSession::companies(self).await?.into_iter().map(|c| Company { id: c.id, name: c.name }).collect())
     }
 
-    /// Boards, priorities and sources; with a `board` parent, that board's statuses, types, subtypes and items too
-    /// (kept under the board's id). A board the site does not have (any more) gets no board lists: validating the
-    /// mapping against these lookups then flags the Board row.
-    async fn lookups(&self, parents: &[(String, i64)]) -> Result<Lookups, TicketingError> {
+    /// The fixed catalog; boards, priorities and sources; with a `board` parent, that board's statuses, types,
+    /// subtypes and items too (kept under the board's id). A board the site does not have (any more) gets no board
+    /// lists: validating the mapping against these lookups then flags the Board row.
+    async fn fields(&self, parents: &[(String, i64)]) -> Result<TicketFields, TicketingError> {
         let board_id = parents.iter().find(|(field, _)| field == "board").map(|(_, id)| *id);
         let (boards, priorities, sources) = tokio::try_join!(self.boards(), self.priorities(), self.sources())?;
         let mut lookups = Lookups::default();
@@ -125,7 +138,7 @@ impl Session for CwSession {
                 lookups.dependent.entry(key.into()).or_default().insert(board, items(list));
             }
         }
-        Ok(lookups)
+        Ok(TicketFields { catalog: super::catalog::catalog(), lookups })
     }
 
     async fn create_ticket(&self, ticket: &NewTicket) -> Result<i64, TicketingError> {
@@ -149,8 +162,11 @@ impl Session for CwSession {
 /// The request budget's account: the partner's scope, and the site and company ID as saved (the partner's
 /// integrations of one ConnectWise company share it; the key ignores case).
 pub fn account_key(scope: &str, site: &str, company_id: &str, budget: &Budget) -> Option<AccountKey> {
-    let account = format!("{}/{}", site.trim(), company_id.trim());
-    crate::ticketing::budget_key(System::ConnectWise, scope, &account, budget)
+    crate::ticketing::budget_key(System::ConnectWise, scope, &account_name(site, company_id), budget)
+}
+
+fn account_name(site: &str, company_id: &str) -> String {
+    format!("{}/{}", site.trim(), company_id.trim())
 }
 
 /// The `POST service/tickets` body: list choices as references `{"id": n}`, the company as `{"id": company_id}`,
@@ -193,7 +209,7 @@ pub fn connected_sentence(version: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::{Compromise, MappingRow, build_ticket};
+    use crate::mapping::{Compromise, MappingRow};
 
     #[test]
     fn the_ticket_body_is_connectwise_shaped() {
@@ -207,7 +223,9 @@ mod tests {
             ("requiredDate", "[date_added]"),
         ]
         .map(|(f, v)| MappingRow::new(f, v));
-        let ticket = build_ticket(&rows, &Compromise::sample(), 24, "dwid:5f0c/7").expect("ticket");
+        let ticket = super::super::catalog::catalog()
+            .build_ticket(&rows, &Compromise::sample(), 24, "dwid:5f0c/7")
+            .expect("ticket");
         assert_eq!(
             Value::Object(ticket_body(&ticket)),
             json!({

@@ -359,7 +359,7 @@ fn LogView(
                     <p class="muted">
                         {if data.active {
                             "Newly imported compromises of the organizations associated with this integration appear \
-                             here as soon as they are imported, and each becomes one ConnectWise ticket."
+                             here as soon as they are imported, and each becomes one ticket in the PSA."
                         } else {
                             "Newly imported compromises of the organizations associated with this integration appear \
                              here once the integration is enabled: enable it on the Integrations page."
@@ -428,7 +428,7 @@ fn LogView(
             <div>
                 <h1>"Delivery log · " <span class="delivery-log__name">{data.integration_name.clone()}</span></h1>
                 <p class="page-header__lead">
-                    "Each new compromise of an associated organization becomes one ConnectWise ticket. \
+                    "Each new compromise of an associated organization becomes one ticket in the PSA. \
                      This page updates by itself while it is open."
                 </p>
             </div>

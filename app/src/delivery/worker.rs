@@ -28,7 +28,7 @@ use super::store::{self, Claim, Outcome};
 use crate::db::{Db, now_millis};
 use crate::integrations::matching::is_exact;
 use crate::integrations::store::StoredIntegration;
-use crate::mapping::{Compromise, MappingRow};
+use crate::mapping::{Catalog, Compromise, MappingRow};
 use crate::metrics::AttemptOutcome;
 use crate::secrets::SecretBox;
 use crate::systems::Ticketing;
@@ -140,7 +140,8 @@ struct Worker {
 /// An integration ready to deliver: opened credentials, parsed mapping, and its company cache.
 struct Prepared {
     connection: Result<Connection, String>,
-    rows: Result<Vec<MappingRow>, String>,
+    /// The system's catalog and the mapping's rows.
+    mapping: Result<(Catalog, Vec<MappingRow>), String>,
     /// Organization name → the PSA's company id, for names that matched exactly.
     companies: Mutex<HashMap<String, i64>>,
 }
@@ -625,10 +626,12 @@ impl Worker {
         let connection = crate::integrations::service::open_connection(&self.deps.secrets, stored).map_err(|_| {
             "The integration's stored keys cannot be read: edit the integration and enter them again.".to_owned()
         });
-        let rows = serde_json::from_str::<Vec<MappingRow>>(&stored.mapping_json).map_err(|_| {
-            "The integration's field mapping is unreadable: edit the integration and save it again.".to_owned()
-        });
-        Prepared { connection, rows, companies: Mutex::new(HashMap::new()) }
+        let unreadable =
+            || "The integration's field mapping is unreadable: edit the integration and save it again.".to_owned();
+        let rows = serde_json::from_str::<Vec<MappingRow>>(&stored.mapping_json).map_err(|_| unreadable());
+        let catalog = crate::integrations::service::stored_catalog(&self.deps.ticketing, stored).ok_or_else(unreadable);
+        let mapping = catalog.and_then(|catalog| Ok((catalog, rows?)));
+        Prepared { connection, mapping, companies: Mutex::new(HashMap::new()) }
     }
 
     async fn deliver(
@@ -690,8 +693,8 @@ impl Worker {
             Ok(connection) => connection,
             Err(error) => return Outcome::Failed { error: error.clone(), in_doubt: claim.lookup_first },
         };
-        let rows = match &integration.rows {
-            Ok(rows) => rows,
+        let (catalog, rows) = match &integration.mapping {
+            Ok((catalog, rows)) => (catalog, rows),
             Err(error) => return Outcome::Failed { error: error.clone(), in_doubt: claim.lookup_first },
         };
         let system = connection.system;
@@ -731,7 +734,7 @@ impl Worker {
             }
             Err(err) => return not_posted(err),
         };
-        let ticket = match crate::mapping::build_ticket(rows, compromise, company_id, &xref) {
+        let ticket = match catalog.build_ticket(rows, compromise, company_id, &xref) {
             Ok(ticket) => ticket,
             Err(errors) => {
                 let reasons: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();

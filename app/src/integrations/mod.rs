@@ -21,9 +21,9 @@ pub use table::IntegrationsPage;
 pub use wizard::WizardPage;
 pub use wizard_api::{CompanyMatch, TestOutcome};
 
+pub use crate::ticketing::System;
+
 pub const NAME_MAX_CHARS: usize = 100;
-/// The only system that can be chosen today; the wizard shows the others as "Coming soon".
-pub const CONNECTWISE: &str = "connectwise";
 
 /// The health of an integration, from the most recent ConnectWise request it made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,7 +120,11 @@ impl RequestUse {
 /// What the wizard saves. Blank secret fields keep the stored values when editing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct IntegrationInput {
+    /// Fixed once saved.
+    #[serde(default)]
+    pub system: System,
     pub name: String,
+    /// ConnectWise: the site, company ID and keys or login below.
     pub site: String,
     pub company_id: String,
     pub auth_kind: AuthKind,
@@ -132,7 +136,37 @@ pub struct IntegrationInput {
     /// The PSA account's request budget; `None`: the system's default.
     #[serde(default)]
     pub request_budget: Option<RequestBudgetInput>,
+    /// Autotask: the API user, its secret and tracking identifier, and the dedupe field.
+    #[serde(default)]
+    pub autotask: AutotaskInput,
 }
+
+/// Step 3 for Autotask. Blank secret and tracking identifier keep the stored ones (for the same API user).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AutotaskInput {
+    /// The API user's name (an API-only resource), e.g. `dwid-api@msp.example`.
+    pub username: String,
+    pub secret: String,
+    /// The API tracking identifier (integration code) of the API user.
+    pub integration_code: String,
+    /// The ticket user-defined field (Text) the dedupe key is written to; blank: `DWID Reference`.
+    pub dedupe_udf: String,
+}
+
+/// Secrets never reach a log through `{:?}`.
+impl std::fmt::Debug for AutotaskInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutotaskInput")
+            .field("username", &self.username)
+            .field("secret", &"***")
+            .field("integration_code", &"***")
+            .field("dedupe_udf", &self.dedupe_udf)
+            .finish()
+    }
+}
+
+/// The user-defined field Autotask tickets carry their Dark Web ID reference in, unless the partner names another.
+pub const DEFAULT_DEDUPE_UDF: &str = "DWID Reference";
 
 /// The window of a request budget, as the wizard offers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -165,6 +199,10 @@ pub struct RequestBudgetInput {
     pub window: BudgetWindow,
 }
 
+/// The smallest budget the wizard takes: one delivery attempt may need a few requests (look the ticket up, find
+/// the company, post), and each must fit in one window, or a delivery would wait forever.
+pub const MIN_BUDGET_REQUESTS: u32 = 10;
+
 /// The largest budget the wizard takes: beyond it the PSA's own limits (ConnectWise throttles, Autotask suspends
 /// the whole database over 10,000 an hour) are long reached.
 pub const MAX_BUDGET_REQUESTS: u32 = 100_000;
@@ -172,10 +210,10 @@ pub const MAX_BUDGET_REQUESTS: u32 = 100_000;
 impl RequestBudgetInput {
     /// Whether the budget can be used, in words when not.
     pub fn validate(&self) -> Result<(), String> {
-        if self.requests == 0 || self.requests > MAX_BUDGET_REQUESTS {
+        if !(MIN_BUDGET_REQUESTS..=MAX_BUDGET_REQUESTS).contains(&self.requests) {
             return Err(format!(
-                "The request budget must be between 1 and {} requests per {}.",
-                "100,000",
+                "The request budget must be between {MIN_BUDGET_REQUESTS} and 100,000 requests per {}: a delivery \
+                 needs a few requests in one window.",
                 self.window.label()
             ));
         }
@@ -187,6 +225,8 @@ impl RequestBudgetInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntegrationSettings {
     pub id: i64,
+    #[serde(default)]
+    pub system: System,
     pub name: String,
     pub site: String,
     pub company_id: String,
@@ -195,6 +235,14 @@ pub struct IntegrationSettings {
     pub mapping: Vec<crate::mapping::MappingRow>,
     #[serde(default)]
     pub request_budget: Option<RequestBudgetInput>,
+    /// Autotask: the API user and the dedupe field (the secret and tracking identifier stay sealed).
+    #[serde(default)]
+    pub autotask_username: String,
+    #[serde(default)]
+    pub dedupe_udf: String,
+    /// The ticket fields as read from the PSA at the last save, for a system whose accounts differ (Autotask).
+    #[serde(default)]
+    pub catalog: Option<crate::mapping::Catalog>,
 }
 
 /// A valid integration name, trimmed: 1–100 characters, no control characters.
@@ -220,7 +268,13 @@ pub async fn get_integration(id: i64) -> Result<IntegrationSettings, AppError> {
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
-            service::settings(&crate::state::db(), partner.id, id).await
+            let state = expect_context::<crate::state::AppState>();
+            let mut settings = service::settings(&state.db, partner.id, id).await?;
+            // The wizard renders the mapping at once with the system's own fields when they are fixed.
+            if settings.catalog.is_none() {
+                settings.catalog = state.ticketing.fixed_catalog(settings.system);
+            }
+            Ok(settings)
         }
         .await,
     )

@@ -1,25 +1,95 @@
 //! The integration service (server only): validates what the wizard sends, seals credentials before they reach
-//! the store, opens them for ConnectWise calls, and records health from every call's outcome.
+//! the store, opens them for PSA calls, and records health from every call's outcome.
+//!
+//! Per system, an integration keeps its settings in clear (ConnectWise: the site and company ID in their columns;
+//! Autotask: the API user and the dedupe field in `settings`) and its secrets sealed (`credentials_sealed`: the
+//! ConnectWise keys or login; Autotask's secret and tracking identifier), bound to the partner and the system.
 
+use serde_json::{Value, json};
+
+use crate::autotask::AtCredentials;
 use crate::connectwise::{Auth, Credentials};
 use crate::connectwise_site::{SiteMode, validate_company_id, validate_site};
 use crate::db::Db;
 use crate::error::AppError;
-use crate::mapping::MappingRow;
+use crate::mapping::{Catalog, MappingRow};
 use crate::request_budget::{AccountKey, Budget, RequestBudgets};
 use crate::state::AppState;
 use crate::ticketing::{Connection, System, TicketingError};
 
 use super::store::{self, IntegrationWrite, StoredIntegration};
 use super::{
-    AuthKind, CONNECTWISE, IntegrationInput, IntegrationRow, IntegrationSettings, RequestBudgetInput, RequestUse,
-    validate_name,
+    AuthKind, DEFAULT_DEDUPE_UDF, IntegrationInput, IntegrationRow, IntegrationSettings, RequestBudgetInput,
+    RequestUse, validate_name,
 };
 
-/// The associated data sealed credentials are bound to: a secret moved onto another partner's row cannot be
-/// opened.
-fn credentials_context(partner_id: i64) -> String {
-    format!("dwid:partner:{partner_id}:connectwise-credentials")
+/// The associated data sealed credentials are bound to: a secret moved onto another partner's row, or read as
+/// another system's, cannot be opened.
+fn credentials_context(partner_id: i64, system: System) -> String {
+    match system {
+        System::ConnectWise => format!("dwid:partner:{partner_id}:connectwise-credentials"),
+        System::Autotask => format!("dwid:partner:{partner_id}:autotask-credentials"),
+    }
+}
+
+/// An integration's credentials, whichever system it uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PsaCredentials {
+    ConnectWise(Credentials),
+    Autotask(AtCredentials),
+}
+
+impl PsaCredentials {
+    pub fn system(&self) -> System {
+        match self {
+            PsaCredentials::ConnectWise(_) => System::ConnectWise,
+            PsaCredentials::Autotask(_) => System::Autotask,
+        }
+    }
+
+    /// The ticketing interface's connection (without a budget scope).
+    pub fn connection(&self) -> Connection {
+        match self {
+            PsaCredentials::ConnectWise(c) => c.connection(),
+            PsaCredentials::Autotask(c) => c.connection(),
+        }
+    }
+
+    /// What is sealed: the secrets alone.
+    fn sealed_json(&self) -> Result<String, AppError> {
+        let value = match self {
+            PsaCredentials::ConnectWise(c) => serde_json::to_value(&c.auth),
+            PsaCredentials::Autotask(c) => Ok(json!({ "secret": c.secret, "integration_code": c.integration_code })),
+        };
+        value.map(|v| v.to_string()).map_err(|_| AppError::Internal)
+    }
+}
+
+/// The Autotask part of an integration's `settings`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct AutotaskSettings {
+    username: String,
+    dedupe_udf: String,
+    /// The database whose request budget the integration spends, as zone discovery named it at the last save.
+    #[serde(default)]
+    account: Option<String>,
+}
+
+fn settings_value(stored: &StoredIntegration) -> Value {
+    serde_json::from_str(&stored.settings_json).unwrap_or(Value::Null)
+}
+
+fn autotask_settings(stored: &StoredIntegration) -> Option<AutotaskSettings> {
+    serde_json::from_value(settings_value(stored).get("autotask")?.clone()).ok()
+}
+
+/// The catalog a stored integration's tickets are built with: the system's own when it is the same for every
+/// account (ConnectWise), else the one read from the PSA when the integration was saved. `None`: unreadable.
+pub fn stored_catalog(ticketing: &crate::systems::Ticketing, stored: &StoredIntegration) -> Option<Catalog> {
+    let system = System::from_db(&stored.system)?;
+    ticketing
+        .fixed_catalog(system)
+        .or_else(|| serde_json::from_value(settings_value(stored).get("catalog")?.clone()).ok())
 }
 
 /// `2026-11-27 15:43 UTC` (now in [`crate::dates`], shared with the Activity page).
@@ -64,22 +134,19 @@ pub async fn list(db: &Db, partner_id: i64) -> Result<Vec<IntegrationRow>, AppEr
 }
 
 /// The request budget account of a stored integration and its budget, when it can be told without asking the PSA
-/// (ConnectWise: the site and company ID).
+/// (ConnectWise: the site and company ID; Autotask: the database zone discovery named at the last save).
 fn budget_account(stored: &StoredIntegration) -> Option<(AccountKey, Budget)> {
     let system = System::from_db(&stored.system)?;
     let budget = match stored_budget(stored) {
         Some(b) => Budget::new(b.requests, std::time::Duration::from_secs(b.window.seconds())).ok()?,
         None => crate::ticketing::default_budget(system),
     };
+    let scope = budget_scope(stored.partner_id);
     let key = match system {
-        System::ConnectWise => crate::connectwise::account_key(
-            &budget_scope(stored.partner_id),
-            &stored.site,
-            &stored.company_id,
-            &budget,
-        )?,
-        // Its account is the database that zone discovery names.
-        System::Autotask => return None,
+        System::ConnectWise => crate::connectwise::account_key(&scope, &stored.site, &stored.company_id, &budget)?,
+        System::Autotask => {
+            crate::ticketing::budget_key(system, &scope, &autotask_settings(stored)?.account?, &budget)?
+        }
     };
     Some((key, budget))
 }
@@ -94,8 +161,11 @@ fn parse_mapping(stored: &StoredIntegration) -> Vec<MappingRow> {
 pub async fn settings(db: &Db, partner_id: i64, id: i64) -> Result<IntegrationSettings, AppError> {
     let stored = store::get(db, partner_id, id).await?;
     let request_budget = stored_budget(&stored);
+    let autotask = autotask_settings(&stored).unwrap_or_default();
+    let catalog = serde_json::from_value(settings_value(&stored).get("catalog").cloned().unwrap_or(Value::Null)).ok();
     Ok(IntegrationSettings {
         id: stored.id,
+        system: System::from_db(&stored.system).unwrap_or_default(),
         mapping: parse_mapping(&stored),
         name: stored.name,
         site: stored.site,
@@ -103,6 +173,9 @@ pub async fn settings(db: &Db, partner_id: i64, id: i64) -> Result<IntegrationSe
         auth_kind: stored.auth_kind,
         credentials_set: !stored.credentials_sealed.is_empty(),
         request_budget,
+        autotask_username: autotask.username,
+        dedupe_udf: autotask.dedupe_udf,
+        catalog,
     })
 }
 
@@ -152,7 +225,7 @@ fn credentials_from_input(input: &IntegrationInput, existing: Option<&Auth>) -> 
     }
 }
 
-pub fn open_credentials(state: &AppState, stored: &StoredIntegration) -> Result<Credentials, AppError> {
+pub fn open_credentials(state: &AppState, stored: &StoredIntegration) -> Result<PsaCredentials, AppError> {
     open_stored_credentials(&state.secrets, stored)
 }
 
@@ -166,13 +239,13 @@ pub fn open_connection(
 
 /// The interface's connection for these credentials of the partner, with the integration's request budget when
 /// it set one. Budgets are the partner's own (see [`Connection::budget_scope`]).
-pub fn connection_for(partner_id: i64, credentials: &Credentials, budget: Option<RequestBudgetInput>) -> Connection {
+pub fn connection_for(partner_id: i64, credentials: &PsaCredentials, budget: Option<RequestBudgetInput>) -> Connection {
     let mut connection = credentials.connection();
     connection.budget_scope = budget_scope(partner_id);
     if let (Some(budget), Some(settings)) = (budget, connection.settings.as_object_mut()) {
         settings.insert(
             "request_budget".into(),
-            serde_json::json!({ "requests": budget.requests, "window_secs": budget.window.seconds() }),
+            json!({ "requests": budget.requests, "window_secs": budget.window.seconds() }),
         );
     }
     connection
@@ -184,76 +257,271 @@ pub fn budget_scope(partner_id: i64) -> String {
 
 /// The request budget kept in the integration's settings, if it set one.
 pub fn stored_budget(stored: &StoredIntegration) -> Option<RequestBudgetInput> {
-    let settings: serde_json::Value = serde_json::from_str(&stored.settings_json).ok()?;
-    serde_json::from_value(settings.get("request_budget")?.clone()).ok()
+    serde_json::from_value(settings_value(stored).get("request_budget")?.clone()).ok()
 }
 
 pub fn open_stored_credentials(
     secrets: &crate::secrets::SecretBox,
     stored: &StoredIntegration,
-) -> Result<Credentials, AppError> {
-    let json = secrets.open(&stored.credentials_sealed, &credentials_context(stored.partner_id)).map_err(|err| {
-        tracing::error!(integration_id = stored.id, error = %err, "cannot open stored credentials");
+) -> Result<PsaCredentials, AppError> {
+    let unreadable = |what: &str| {
+        tracing::error!(integration_id = stored.id, what, "stored credentials are unreadable");
         AppError::Internal
-    })?;
-    let auth: Auth = serde_json::from_str(&json).map_err(|err| {
-        tracing::error!(integration_id = stored.id, error = %err, "stored credentials are unreadable");
-        AppError::Internal
-    })?;
-    Ok(Credentials { site: stored.site.clone(), company_id: stored.company_id.clone(), auth })
+    };
+    let system = System::from_db(&stored.system).ok_or_else(|| unreadable("unknown system"))?;
+    let json =
+        secrets.open(&stored.credentials_sealed, &credentials_context(stored.partner_id, system)).map_err(|err| {
+            tracing::error!(integration_id = stored.id, error = %err, "cannot open stored credentials");
+            AppError::Internal
+        })?;
+    match system {
+        System::ConnectWise => {
+            let auth: Auth = serde_json::from_str(&json).map_err(|_| unreadable("connectwise secrets"))?;
+            Ok(PsaCredentials::ConnectWise(Credentials {
+                site: stored.site.clone(),
+                company_id: stored.company_id.clone(),
+                auth,
+            }))
+        }
+        System::Autotask => {
+            let secrets: Value = serde_json::from_str(&json).map_err(|_| unreadable("autotask secrets"))?;
+            let text = |key: &str| secrets.get(key).and_then(Value::as_str).map(str::to_owned);
+            let settings = autotask_settings(stored).ok_or_else(|| unreadable("autotask settings"))?;
+            let mut credentials = AtCredentials::new(
+                &settings.username,
+                &text("secret").ok_or_else(|| unreadable("autotask secret"))?,
+                &text("integration_code").ok_or_else(|| unreadable("autotask tracking identifier"))?,
+            );
+            credentials.dedupe_udf = settings.dedupe_udf;
+            Ok(PsaCredentials::Autotask(credentials))
+        }
+    }
 }
 
 /// Validates the form and returns the credentials it describes (for "Test connection" before saving, too), and the
 /// saved integration when these are exactly its saved settings: only then does a call's outcome belong to its
 /// health.
 ///
-/// Stored keys fill blank key fields only for the site and company they were saved for: a changed site gets the
-/// keys typed again, so a stored secret is never sent to a host it was not given for.
+/// Stored secrets fill blank secret fields only for the place they were saved for (ConnectWise: the site and
+/// company ID; Autotask: the API user): a changed one gets the secrets typed again, so a stored secret is never
+/// sent anywhere it was not given for. An integration's system cannot change.
 pub async fn credentials_for(
     state: &AppState,
     partner_id: i64,
     id: Option<i64>,
     input: &IntegrationInput,
-) -> Result<(Credentials, Option<StoredIntegration>), AppError> {
-    let site = validate_site(&input.site, site_mode(state)).map_err(|err| AppError::invalid(err.to_string()))?;
-    let company_id = validate_company_id(&input.company_id).map_err(|err| AppError::invalid(err.to_string()))?;
+) -> Result<(PsaCredentials, Option<StoredIntegration>), AppError> {
     if let Some(budget) = &input.request_budget {
         budget.validate().map_err(AppError::Invalid)?;
     }
-    let site = site.to_string();
     let existing = match id {
         Some(id) => Some(store::get(&state.db, partner_id, id).await?),
         None => None,
     };
-    let same_place =
-        existing.as_ref().is_some_and(|s| s.site == site && s.company_id.eq_ignore_ascii_case(&company_id));
-    let blanks = match input.auth_kind {
-        AuthKind::ApiKeys => input.public_key.trim().is_empty() || input.private_key.trim().is_empty(),
-        AuthKind::Integrator => input.username.trim().is_empty() || input.password.is_empty(),
-    };
-    if blanks && existing.is_some() && !same_place {
-        return Err(AppError::invalid(
-            "The site or company ID changed: enter the keys again. Stored keys are only used with the site they were \
-             saved for.",
-        ));
+    if let Some(stored) = &existing
+        && stored.system != input.system.as_db()
+    {
+        return Err(AppError::invalid(format!(
+            "An integration's ticketing system cannot be changed: add a new integration for {}.",
+            input.system.label()
+        )));
     }
-    // Opened only when needed, so keys typed afresh repair an integration whose stored ones cannot be read.
-    let stored_auth = match &existing {
-        Some(stored) if same_place && blanks => Some(open_credentials(state, stored)?.auth),
-        _ => None,
+    let (credentials, same_place, _blanks) = match input.system {
+        System::ConnectWise => connectwise_credentials(state, input, existing.as_ref())?,
+        System::Autotask => autotask_credentials(state, input, existing.as_ref())?,
     };
-    let auth = credentials_from_input(input, stored_auth.as_ref())?;
     let saved = match existing {
         Some(stored) if same_place => {
-            let unchanged = match stored_auth {
-                Some(stored_auth) => stored_auth == auth,
-                None => open_credentials(state, &stored).is_ok_and(|c| c.auth == auth),
-            };
+            // Blanks filled from the store, or typed afresh: the saved integration's own settings only if equal.
+            let unchanged = open_credentials(state, &stored).is_ok_and(|c| c == credentials);
             unchanged.then_some(stored)
         }
         _ => None,
     };
-    Ok((Credentials { site, company_id, auth }, saved))
+    Ok((credentials, saved))
+}
+
+/// The stored integration's credentials when blank secret fields may take them, refused when the place changed.
+fn stored_for_blanks(
+    state: &AppState,
+    existing: Option<&StoredIntegration>,
+    same_place: bool,
+    blanks: bool,
+    changed: &str,
+) -> Result<Option<PsaCredentials>, AppError> {
+    match existing {
+        Some(_) if blanks && !same_place => Err(AppError::invalid(changed.to_owned())),
+        // Opened only when needed, so secrets typed afresh repair an integration whose stored ones cannot be read.
+        Some(stored) if blanks => Ok(Some(open_credentials(state, stored)?)),
+        _ => Ok(None),
+    }
+}
+
+/// ConnectWise's step 3: the site and company ID, and the keys or the login. Answers the credentials, whether the
+/// place is the saved one, and whether blanks were filled from the store.
+fn connectwise_credentials(
+    state: &AppState,
+    input: &IntegrationInput,
+    existing: Option<&StoredIntegration>,
+) -> Result<(PsaCredentials, bool, bool), AppError> {
+    let site = validate_site(&input.site, site_mode(state)).map_err(|err| AppError::invalid(err.to_string()))?;
+    let company_id = validate_company_id(&input.company_id).map_err(|err| AppError::invalid(err.to_string()))?;
+    let site = site.to_string();
+    let same_place = existing.is_some_and(|s| s.site == site && s.company_id.eq_ignore_ascii_case(&company_id));
+    let blanks = match input.auth_kind {
+        AuthKind::ApiKeys => input.public_key.trim().is_empty() || input.private_key.trim().is_empty(),
+        AuthKind::Integrator => input.username.trim().is_empty() || input.password.is_empty(),
+    };
+    let stored = stored_for_blanks(
+        state,
+        existing,
+        same_place,
+        blanks,
+        "The site or company ID changed: enter the keys again. Stored keys are only used with the site they were \
+         saved for.",
+    )?;
+    let stored_auth = match stored {
+        Some(PsaCredentials::ConnectWise(c)) => Some(c.auth),
+        _ => None,
+    };
+    let auth = credentials_from_input(input, stored_auth.as_ref())?;
+    Ok((PsaCredentials::ConnectWise(Credentials { site, company_id, auth }), same_place, blanks))
+}
+
+/// The longest API user name and dedupe field name taken (Autotask's own limits are lower).
+const AUTOTASK_NAME_MAX: usize = 200;
+
+/// Autotask's step 3: the API user, its secret and tracking identifier, and the dedupe field.
+fn autotask_credentials(
+    state: &AppState,
+    input: &IntegrationInput,
+    existing: Option<&StoredIntegration>,
+) -> Result<(PsaCredentials, bool, bool), AppError> {
+    let typed = &input.autotask;
+    let username = typed.username.trim();
+    if username.is_empty() {
+        return Err(AppError::invalid("Enter the Autotask API user's name (an API-only resource's username)."));
+    }
+    if username.chars().count() > AUTOTASK_NAME_MAX || username.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(AppError::invalid(
+            "The API user's name is the username of an Autotask API-only resource, such as dwid-api@msp.example: \
+             no spaces.",
+        ));
+    }
+    let dedupe_udf = match typed.dedupe_udf.trim() {
+        "" => DEFAULT_DEDUPE_UDF,
+        name => name,
+    };
+    if dedupe_udf.chars().count() > AUTOTASK_NAME_MAX || dedupe_udf.chars().any(char::is_control) {
+        return Err(AppError::invalid("Enter the name of a ticket user-defined field of Autotask."));
+    }
+    let same_place =
+        existing.and_then(autotask_settings).is_some_and(|saved| saved.username.eq_ignore_ascii_case(username));
+    let blanks = typed.secret.is_empty() || typed.integration_code.trim().is_empty();
+    let stored = stored_for_blanks(
+        state,
+        existing,
+        same_place,
+        blanks,
+        "The API user changed: enter its secret and tracking identifier again. Stored secrets are only used with the \
+         API user they were saved for.",
+    )?;
+    let stored = match stored {
+        Some(PsaCredentials::Autotask(c)) => Some(c),
+        _ => None,
+    };
+    let secret = match (typed.secret.as_str(), &stored) {
+        ("", Some(stored)) => stored.secret.clone(),
+        ("", None) => return Err(AppError::invalid("Enter the API user's secret.")),
+        // Secrets are taken as typed: spaces may be part of them.
+        (secret, _) => secret.to_owned(),
+    };
+    let code = match (typed.integration_code.trim(), &stored) {
+        ("", Some(stored)) => stored.integration_code.clone(),
+        ("", None) => {
+            return Err(AppError::invalid(
+                "Enter the API tracking identifier: Autotask refuses API requests without it (Admin › Resources › the \
+                 API user › API Tracking Identifier).",
+            ));
+        }
+        (code, _) => code.to_owned(),
+    };
+    let mut credentials = AtCredentials::new(username, &secret, &code);
+    credentials.dedupe_udf = dedupe_udf.to_owned();
+    Ok((PsaCredentials::Autotask(credentials), same_place, blanks))
+}
+
+/// The wizard's PSA calls a partner may make in a minute, all servers together: enough for any wizard session, few
+/// enough that nobody can use the dashboard to probe PSA accounts or fill the request-budget table.
+pub const WIZARD_PSA_CALLS_PER_MINUTE: u32 = 60;
+
+/// Counts one wizard call that reaches a PSA for the partner, refusing it beyond [`WIZARD_PSA_CALLS_PER_MINUTE`].
+pub async fn limit_psa_calls(state: &AppState, partner_id: i64) -> Result<(), AppError> {
+    let now = crate::db::now_millis();
+    let key = state.secrets.keyed_hash("wizard-psa-calls", partner_id.to_string().as_bytes());
+    let hit = crate::rate_limit::hit(&state.db, &key, now, 60_000).await?;
+    if hit.over(WIZARD_PSA_CALLS_PER_MINUTE) {
+        tracing::warn!(partner_id, "wizard PSA calls over the limit");
+        return Err(AppError::TooManyCalls { retry_after_secs: hit.retry_after_secs(now) });
+    }
+    Ok(())
+}
+
+/// What the mapping was checked against at save, and what the integration keeps of it.
+struct Checked {
+    /// Kept with the integration when the system's fields differ per account.
+    catalog: Option<Catalog>,
+    /// The PSA account whose budget the integration spends, when only the PSA can tell it (Autotask's database).
+    account: Option<String>,
+}
+
+/// Checks the mapping against the system's catalog. A system whose fields differ per account (Autotask) is asked
+/// for them (and its lists, so every chosen entry is checked too); if it cannot answer, an integration saved before
+/// with the same account keeps the fields read then, and the mapping is checked against those.
+async fn check_mapping(
+    state: &AppState,
+    partner_id: i64,
+    input: &IntegrationInput,
+    credentials: &PsaCredentials,
+    existing: Option<&StoredIntegration>,
+) -> Result<Checked, AppError> {
+    let first_error = |errors: Vec<crate::mapping::RowError>| match errors.into_iter().next() {
+        Some(first) => Err(AppError::invalid(first.message)),
+        None => Ok(()),
+    };
+    if let Some(catalog) = state.ticketing.fixed_catalog(input.system) {
+        first_error(catalog.validate(&input.mapping, None))?;
+        return Ok(Checked { catalog: None, account: None });
+    }
+    limit_psa_calls(state, partner_id).await?;
+    let connection = connection_for(partner_id, credentials, input.request_budget);
+    let read = async {
+        let session = state.ticketing.session(&connection).await?;
+        let fields = session.fields(&[]).await?;
+        Ok::<_, TicketingError>((fields, session.budget_account()))
+    }
+    .await;
+    match read {
+        Ok((fields, account)) => {
+            first_error(fields.catalog.validate(&input.mapping, Some(&fields.lookups)))?;
+            Ok(Checked { catalog: Some(fields.catalog), account: Some(account) })
+        }
+        Err(err) => {
+            let kept = existing.filter(|_| err.tells_of_the_psa()).and_then(|stored| {
+                let catalog: Catalog = serde_json::from_value(settings_value(stored).get("catalog")?.clone()).ok()?;
+                Some((catalog, autotask_settings(stored)?.account))
+            });
+            let Some((catalog, account)) = kept else {
+                return Err(AppError::Psa(format!(
+                    "The {} ticket fields could not be read to check the mapping, so nothing was saved: {err}",
+                    input.system.short_label()
+                )));
+            };
+            tracing::warn!(error = %err, "saving with the ticket fields read at the last save");
+            first_error(catalog.validate(&input.mapping, None))?;
+            Ok(Checked { catalog: Some(catalog), account })
+        }
+    }
 }
 
 pub async fn save(
@@ -264,26 +532,43 @@ pub async fn save(
     actor: &crate::activity::Actor,
 ) -> Result<i64, AppError> {
     let name = validate_name(&input.name).map_err(AppError::Invalid)?;
-    let (credentials, _) = credentials_for(state, partner_id, id, &input).await?;
-    if let Some(first) = crate::mapping::validate(&input.mapping, None).first() {
-        return Err(AppError::invalid(first.message.clone()));
-    }
-    let auth_json = serde_json::to_string(&credentials.auth).map_err(|_| AppError::Internal)?;
-    let sealed = state.secrets.seal(&auth_json, &credentials_context(partner_id)).map_err(|err| {
-        tracing::error!(error = %err, "cannot seal credentials");
-        AppError::Internal
-    })?;
+    let (credentials, saved) = credentials_for(state, partner_id, id, &input).await?;
+    let existing = match (id, saved) {
+        (_, Some(saved)) => Some(saved),
+        (Some(id), None) => Some(store::get(&state.db, partner_id, id).await?),
+        (None, None) => None,
+    };
+    let checked = check_mapping(state, partner_id, &input, &credentials, existing.as_ref()).await?;
+    let system = credentials.system();
+    let sealed =
+        state.secrets.seal(&credentials.sealed_json()?, &credentials_context(partner_id, system)).map_err(|err| {
+            tracing::error!(error = %err, "cannot seal credentials");
+            AppError::Internal
+        })?;
     let mapping_json = serde_json::to_string(&input.mapping).map_err(|_| AppError::Internal)?;
-    if let Some(budget) = &input.request_budget {
-        budget.validate().map_err(AppError::Invalid)?;
+    let mut settings = json!({ "request_budget": input.request_budget });
+    if let PsaCredentials::Autotask(at) = &credentials {
+        let kept = AutotaskSettings {
+            username: at.username.clone(),
+            dedupe_udf: at.dedupe_udf.clone(),
+            account: checked.account,
+        };
+        settings["autotask"] = serde_json::to_value(kept).map_err(|_| AppError::Internal)?;
     }
-    let settings_json = serde_json::json!({ "request_budget": input.request_budget }).to_string();
+    if let Some(catalog) = &checked.catalog {
+        settings["catalog"] = serde_json::to_value(catalog).map_err(|_| AppError::Internal)?;
+    }
+    let settings_json = settings.to_string();
+    let (site, company_id, auth_kind) = match &credentials {
+        PsaCredentials::ConnectWise(c) => (c.site.as_str(), c.company_id.as_str(), input.auth_kind),
+        PsaCredentials::Autotask(_) => ("", "", AuthKind::ApiKeys),
+    };
     let write = IntegrationWrite {
         name: &name,
-        system: CONNECTWISE,
-        site: &credentials.site,
-        company_id: &credentials.company_id,
-        auth_kind: input.auth_kind,
+        system: system.as_db(),
+        site,
+        company_id,
+        auth_kind,
         credentials_sealed: &sealed,
         mapping_json: &mapping_json,
         settings_json: &settings_json,

@@ -35,7 +35,7 @@ pub fn IntegrationsPage() -> impl IntoView {
             <div>
                 <h1>"Integrations"</h1>
                 <p class="page-header__lead">
-                    "Create a ConnectWise Manage service ticket automatically for every new compromise of your organizations."
+                    "Create a ticket in your PSA (ConnectWise Manage or Autotask) automatically for every new compromise of your organizations."
                 </p>
             </div>
             <A href="/integrations/new" attr:class="button button--primary">"+ ADD NEW INTEGRATION"</A>
@@ -143,7 +143,7 @@ fn IntegrationTableRow(
                 <span class=if active { "status status--active" } else { "status status--inactive" }>{status}</span>
             </td>
             <td>
-                <HealthBadge health=row.health error=row.health_error.clone() at=row.health_at.clone()/>
+                <HealthBadge health=row.health error=row.health_error.clone() at=row.health_at.clone() system=row.system.clone()/>
             </td>
             <td>{requests_cell(row.requests.clone())}</td>
             <td>
@@ -201,15 +201,15 @@ fn IntegrationTableRow(
 
 /// Healthy (blue check) / Unhealthy (red X) / Not checked, with the last error and its time on hover or focus.
 #[component]
-fn HealthBadge(health: Health, error: Option<String>, at: Option<String>) -> impl IntoView {
+fn HealthBadge(health: Health, error: Option<String>, at: Option<String>, system: String) -> impl IntoView {
     let (class, icon) = match health {
         Health::Healthy => ("health health--healthy", "✓"),
         Health::Unhealthy => ("health health--unhealthy", "✕"),
         Health::NotChecked => ("health health--unknown", "–"),
     };
     let detail = match (health, error, at) {
-        (Health::NotChecked, _, _) => "No request has been made to ConnectWise yet.".to_string(),
-        (Health::Healthy, _, Some(at)) => format!("Last ConnectWise request succeeded at {at}."),
+        (Health::NotChecked, _, _) => format!("No request has been made to {system} yet."),
+        (Health::Healthy, _, Some(at)) => format!("Last {system} request succeeded at {at}."),
         (Health::Unhealthy, Some(error), Some(at)) => format!("{error} (at {at})"),
         (_, error, at) => {
             format!("{}{}", error.unwrap_or_default(), at.map(|a| format!(" (at {a})")).unwrap_or_default())

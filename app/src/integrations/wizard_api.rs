@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::IntegrationInput;
 use crate::error::AppError;
-use crate::mapping::{Lookups, RowError};
+use crate::mapping::RowError;
+use crate::ticketing::TicketFields;
 
 /// One organization beside the ConnectWise company whose name matches it exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,18 +57,19 @@ pub async fn match_companies(id: Option<i64>, input: IntegrationInput) -> Result
     )
 }
 
-/// Boards, priorities and sources of the site, plus the statuses, types, subtypes and items of `board_id`.
-#[server(endpoint = "integrations/lookups", input = server_fn::codec::Json)]
-pub async fn fetch_lookups(
+/// The PSA's ticket fields and lists (ConnectWise: boards, priorities and sources, plus the statuses, types,
+/// subtypes and items of the board among `parents`; Autotask: every picklist at once).
+#[server(endpoint = "integrations/fields", input = server_fn::codec::Json)]
+pub async fn fetch_fields(
     id: Option<i64>,
     input: IntegrationInput,
-    board_id: Option<i64>,
-) -> Result<Lookups, AppError> {
+    parents: Vec<(String, i64)>,
+) -> Result<TicketFields, AppError> {
     crate::error::respond(
         async {
             let partner = crate::auth::require_partner().await?;
             let state = expect_context::<crate::state::AppState>();
-            super::wizard_service::lookups(&state, partner.id, id, &input, board_id).await
+            super::wizard_service::fields(&state, partner.id, id, &input, &parents).await
         }
         .await,
     )

@@ -1,20 +1,20 @@
-//! The server side of the wizard's ConnectWise calls (server only). See `wizard_api` for the contract.
+//! The server side of the wizard's PSA calls (server only), through the ticketing interface. See `wizard_api` for
+//! the contract.
 //!
 //! Every call made for a saved integration records its health through [`service::recorded`]: Healthy when every
-//! ConnectWise request of the call succeeded, Unhealthy with the client's sentence otherwise (a ticket ConnectWise
-//! refused included). Input the partner must correct is `AppError::Invalid` and makes no request.
+//! PSA request of the call succeeded, Unhealthy with the client's sentence otherwise (a ticket the PSA refused
+//! included). Input the partner must correct is `AppError::Invalid` and makes no request.
 
 use std::collections::HashMap;
 
 use rand::RngCore;
-use serde_json::Value;
 
 use crate::activity::{self, Actor, Kind};
 use crate::error::AppError;
-use crate::mapping::{self, Compromise, Lookups, MappingRow, RowError};
+use crate::mapping::{self, Compromise, MappingRow, RowError};
 use crate::organizations::Organization;
 use crate::state::AppState;
-use crate::ticketing::{Company, Connection, ErrorKind, FieldError, Session, TicketingError};
+use crate::ticketing::{Company, Connection, ErrorKind, FieldError, Session, System, TicketFields, TicketingError};
 
 use super::IntegrationInput;
 use super::matching::{self, CompanyNames};
@@ -22,17 +22,29 @@ use super::service::{self, recorded};
 use super::store;
 use super::wizard_api::{CompanyMatch, TestOutcome};
 
-/// Appended to ConnectWise's sentence when it refuses the test ticket (the guide's hint).
-pub const CHECK_MAPPING_HINT: &str =
-    "Check the field mapping: each ConnectWise field must hold a value this ConnectWise site accepts.";
+/// Appended to the PSA's sentence when it refuses the test ticket (the guide's hint).
+pub fn check_mapping_hint(system: System) -> String {
+    let name = system.short_label();
+    format!("Check the field mapping: each {name} field must hold a value this {name} account accepts.")
+}
 
 /// "Save and Submit a Test Compromise" when no organization of the integration has an exact company match.
-pub const NO_MATCHING_ORGANIZATION: &str = "None of the organizations of this integration matches a ConnectWise \
-     company exactly. Rename one in step 4, or tick this integration for an organization that matches.";
+pub fn no_matching_organization(system: System) -> String {
+    format!(
+        "None of the organizations of this integration matches a {} company exactly. Rename one in step 4, or tick \
+         this integration for an organization that matches.",
+        system.short_label()
+    )
+}
 
 /// "Save and Submit a Test Compromise" when the integration serves no organization at all.
-pub const NO_ORGANIZATION: &str = "No organization uses this integration yet. Tick this integration for an \
-     organization whose name matches a ConnectWise company exactly (on the Organizations page), then test again.";
+pub fn no_organization(system: System) -> String {
+    format!(
+        "No organization uses this integration yet. Tick this integration for an organization whose name matches a \
+         {} company exactly (on the Organizations page), then test again.",
+        system.short_label()
+    )
+}
 
 /// "Save and Submit a Test Compromise" when the mapping cannot make a ticket of the test compromise (the rows say
 /// why). Rare: saving already checked the mapping.
@@ -51,12 +63,13 @@ pub async fn test_connection(
     input: &IntegrationInput,
 ) -> Result<String, AppError> {
     let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
+    service::limit_psa_calls(state, partner_id).await?;
     let connection = service::connection_for(partner_id, &credentials, input.request_budget);
     let outcome = async { state.ticketing.session(&connection).await?.test_connection().await }.await;
     recorded(&state.db, stored.map(|s| s.id), outcome).await
 }
 
-/// Every organization of the partner beside the ConnectWise company named exactly like it, or near misses.
+/// Every organization of the partner beside the PSA company named exactly like it, or near misses.
 pub async fn match_companies(
     state: &AppState,
     partner_id: i64,
@@ -64,6 +77,7 @@ pub async fn match_companies(
     input: &IntegrationInput,
 ) -> Result<Vec<CompanyMatch>, AppError> {
     let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
+    service::limit_psa_calls(state, partner_id).await?;
     let organizations = crate::organizations::store::list(&state.db, partner_id).await?;
     let connection = service::connection_for(partner_id, &credentials, input.request_budget);
     let outcome = async { state.ticketing.session(&connection).await?.companies().await }.await;
@@ -87,24 +101,24 @@ fn company_matches(organizations: Vec<Organization>, companies: Vec<Company>) ->
         .collect()
 }
 
-/// The lists the mapping's list fields choose from (see [`Session::lookups`]); with `board_id`, that board's lists
-/// too.
-pub async fn lookups(
+/// The ticket fields and the lists the mapping's list fields choose from (see [`Session::fields`]); lists that
+/// depend on another field for the `parents` chosen (field key → id, e.g. the board).
+pub async fn fields(
     state: &AppState,
     partner_id: i64,
     id: Option<i64>,
     input: &IntegrationInput,
-    board_id: Option<i64>,
-) -> Result<Lookups, AppError> {
+    parents: &[(String, i64)],
+) -> Result<TicketFields, AppError> {
     let (credentials, stored) = service::credentials_for(state, partner_id, id, input).await?;
-    let parents: Vec<(String, i64)> = board_id.map(|id| ("board".to_owned(), id)).into_iter().collect();
+    service::limit_psa_calls(state, partner_id).await?;
     let connection = service::connection_for(partner_id, &credentials, input.request_budget);
-    let outcome = async { state.ticketing.session(&connection).await?.lookups(&parents).await }.await;
+    let outcome = async { state.ticketing.session(&connection).await?.fields(parents).await }.await;
     recorded(&state.db, stored.map(|s| s.id), outcome).await
 }
 
 /// Saves the integration, then creates a real ticket from a test compromise of the first organization (by name)
-/// of the integration whose name matches a ConnectWise company exactly.
+/// of the integration whose name matches a PSA company exactly.
 pub async fn save_and_submit_test(
     state: &AppState,
     partner_id: i64,
@@ -112,6 +126,7 @@ pub async fn save_and_submit_test(
     input: IntegrationInput,
     actor: &Actor,
 ) -> Result<TestOutcome, AppError> {
+    service::limit_psa_calls(state, partner_id).await?;
     let mapping = input.mapping.clone();
     let integration_id = service::save(state, partner_id, id, input, actor).await?;
     // Saved: from here on every failure is answered with the integration's id, so the wizard carries on with it
@@ -124,18 +139,20 @@ pub async fn save_and_submit_test(
     Ok(outcome)
 }
 
-/// Puts the test ticket on the Activity page. Nothing in the database changed with it (the ticket is in
-/// ConnectWise), so it is recorded on its own; a failure to record is logged, and the partner still sees the
+/// Puts the test ticket on the Activity page. Nothing in the database changed with it (the ticket is in the
+/// PSA), so it is recorded on its own; a failure to record is logged, and the partner still sees the
 /// outcome.
 async fn record_test(state: &AppState, partner_id: i64, integration_id: i64, actor: &Actor, outcome: &TestOutcome) {
-    let (kind, detail) = match outcome {
-        TestOutcome::Created { ticket_id, organization, .. } => {
-            (Kind::TestTicketSent, format!("ConnectWise ticket #{ticket_id} for “{organization}”"))
-        }
-        TestOutcome::Rejected { message, .. } => (Kind::TestTicketRefused, message.clone()),
-    };
     let recorded = async {
-        let name = store::get(&state.db, partner_id, integration_id).await?.name;
+        let stored = store::get(&state.db, partner_id, integration_id).await?;
+        let system = System::from_db(&stored.system).unwrap_or_default();
+        let (kind, detail) = match outcome {
+            TestOutcome::Created { ticket_id, organization, .. } => {
+                (Kind::TestTicketSent, format!("{} ticket #{ticket_id} for “{organization}”", system.short_label()))
+            }
+            TestOutcome::Rejected { message, .. } => (Kind::TestTicketRefused, message.clone()),
+        };
+        let name = stored.name;
         activity::store::record_alone(&state.db, partner_id, actor, kind, &name, Some(&detail)).await
     }
     .await;
@@ -153,6 +170,8 @@ async fn submit_saved(
     // Exactly what was saved (blank secrets already replaced by the stored ones), as delivery will read it.
     let stored = store::get(&state.db, partner_id, integration_id).await?;
     let connection = service::open_connection(&state.secrets, &stored)?;
+    let system = connection.system;
+    let catalog = service::stored_catalog(&state.ticketing, &stored).ok_or(AppError::Internal)?;
     let organizations: Vec<Organization> = crate::organizations::store::list(&state.db, partner_id)
         .await?
         .into_iter()
@@ -164,12 +183,12 @@ async fn submit_saved(
         row_errors,
     };
     if organizations.is_empty() {
-        return Ok(rejected(NO_ORGANIZATION, Vec::new()));
+        return Ok(rejected(&no_organization(system), Vec::new()));
     }
 
-    let submitted = match submit_test(state, integration_id, &connection, &organizations, mapping).await {
+    let submitted = match submit_test(state, integration_id, &connection, &catalog, &organizations, mapping).await {
         Ok(submitted) => {
-            // A refused ticket is a failed request too: Unhealthy, with ConnectWise's sentence, until a request
+            // A refused ticket is a failed request too: Unhealthy, with the PSA's sentence, until a request
             // succeeds. The refusal itself is answered below, as a `Rejected` outcome.
             let health = match &submitted {
                 Submitted::Refused(err) => Err(err.clone()),
@@ -181,11 +200,12 @@ async fn submit_saved(
         Err(err) => return recorded(&state.db, Some(integration_id), Err(err)).await,
     };
     Ok(match submitted {
-        Submitted::NoMatch => rejected(NO_MATCHING_ORGANIZATION, Vec::new()),
+        Submitted::NoMatch => rejected(&no_matching_organization(system), Vec::new()),
         Submitted::Mapping(errors) => rejected(MAPPING_CANNOT_BUILD, errors),
-        Submitted::Refused(err) => {
-            rejected(&format!("{err} {CHECK_MAPPING_HINT}"), row_errors(err.field_errors(), mapping))
-        }
+        Submitted::Refused(err) => rejected(
+            &format!("{err} {}", check_mapping_hint(system)),
+            row_errors(err.field_errors(), mapping, system.short_label()),
+        ),
         Submitted::Created { ticket_id, organization, summary } => {
             TestOutcome::Created { integration_id, ticket_id, organization, summary }
         }
@@ -193,7 +213,7 @@ async fn submit_saved(
 }
 
 /// What submitting the test compromise came to, when every request that was made succeeded (or ConnectWise
-/// refused the ticket with a validation error).
+/// the PSA refused the ticket with a validation error).
 enum Submitted {
     NoMatch,
     Mapping(Vec<RowError>),
@@ -210,6 +230,7 @@ async fn submit_test(
     state: &AppState,
     integration_id: i64,
     connection: &Connection,
+    catalog: &mapping::Catalog,
     organizations: &[Organization],
     rows: &[MappingRow],
 ) -> Result<Submitted, TicketingError> {
@@ -221,11 +242,11 @@ async fn submit_test(
     let compromise =
         Compromise { uuid: uuid.clone(), organization_name: organization.name.clone(), ..Compromise::sample() };
     let ticket =
-        match mapping::build_ticket(rows, &compromise, company.id, &mapping::external_xref(&uuid, integration_id)) {
+        match catalog.build_ticket(rows, &compromise, company.id, &mapping::external_xref(&uuid, integration_id)) {
             Ok(ticket) => ticket,
             Err(errors) => return Ok(Submitted::Mapping(errors)),
         };
-    let summary = ticket.fields.get("summary").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let summary = catalog.title_of(&ticket).to_owned();
     match session.create_ticket(&ticket).await {
         Ok(ticket_id) => {
             tracing::info!(ticket_id, company_id = company.id, uuid, "test compromise ticket created");
@@ -236,13 +257,13 @@ async fn submit_test(
     }
 }
 
-/// The first organization (in the order given) whose name matches a ConnectWise company exactly, with the company.
+/// The first organization (in the order given) whose name matches a PSA company exactly, with the company.
 async fn first_matching<'a>(
     session: &dyn Session,
     organizations: &'a [Organization],
 ) -> Result<Option<(&'a Organization, Company)>, TicketingError> {
     for org in organizations.iter().take(LOOKUPS_BY_NAME) {
-        // ConnectWise compares names without case: keep only an exact match.
+        // PSAs compare names without case: keep only an exact match.
         if let Some(company) = session.find_company_by_name(&org.name).await?
             && matching::is_exact(&org.name, &company.name)
         {
@@ -261,19 +282,24 @@ async fn first_matching<'a>(
     Ok(rest.iter().find_map(|org| by_name.get(org.name.trim()).map(|company| (org, (*company).clone()))))
 }
 
-/// ConnectWise's field errors on the mapping rows they name: the row whose field key equals the part of the
-/// error's field before any `/` (`status/id` → the Status row), without case; others belong to no row.
-pub fn row_errors(errors: &[FieldError], rows: &[MappingRow]) -> Vec<RowError> {
+/// The PSA's field errors on the mapping rows they name: the row whose field key equals the part of the error's
+/// field before any `/` (ConnectWise's `status/id` → the Status row), without case, or the user-defined field of
+/// that name (Autotask's `udf:<name>` rows); others belong to no row.
+pub fn row_errors(errors: &[FieldError], rows: &[MappingRow], system: &str) -> Vec<RowError> {
     errors
         .iter()
         .map(|error| {
             let key = error.field.split_once('/').map_or(error.field.as_str(), |(head, _)| head).trim();
             let message = if error.message.trim().is_empty() {
-                format!("ConnectWise refused this value ({}).", error.code)
+                format!("{system} refused this value ({}).", error.code)
             } else {
                 error.message.clone()
             };
-            let row = rows.iter().enumerate().find(|(_, r)| !key.is_empty() && r.field.eq_ignore_ascii_case(key));
+            let names = |r: &MappingRow| {
+                r.field.eq_ignore_ascii_case(key)
+                    || r.field.split_once(':').is_some_and(|(_, name)| name.eq_ignore_ascii_case(key))
+            };
+            let row = rows.iter().enumerate().find(|(_, r)| !key.is_empty() && names(r));
             match row {
                 Some((index, row)) => RowError { row: index, field: row.field.clone(), message },
                 None => RowError { row: RowError::NO_ROW, field: error.field.clone(), message },
@@ -333,6 +359,7 @@ mod tests {
                 error("", ""),
             ],
             &rows,
+            "ConnectWise",
         );
         assert_eq!(
             found,

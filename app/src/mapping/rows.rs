@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::fields::{EXTERNAL_XREF_KEY, FieldDef, FieldKind, field};
+use super::catalog::{Catalog, FieldDef, FieldKind};
 use super::template::{
     Segment, connectwise_len, flatten_lines, is_email, is_literal_utc, normalize_lines, render_segments, scan,
     to_connectwise_date, truncate_for_connectwise,
@@ -154,9 +154,6 @@ impl Preview {
     }
 }
 
-/// The preview text of the automatic Company row.
-pub const COMPANY_PREVIEW: &str = "The ConnectWise company matched to the organization";
-
 /// How a row's value goes into the ticket. Shared by [`preview`] and [`super::build_ticket`] so that the preview
 /// shows exactly what is delivered.
 pub(crate) enum Rendered {
@@ -180,10 +177,10 @@ pub(crate) enum Rendered {
 pub(crate) fn render_field(def: &FieldDef, value: &str, compromise: &Compromise) -> Result<Rendered, String> {
     match def.kind {
         FieldKind::Company => return Ok(Rendered::Company),
-        // No choice: the field is left out and ConnectWise applies its default.
+        // No choice: the field is left out and the PSA applies its default.
         FieldKind::Reference if value.trim().is_empty() => return Ok(Rendered::Empty),
         FieldKind::Reference => return parse_id(def, value).map(Rendered::Reference),
-        FieldKind::Text | FieldKind::LongText | FieldKind::Email | FieldKind::Date => {}
+        FieldKind::Text | FieldKind::LongText | FieldKind::Email | FieldKind::Date | FieldKind::Number => {}
     }
     let (segments, errors) = scan(value);
     if let Some(error) = errors.into_iter().next() {
@@ -203,6 +200,11 @@ pub(crate) fn render_field(def: &FieldDef, value: &str, compromise: &Compromise)
                 });
             }
         }
+    }
+    if def.kind == FieldKind::Number && !is_number(&full) {
+        return Ok(Rendered::Omitted {
+            reason: format!("\"{full}\" is not a number, so {} would be left out of the ticket.", def.label),
+        });
     }
     let (kept, cut) = match def.max_len {
         Some(max) => truncate_for_connectwise(&full, max),
@@ -241,254 +243,322 @@ fn parse_id(def: &FieldDef, value: &str) -> Result<i64, String> {
     }
 }
 
-/// Renders one row with a compromise (the wizard uses [`Compromise::sample`]). The error's `row` is 0; use
-/// [`preview_rows`] for errors that carry their row index.
-pub fn preview(row: &MappingRow, compromise: &Compromise) -> Result<Preview, RowError> {
-    let error = |message: String| RowError::new(0, &row.field, message);
-    let def = field(&row.field).ok_or_else(|| error(unknown_field_message(&row.field)))?;
-    match render_field(def, &row.value, compromise).map_err(error)? {
-        Rendered::Empty => Ok(Preview { text: String::new(), length: 0, max: def.max_len, cut: None }),
-        Rendered::Text { full, kept, cut } => {
-            Ok(Preview { text: kept, length: connectwise_len(&full), max: def.max_len, cut })
-        }
-        Rendered::Reference(id) => {
-            let text = id.to_string();
-            Ok(Preview { length: text.chars().count(), text, max: None, cut: None })
-        }
-        Rendered::Company => {
-            Ok(Preview { text: COMPANY_PREVIEW.to_owned(), length: COMPANY_PREVIEW.len(), max: None, cut: None })
-        }
-        Rendered::Omitted { reason } => Err(error(reason)),
-    }
+/// A sentence's "Autotask's" for the system.
+fn possessive(system: &str) -> String {
+    format!("{system}'s")
 }
 
-/// [`preview`] for every row, errors carrying their row index.
-pub fn preview_rows(rows: &[MappingRow], compromise: &Compromise) -> Vec<Result<Preview, RowError>> {
-    rows.iter()
-        .enumerate()
-        .map(|(index, row)| preview(row, compromise).map_err(|e| RowError { row: index, ..e }))
-        .collect()
-}
-
-fn unknown_field_message(key: &str) -> String {
-    if key.trim().is_empty() {
-        "Choose a ConnectWise field for this row.".to_owned()
-    } else if key == EXTERNAL_XREF_KEY {
-        "External Reference is set by Dark Web ID on every ticket (to avoid duplicate tickets) and cannot be mapped; \
-         remove this row."
-            .to_owned()
-    } else {
-        format!("\"{key}\" is not a ConnectWise ticket field this integration can set; choose a field from the list.")
-    }
-}
-
-/// The id chosen in the row of field `key`, when that row is sound (a positive id) and, with `lookups`, one of
-/// the list's entries; with its name when known.
-fn chosen_parent(rows: &[MappingRow], key: &str, lookups: Option<&Lookups>) -> Option<(i64, String)> {
-    let def = field(key)?;
-    let row = rows.iter().find(|r| r.field == key)?;
-    let id = parse_id(def, &row.value).ok()?;
-    match lookups {
-        Some(l) => l.choices(key, None).iter().find(|item| item.id == id).map(|item| (id, item.name.clone())),
-        None => Some((id, String::new())),
-    }
-}
-
-/// Checks a mapping before it is saved. With `lookups`, list ids are checked against the PSA's lists (a dependent
-/// list, such as a board's statuses, against the entries of the parent chosen in the mapping, when they are
-/// loaded); without, only their form. Errors come in row order, form-level errors (no Summary row) last.
-pub fn validate(rows: &[MappingRow], lookups: Option<&Lookups>) -> Vec<RowError> {
-    let mut errors = Vec::new();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-
-    for (index, row) in rows.iter().enumerate() {
-        let key = row.field.as_str();
-        let push = |errors: &mut Vec<RowError>, message: String| errors.push(RowError::new(index, key, message));
-        let Some(def) = field(key) else {
-            push(&mut errors, unknown_field_message(key));
-            continue;
-        };
-        if let Some(&first) = seen.get(def.key) {
-            push(
-                &mut errors,
-                format!("{} is mapped twice (rows {} and {}); remove one of them.", def.label, first + 1, index + 1),
-            );
-            continue;
-        }
-        seen.insert(def.key, index);
-
-        match def.kind {
-            FieldKind::Company => {
-                if !row.value.trim().is_empty() {
-                    push(
-                        &mut errors,
-                        "Company is set automatically to the organization's matched ConnectWise company; leave its \
-                         value empty."
-                            .to_owned(),
-                    );
-                }
+impl Catalog {
+    /// Renders one row with a compromise (the wizard uses [`Compromise::sample`]). The error's `row` is 0; use
+    /// [`Catalog::preview_rows`] for errors that carry their row index.
+    pub fn preview(&self, row: &MappingRow, compromise: &Compromise) -> Result<Preview, RowError> {
+        let error = |message: String| RowError::new(0, &row.field, message);
+        let def = self.field(&row.field).ok_or_else(|| error(self.unknown_field_message(&row.field)))?;
+        match render_field(def, &row.value, compromise).map_err(error)? {
+            Rendered::Empty => Ok(Preview { text: String::new(), length: 0, max: def.max_len, cut: None }),
+            Rendered::Text { full, kept, cut } => {
+                Ok(Preview { text: kept, length: connectwise_len(&full), max: def.max_len, cut })
             }
-            // Left empty: not sent, ConnectWise's default applies.
-            FieldKind::Reference if row.value.trim().is_empty() => {}
-            FieldKind::Reference => {
-                let id = match parse_id(def, &row.value) {
-                    Ok(id) => id,
-                    Err(message) => {
-                        push(&mut errors, message);
+            Rendered::Reference(id) => {
+                let text = id.to_string();
+                Ok(Preview { length: text.chars().count(), text, max: None, cut: None })
+            }
+            Rendered::Company => {
+                let text = self.company_preview();
+                Ok(Preview { length: text.chars().count(), text, max: None, cut: None })
+            }
+            Rendered::Omitted { reason } => Err(error(reason)),
+        }
+    }
+
+    /// The preview text of the automatic Company row.
+    pub fn company_preview(&self) -> String {
+        format!("The {} company matched to the organization", self.system)
+    }
+
+    /// [`Catalog::preview`] for every row, errors carrying their row index.
+    pub fn preview_rows(&self, rows: &[MappingRow], compromise: &Compromise) -> Vec<Result<Preview, RowError>> {
+        rows.iter()
+            .enumerate()
+            .map(|(index, row)| self.preview(row, compromise).map_err(|e| RowError { row: index, ..e }))
+            .collect()
+    }
+
+    fn unknown_field_message(&self, key: &str) -> String {
+        let system = &self.system;
+        match &self.reserved {
+            _ if key.trim().is_empty() => format!("Choose a {system} field for this row."),
+            Some(reserved) if reserved.key == key => format!(
+                "{} is set by Dark Web ID on every ticket (to avoid duplicate tickets) and cannot be mapped; remove \
+                 this row.",
+                reserved.label
+            ),
+            _ => format!(
+                "\"{key}\" is not a {system} ticket field this integration can set; choose a field from the list."
+            ),
+        }
+    }
+
+    /// The id chosen in the row of field `key`, when that row is sound and, with `lookups`, one of the list's
+    /// entries; with its name when known.
+    fn chosen_parent(&self, rows: &[MappingRow], key: &str, lookups: Option<&Lookups>) -> Option<(i64, String)> {
+        let def = self.field(key)?;
+        let row = rows.iter().find(|r| r.field == key)?;
+        let id = parse_id(def, &row.value).ok()?;
+        match lookups {
+            Some(l) => l.choices(key, None).iter().find(|item| item.id == id).map(|item| (id, item.name.clone())),
+            None => Some((id, String::new())),
+        }
+    }
+
+    /// Checks a mapping before it is saved. With `lookups`, list ids are checked against the PSA's lists (a
+    /// dependent list, such as a board's statuses, against the entries of the parent chosen in the mapping, when
+    /// they are loaded); without, only their form. Every field the system requires needs a row with a value.
+    /// Errors come in row order, form-level errors (a missing required field) last.
+    pub fn validate(&self, rows: &[MappingRow], lookups: Option<&Lookups>) -> Vec<RowError> {
+        let mut errors = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let system = &self.system;
+
+        for (index, row) in rows.iter().enumerate() {
+            let key = row.field.as_str();
+            let push = |errors: &mut Vec<RowError>, message: String| errors.push(RowError::new(index, key, message));
+            let Some(def) = self.field(key) else {
+                push(&mut errors, self.unknown_field_message(key));
+                continue;
+            };
+            if let Some(&first) = seen.get(key) {
+                push(
+                    &mut errors,
+                    format!(
+                        "{} is mapped twice (rows {} and {}); remove one of them.",
+                        def.label,
+                        first + 1,
+                        index + 1
+                    ),
+                );
+                continue;
+            }
+            seen.insert(key, index);
+
+            match def.kind {
+                FieldKind::Company => {
+                    if !row.value.trim().is_empty() {
+                        push(
+                            &mut errors,
+                            format!(
+                                "{} is set automatically to the organization's matched {system} company; leave its \
+                                 value empty.",
+                                def.label
+                            ),
+                        );
+                    }
+                }
+                FieldKind::Reference if row.value.trim().is_empty() => {
+                    if def.required {
+                        push(
+                            &mut errors,
+                            format!("Choose {}: {} requires one on every ticket.", def.noun_or_value(), system),
+                        );
+                    }
+                    // Otherwise left empty: not sent, the PSA's default applies.
+                }
+                FieldKind::Reference => {
+                    let id = match parse_id(def, &row.value) {
+                        Ok(id) => id,
+                        Err(message) => {
+                            push(&mut errors, message);
+                            continue;
+                        }
+                    };
+                    if let Some(parent) = def.parent.as_deref().and_then(|p| self.field(p))
+                        && !rows.iter().any(|r| r.field == parent.key)
+                    {
+                        push(
+                            &mut errors,
+                            format!(
+                                "{} belongs to {}: add a {} row and choose the {} first.",
+                                def.label,
+                                parent.noun_or_value(),
+                                parent.label,
+                                parent.label.to_lowercase()
+                            ),
+                        );
                         continue;
                     }
-                };
-                if let Some(parent) = def.parent.and_then(field)
-                    && !rows.iter().any(|r| r.field == parent.key)
-                {
-                    push(
-                        &mut errors,
-                        format!(
-                            "{} belongs to {}: add a {} row and choose the {} first.",
-                            def.label,
-                            parent.noun,
-                            parent.label,
-                            parent.label.to_lowercase()
-                        ),
-                    );
-                    continue;
+                    if let Some(lookups) = lookups
+                        && let Some(message) = self.check_lookup(def, id, rows, lookups)
+                    {
+                        push(&mut errors, message);
+                    }
                 }
-                if let Some(lookups) = lookups
-                    && let Some(message) = check_lookup(def, id, rows, lookups)
-                {
-                    push(&mut errors, message);
-                }
-            }
-            FieldKind::Text | FieldKind::LongText | FieldKind::Email | FieldKind::Date => {
-                for message in check_template(def, &row.value) {
-                    push(&mut errors, message);
+                FieldKind::Text | FieldKind::LongText | FieldKind::Email | FieldKind::Date | FieldKind::Number => {
+                    for message in self.check_template(def, &row.value) {
+                        push(&mut errors, message);
+                    }
                 }
             }
         }
-    }
 
-    if !seen.contains_key("summary") {
-        errors.push(RowError::new(
-            RowError::NO_ROW,
-            "summary",
-            "Add a Summary row: ConnectWise requires a summary on every ticket.",
-        ));
-    }
-    errors
-}
-
-fn check_lookup(def: &FieldDef, id: i64, rows: &[MappingRow], lookups: &Lookups) -> Option<String> {
-    let Some(parent_key) = def.parent else {
-        let found = lookups.choices(def.key, None).iter().any(|item| item.id == id);
-        return (!found).then(|| {
-            format!("{} {id} is not {} on this ConnectWise site; choose one from the list.", def.label, def.noun)
-        });
-    };
-    // An unknown parent is reported on its own row, and a parent whose lists are not loaded yet cannot be judged:
-    // its dependents are not checked against it.
-    let (parent_id, parent_name) = chosen_parent(rows, parent_key, Some(lookups))?;
-    let choices = lookups.loaded_choices(def.key, parent_id)?;
-    let parent_word = field(parent_key).map_or(parent_key.to_owned(), |p| p.label.to_lowercase());
-    (!choices.iter().any(|item| item.id == id)).then(|| {
-        format!(
-            "{} {id} is not {} of the {parent_word} \"{parent_name}\"; choose one from that {parent_word}'s list.",
-            def.label, def.noun
-        )
-    })
-}
-
-fn check_template(def: &FieldDef, value: &str) -> Vec<String> {
-    let (segments, template_errors) = scan(value);
-    let mut messages: Vec<String> = template_errors.iter().map(ToString::to_string).collect();
-    let tokens: Vec<&str> =
-        segments.iter().filter_map(|s| if let Segment::Token(name) = s { Some(*name) } else { None }).collect();
-    let literal: String =
-        segments.iter().filter_map(|s| if let Segment::Text(text) = s { Some(text.as_str()) } else { None }).collect();
-    let literal = if def.kind == FieldKind::LongText { normalize_lines(&literal) } else { flatten_lines(&literal) };
-
-    if literal.is_empty() && tokens.is_empty() {
-        if template_errors.is_empty() {
-            messages.push(if def.key == "summary" {
-                "Summary is required: enter the ticket's title, for example \"Dark Web ID: [record_type] compromise \
-                 for [organization_name]\"."
-                    .to_owned()
+        for def in self.fields.iter().filter(|f| f.required && f.kind != FieldKind::Company) {
+            if seen.contains_key(&*def.key) {
+                continue;
+            }
+            let message = if def.key == self.title {
+                format!("Add a {} row: {system} requires {} on every ticket.", def.label, article(&def.label))
             } else {
-                format!("Enter a value for {}, or remove the row.", def.label)
-            });
+                format!("Add a {} row: {system} requires {} on every ticket.", def.label, def.noun_or_value())
+            };
+            errors.push(RowError::new(RowError::NO_ROW, &def.key, message));
         }
-        return messages;
+        errors
     }
-    if def.key == "summary" && literal.is_empty() && tokens.iter().all(|t| OPTIONAL_TOKENS.contains(t)) {
-        messages.push(
-            "Summary could be empty for a compromise without a password or website: add some text or a token that \
-             always has a value, such as [compromise]."
-                .to_owned(),
-        );
+
+    fn check_lookup(&self, def: &FieldDef, id: i64, rows: &[MappingRow], lookups: &Lookups) -> Option<String> {
+        let Some(parent_key) = def.parent.as_deref() else {
+            let found = lookups.choices(&def.key, None).iter().any(|item| item.id == id);
+            return (!found).then(|| {
+                format!(
+                    "{} {id} is not {} on this {} {}; choose one from the list.",
+                    def.label,
+                    def.noun_or_value(),
+                    self.system,
+                    self.account
+                )
+            });
+        };
+        // An unknown parent is reported on its own row, and a parent whose lists are not loaded yet cannot be
+        // judged: its dependents are not checked against it.
+        let (parent_id, parent_name) = self.chosen_parent(rows, parent_key, Some(lookups))?;
+        let choices = lookups.loaded_choices(&def.key, parent_id)?;
+        let parent_word = self.field(parent_key).map_or(parent_key.to_owned(), |p| p.label.to_lowercase());
+        (!choices.iter().any(|item| item.id == id)).then(|| {
+            format!(
+                "{} {id} is not {} of the {parent_word} \"{parent_name}\"; choose one from that {parent_word}'s list.",
+                def.label,
+                def.noun_or_value()
+            )
+        })
     }
-    if let Some(max) = def.max_len {
-        let length = connectwise_len(&literal);
-        if length > max {
+
+    fn check_template(&self, def: &FieldDef, value: &str) -> Vec<String> {
+        let (segments, template_errors) = scan(value);
+        let mut messages: Vec<String> = template_errors.iter().map(ToString::to_string).collect();
+        let tokens: Vec<&str> =
+            segments.iter().filter_map(|s| if let Segment::Token(name) = s { Some(*name) } else { None }).collect();
+        let literal: String = segments
+            .iter()
+            .filter_map(|s| if let Segment::Text(text) = s { Some(text.as_str()) } else { None })
+            .collect();
+        let literal = if def.kind == FieldKind::LongText { normalize_lines(&literal) } else { flatten_lines(&literal) };
+        let is_title = def.key == self.title;
+
+        if literal.is_empty() && tokens.is_empty() {
+            if template_errors.is_empty() {
+                messages.push(if is_title {
+                    format!(
+                        "{} is required: enter the ticket's title, for example \"Dark Web ID: [record_type] \
+                         compromise for [organization_name]\".",
+                        def.label
+                    )
+                } else {
+                    format!("Enter a value for {}, or remove the row.", def.label)
+                });
+            }
+            return messages;
+        }
+        if is_title && literal.is_empty() && tokens.iter().all(|t| OPTIONAL_TOKENS.contains(t)) {
             messages.push(format!(
-                "The fixed text of {} is already {length} characters, over ConnectWise's maximum of {max}; shorten \
-                 it.",
+                "{} could be empty for a compromise without a password or website: add some text or a token that \
+                 always has a value, such as [compromise].",
                 def.label
             ));
         }
-    }
-    match def.kind {
-        FieldKind::Date => {
-            let only_one_date_token =
-                tokens.len() == 1 && DATE_TOKENS.contains(&tokens[0]) && literal.trim().is_empty();
-            if !tokens.is_empty() && !only_one_date_token {
+        if let Some(max) = def.max_len {
+            let length = connectwise_len(&literal);
+            if length > max {
                 messages.push(format!(
-                    "{} takes a single date: [date_added], [date_found], or a UTC date such as \
-                     2026-11-27T10:00:00Z.",
-                    def.label
-                ));
-            } else if tokens.is_empty() && !is_literal_utc(&literal) {
-                messages.push(format!(
-                    "\"{literal}\" is not an ISO-8601 UTC date; write it as 2026-11-27T10:00:00Z, or use \
-                     [date_found]."
+                    "The fixed text of {} is already {length} characters, over {} maximum of {max}; shorten it.",
+                    def.label,
+                    possessive(&self.system)
                 ));
             }
         }
-        FieldKind::Email if tokens.is_empty() && !email_list_ok(def, &literal) => {
-            messages.push(if def.key == "automaticEmailCc" {
-                format!(
-                    "\"{literal}\" is not a list of email addresses; separate addresses with semicolons, e.g. \
-                     soc@example.com; noc@example.com."
-                )
-            } else {
-                format!("\"{literal}\" is not a valid email address.")
-            });
+        match def.kind {
+            FieldKind::Date => {
+                let only_one_date_token =
+                    tokens.len() == 1 && DATE_TOKENS.contains(&tokens[0]) && literal.trim().is_empty();
+                if !tokens.is_empty() && !only_one_date_token {
+                    messages.push(format!(
+                        "{} takes a single date: [date_added], [date_found], or a UTC date such as \
+                         2026-11-27T10:00:00Z.",
+                        def.label
+                    ));
+                } else if tokens.is_empty() && !is_literal_utc(&literal) {
+                    messages.push(format!(
+                        "\"{literal}\" is not an ISO-8601 UTC date; write it as 2026-11-27T10:00:00Z, or use \
+                         [date_found]."
+                    ));
+                }
+            }
+            FieldKind::Number if !tokens.is_empty() || !is_number(&literal) => {
+                messages.push(format!("{} takes a number, such as 3 or 2.5.", def.label));
+            }
+            FieldKind::Email if tokens.is_empty() && !email_list_ok(def, &literal) => {
+                messages.push(if def.key == "automaticEmailCc" {
+                    format!(
+                        "\"{literal}\" is not a list of email addresses; separate addresses with semicolons, e.g. \
+                         soc@example.com; noc@example.com."
+                    )
+                } else {
+                    format!("\"{literal}\" is not a valid email address.")
+                });
+            }
+            _ => {}
         }
-        _ => {}
+        messages
     }
-    messages
+
+    /// The rows every mapping starts from: the title and description with Dark Web ID's defaults, and the
+    /// automatic company.
+    pub fn default_rows(&self) -> Vec<MappingRow> {
+        let mut rows = vec![
+            MappingRow::new(&*self.title, DEFAULT_TITLE),
+            MappingRow::new(&*self.description, DEFAULT_DESCRIPTION),
+        ];
+        rows.extend(self.fields.iter().filter(|f| f.kind == FieldKind::Company).map(|f| MappingRow::new(&*f.key, "")));
+        rows
+    }
+
+    /// What a new integration starts with in the wizard: the [`Catalog::default_rows`], then a row for each of
+    /// the system's own lists (Board, Status, … ; Queue, Issue type, …) and for every other field it requires, to
+    /// be chosen from its live lookups; an optional list left empty is not sent, and the PSA applies its default.
+    pub fn new_integration_rows(&self) -> Vec<MappingRow> {
+        let mut rows = self.default_rows();
+        for def in self.fields.iter() {
+            let wanted = (def.kind == FieldKind::Reference && !def.custom) || def.required;
+            if wanted && !rows.iter().any(|r| r.field == def.key) {
+                rows.push(MappingRow::new(&*def.key, ""));
+            }
+        }
+        rows
+    }
 }
 
-/// The rows a new integration starts with: Summary, Initial Description and the automatic Company. The wizard adds
-/// Board, Status, Priority, Type, Sub Type, Item and Source from the site's lookups.
-pub fn default_rows() -> Vec<MappingRow> {
-    vec![
-        MappingRow::new("summary", "Dark Web ID: [record_type] compromise for [organization_name] – [compromise]"),
-        MappingRow::new("initialDescription", DEFAULT_DESCRIPTION),
-        MappingRow::new("company", ""),
-    ]
+/// "a Summary", "an Item".
+fn article(label: &str) -> String {
+    let vowel = label.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
+    format!("{} {}", if vowel { "an" } else { "a" }, label.to_lowercase())
 }
 
-/// What a new integration starts with in the wizard: the [`default_rows`] and one row for each of the site's lists
-/// (Board, Status, Priority, Type, Sub Type, Item, Source), to be chosen from its live lookups; a list left empty
-/// is not sent, and ConnectWise applies its default.
-pub fn new_integration_rows() -> Vec<MappingRow> {
-    let mut rows = default_rows();
-    rows.extend(
-        ["board", "status", "priority", "type", "subType", "item", "source"].map(|key| MappingRow::new(key, "")),
-    );
-    rows
+fn is_number(text: &str) -> bool {
+    let text = text.trim();
+    !text.is_empty() && text.parse::<f64>().is_ok_and(f64::is_finite) && !text.contains(['e', 'E', 'x'])
 }
 
-/// One fact a line, each readable on its own, so the note still reads well should ConnectWise flatten line breaks.
+const DEFAULT_TITLE: &str = "Dark Web ID: [record_type] compromise for [organization_name] – [compromise]";
+
+/// One fact a line, each readable on its own, so the note still reads well should a PSA flatten line breaks.
 /// The plain-text `[password]` is left out on purpose: ticket notes are widely visible.
 const DEFAULT_DESCRIPTION: &str = "Dark Web ID found a new compromise for [organization_name].
 

@@ -6,6 +6,38 @@ use serde_json::json;
 
 use super::template::{is_email, to_connectwise_date};
 use super::*;
+use crate::connectwise::catalog::{EXTERNAL_XREF_KEY, FIELDS, catalog, field};
+
+// The mapping is exercised with ConnectWise's catalog, the fixed one.
+
+fn validate(rows: &[MappingRow], lookups: Option<&Lookups>) -> Vec<RowError> {
+    catalog().validate(rows, lookups)
+}
+
+fn preview(row: &MappingRow, compromise: &Compromise) -> Result<Preview, RowError> {
+    catalog().preview(row, compromise)
+}
+
+fn preview_rows(rows: &[MappingRow], compromise: &Compromise) -> Vec<Result<Preview, RowError>> {
+    catalog().preview_rows(rows, compromise)
+}
+
+fn build_ticket(
+    rows: &[MappingRow],
+    compromise: &Compromise,
+    company_id: i64,
+    dedupe_key: &str,
+) -> Result<NewTicket, Vec<RowError>> {
+    catalog().build_ticket(rows, compromise, company_id, dedupe_key)
+}
+
+fn default_rows() -> Vec<MappingRow> {
+    catalog().default_rows()
+}
+
+fn new_integration_rows() -> Vec<MappingRow> {
+    catalog().new_integration_rows()
+}
 
 fn item(id: i64, name: &str) -> LookupItem {
     LookupItem { id, name: name.to_owned() }
@@ -288,13 +320,13 @@ fn truncation_is_total_on_mixed_text() {
 
 #[test]
 fn field_catalog_matches_the_connectwise_api() {
-    let keys: HashSet<&str> = FIELDS.iter().map(|f| f.key).collect();
+    let keys: HashSet<&str> = FIELDS.iter().map(|f| &*f.key).collect();
     assert_eq!(keys.len(), FIELDS.len(), "duplicate keys");
-    let labels: HashSet<&str> = FIELDS.iter().map(|f| f.label).collect();
+    let labels: HashSet<&str> = FIELDS.iter().map(|f| &*f.label).collect();
     assert_eq!(labels.len(), FIELDS.len(), "duplicate labels");
     let expect = |key: &str, label: &str, kind: FieldKind, max: Option<usize>| {
         let f = field(key).unwrap_or_else(|| panic!("{key} missing"));
-        assert_eq!((f.label, f.kind, f.max_len), (label, kind, max), "{key}");
+        assert_eq!((&*f.label, f.kind, f.max_len), (label, kind, max), "{key}");
     };
     expect("summary", "Summary", FieldKind::Text, Some(100));
     expect("company", "Company", FieldKind::Company, None);
@@ -331,7 +363,7 @@ fn field_catalog_matches_the_connectwise_api() {
     }
     expect("resources", "Resources", FieldKind::Text, None);
     assert_eq!(FIELDS.len(), 32);
-    let required: Vec<&str> = FIELDS.iter().filter(|f| f.required).map(|f| f.key).collect();
+    let required: Vec<&str> = FIELDS.iter().filter(|f| f.required).map(|f| &*f.key).collect();
     assert_eq!(required, ["summary", "company"]);
     // Reserved for exactly-once delivery.
     assert_eq!(field(EXTERNAL_XREF_KEY), None);
@@ -359,7 +391,7 @@ fn preview_of_the_default_rows() {
     assert_eq!(description.max, None);
     assert_eq!(description.counter(), description.length.to_string());
     let company = preview(&rows[2], &c).expect("company");
-    assert_eq!(company.text, COMPANY_PREVIEW);
+    assert_eq!(company.text, catalog().company_preview());
 }
 
 #[test]
@@ -623,7 +655,7 @@ fn every_field_accepts_a_sensible_value() {
     let rows: Vec<MappingRow> = FIELDS
         .iter()
         .map(|f| {
-            let value = match (f.kind, f.key) {
+            let value = match (f.kind, &*f.key) {
                 (FieldKind::Company, _) => "",
                 (FieldKind::Reference, "board") => "1",
                 (FieldKind::Reference, "status") => "11",
@@ -636,7 +668,7 @@ fn every_field_accepts_a_sensible_value() {
                 (FieldKind::Email, _) => "[compromise]",
                 _ => "[organization_name]",
             };
-            row(f.key, value)
+            row(&f.key, value)
         })
         .collect();
     assert_eq!(validate(&rows, Some(&lookups())), vec![]);

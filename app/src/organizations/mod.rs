@@ -102,6 +102,9 @@ pub struct Simulation {
     pub summary: crate::compromises::ImportSummary,
     /// The dev ConnectWise sandbox's page of received tickets, when this server runs one.
     pub sandbox_url: Option<String>,
+    /// The dev Autotask sandbox's received tickets, when this server runs one.
+    #[serde(default)]
+    pub autotask_sandbox_url: Option<String>,
 }
 
 /// Whether the page offers dev tools ("Simulate compromise"): in dev mode only.
@@ -178,14 +181,17 @@ pub mod simulation {
         if summary.deliveries_queued > 0 {
             state.deliveries.wake();
         }
-        let sandbox_url = state.config.cw_sandbox_addr.map(|mut addr| {
-            // A sandbox listening on every interface is reached on this machine's loopback.
+        // A sandbox listening on every interface is reached on this machine's loopback.
+        let reachable = |mut addr: std::net::SocketAddr| {
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            format!("http://{addr}/")
-        });
-        Ok(Simulation { summary, sandbox_url })
+            addr
+        };
+        let sandbox_url = state.config.cw_sandbox_addr.map(|addr| format!("http://{}/", reachable(addr)));
+        let autotask_sandbox_url =
+            state.config.at_sandbox_addr.map(|addr| format!("http://{}/_sandbox/tickets", reachable(addr)));
+        Ok(Simulation { summary, sandbox_url, autotask_sandbox_url })
     }
 
     /// The sample compromise, re-dated to `now` and addressed to an `.example` domain named after the organization.
@@ -280,7 +286,7 @@ pub fn OrganizationsPage() -> impl IntoView {
             <div>
                 <h1>"Organizations"</h1>
                 <p class="page-header__lead">
-                    "Your Dark Web ID client organizations. Their names must match the ConnectWise company names exactly."
+                    "Your Dark Web ID client organizations. Their names must match the company names in your PSA exactly."
                 </p>
             </div>
         </div>
@@ -551,15 +557,22 @@ fn SimulationMessage(
             }
             .into_any(),
         ),
-        Ok(Simulation { summary, sandbox_url }) => {
+        Ok(Simulation { summary, sandbox_url, autotask_sandbox_url }) => {
             let n = summary.deliveries_queued;
             let queued = if n == 1 { "1 ticket queued".to_owned() } else { format!("{n} tickets queued") };
+            let it = if n == 1 { "it" } else { "them" };
             let watch = sandbox_url.map(|url| {
                 view! {
                     " "
                     <a href=url target="_blank" rel="noopener noreferrer">
-                        {if n == 1 { "Watch it arrive in the ConnectWise sandbox" } else { "Watch them arrive in the ConnectWise sandbox" }}
+                        {format!("Watch {it} arrive in the ConnectWise sandbox")}
                     </a>
+                }
+            });
+            let watch_autotask = autotask_sandbox_url.map(|url| {
+                view! {
+                    " · "
+                    <a href=url target="_blank" rel="noopener noreferrer">"the Autotask sandbox"</a>
                 }
             });
             (
@@ -569,6 +582,7 @@ fn SimulationMessage(
                         <strong>{format!("Compromise imported: {queued}")}</strong>
                         " (one per enabled integration)."
                         {watch}
+                        {watch_autotask}
                     </span>
                 }
                 .into_any(),

@@ -17,6 +17,17 @@ pub mod system;
 
 pub use system::System;
 
+use serde::{Deserialize, Serialize};
+
+use crate::mapping::{Catalog, Lookups};
+
+/// What the mapping step needs from a PSA: the fields a ticket can carry and the entries of its lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketFields {
+    pub catalog: Catalog,
+    pub lookups: Lookups,
+}
+
 #[cfg(feature = "ssr")]
 mod error;
 #[cfg(feature = "ssr")]
@@ -32,8 +43,8 @@ mod server {
 
     use serde_json::Value;
 
-    use super::{ErrorKind, System, TicketingError};
-    use crate::mapping::{Lookups, NewTicket};
+    use super::{ErrorKind, System, TicketFields, TicketingError};
+    use crate::mapping::{Catalog, NewTicket};
     use crate::request_budget::{AccountKey, Budget, Refused};
 
     /// What an integration needs to reach its PSA: settings kept in clear (site, company ID, …) and secrets that
@@ -163,6 +174,11 @@ mod server {
         /// within this time.
         fn call_timeout(&self) -> Duration;
 
+        /// The system's ticket fields when they are the same for every account (ConnectWise); `None` when each
+        /// account has its own (Autotask's user-defined fields and picklists): the wizard then reads them with
+        /// [`Session::fields`] and keeps them with the integration.
+        fn fixed_catalog(&self) -> Option<Catalog>;
+
         /// A session for one integration's connection (discovery, cached by the connector, happens here).
         async fn session(&self, connection: &Connection) -> Result<Box<dyn Session>, TicketingError>;
     }
@@ -170,6 +186,10 @@ mod server {
     /// An authenticated view of one PSA account.
     #[async_trait::async_trait]
     pub trait Session: Send + Sync {
+        /// The PSA account whose request budget this session spends (ConnectWise: the site and company ID;
+        /// Autotask: the database), as [`budget_key`] takes it.
+        fn budget_account(&self) -> String;
+
         /// "Test connection": a sentence such as "Connected to ConnectWise Manage v2025.1.".
         async fn test_connection(&self) -> Result<String, TicketingError>;
 
@@ -180,12 +200,12 @@ mod server {
         /// Every company, all pages.
         async fn companies(&self) -> Result<Vec<Company>, TicketingError>;
 
-        /// The lists the mapping's list fields choose from; lists that depend on another field (a board's
-        /// statuses) for the parent values given (field key → chosen id), or for every parent when the system
-        /// answers them all at once.
-        async fn lookups(&self, parents: &[(String, i64)]) -> Result<Lookups, TicketingError>;
+        /// The fields a ticket can carry, and the lists the mapping's list fields choose from; lists that depend
+        /// on another field (a board's statuses) for the parent values given (field key → chosen id), or for every
+        /// parent when the system answers them all at once.
+        async fn fields(&self, parents: &[(String, i64)]) -> Result<TicketFields, TicketingError>;
 
-        /// Creates a ticket built by [`crate::mapping::build_ticket`] (it carries the company and the dedupe key);
+        /// Creates a ticket built by [`Catalog::build_ticket`] (it carries the company and the dedupe key);
         /// answers the ticket's id. Never retried here: after an error for which
         /// [`TicketingError::may_have_created`] holds, look the ticket up with [`Session::find_ticket`].
         async fn create_ticket(&self, ticket: &NewTicket) -> Result<i64, TicketingError>;

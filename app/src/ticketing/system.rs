@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A PSA the dashboard creates tickets in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A PSA the dashboard creates tickets in. Integrations saved before a choice existed are ConnectWise's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub enum System {
+    #[default]
     ConnectWise,
     Autotask,
 }
@@ -31,6 +32,14 @@ impl System {
         match self {
             System::ConnectWise => "ConnectWise Manage",
             System::Autotask => "Autotask PSA",
+        }
+    }
+
+    /// What the wizard's first step says of it.
+    pub fn description(self) -> &'static str {
+        match self {
+            System::ConnectWise => "ConnectWise Manage (ConnectWise PSA) service tickets",
+            System::Autotask => "Autotask PSA (Datto) tickets, through its REST API",
         }
     }
 

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p server --features app/ssr --bin delivery_bench -- \
 //!     [--compromises 100000] [--organizations 200] [--integrations 2] [--concurrency 32] [--latency-ms 20] \
-//!     [--backend sqlite|postgres|both]
+//!     [--backend sqlite|postgres|both] [--system connectwise|autotask]
 //! ```
 //!
 //! PostgreSQL needs `TEST_DATABASE_URL` (an account that may create databases; a fresh one is made).
@@ -13,9 +13,11 @@
 //! 1. Import: `--compromises` records over `--organizations` organizations, as NDJSON batches of 10,000 parsed
 //!    and stored exactly as `POST /api/v1/compromises` does (with the outbox fan-out to `--integrations` Active
 //!    integrations): records per second.
-//! 2. Sandbox capacity: the ConnectWise sandbox (a separate process, each call delayed `--latency-ms` like a
-//!    remote PSA) is sent ticket POSTs directly, `--concurrency` in flight, for 10% of the delivery count:
-//!    tickets per second — the ceiling for delivery.
+//! 2. Sandbox capacity: the system's sandbox (a separate process, each call delayed `--latency-ms` like a remote
+//!    PSA) is sent ticket POSTs directly through the system's client, `--concurrency` in flight, for 10% of the
+//!    delivery count: tickets per second — the ceiling for delivery. Autotask's client keeps to Autotask's 3 calls
+//!    in flight per endpoint and tracking identifier, so its ceiling is 3 / latency whatever `--concurrency` says;
+//!    its sandbox runs without the hourly limit (a bench sends more than 10,000 requests an hour).
 //! 3. Delivery: the delivery worker (the same code the server runs, `--concurrency` attempts in flight) drains
 //!    the outbox into the sandbox: deliveries per second, and that as a share of the capacity.
 //!
@@ -34,12 +36,14 @@ use app::connectwise::{Auth, Credentials};
 use app::db::Db;
 use app::delivery::backoff::Backoff;
 use app::delivery::worker::{self, Deps, WorkerConfig};
-use app::integrations::AuthKind;
+use app::integrations::{AuthKind, System};
 use app::mapping::MappingRow;
 use app::state::AppState;
+use app::ticketing::Connection;
 use server::sandbox;
 
 struct Args {
+    system: System,
     compromises: usize,
     organizations: usize,
     integrations: usize,
@@ -51,13 +55,14 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: delivery_bench [--compromises N] [--organizations N] [--integrations N] [--concurrency N] \
-         [--latency-ms N] [--backend sqlite|postgres|both]"
+         [--latency-ms N] [--backend sqlite|postgres|both] [--system connectwise|autotask]"
     );
     std::process::exit(2)
 }
 
 fn args() -> Args {
     let mut args = Args {
+        system: System::ConnectWise,
         compromises: 100_000,
         organizations: 200,
         integrations: 2,
@@ -75,6 +80,7 @@ fn args() -> Args {
             "--integrations" => args.integrations = number(),
             "--concurrency" => args.concurrency = number(),
             "--latency-ms" => args.latency_ms = value.parse().unwrap_or_else(|_| usage()),
+            "--system" => args.system = System::from_db(&value).unwrap_or_else(|| usage()),
             "--backend" => {
                 args.backends = match value.as_str() {
                     "both" => vec!["sqlite".into(), "postgres".into()],
@@ -92,19 +98,34 @@ fn args() -> Args {
     args
 }
 
-/// The sandbox process: `--sandbox-port P --latency-ms L` (the parent passes both, in that order).
+/// The sandbox process: `--sandbox-port P --latency-ms L --system S` (the parent passes them, in that order).
 fn serve_sandbox(port: u16) -> ! {
-    let latency = std::env::args().skip_while(|a| a != "--latency-ms").nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let after = |flag: &str| std::env::args().skip_while(|a| a != flag).nth(1);
+    let latency = after("--latency-ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let system = after("--system").and_then(|v| System::from_db(&v)).unwrap_or_default();
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|err| {
         eprintln!("sandbox runtime: {err}");
         std::process::exit(1)
     });
-    let config = sandbox::SandboxConfig {
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        faults: sandbox::Faults { latency_ms: latency, ..Default::default() },
-        ..Default::default()
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let served = match system {
+        System::ConnectWise => runtime.block_on(sandbox::serve(sandbox::SandboxConfig {
+            addr,
+            faults: sandbox::Faults { latency_ms: latency, ..Default::default() },
+            ..Default::default()
+        })),
+        System::Autotask => {
+            use app::autotask::sandbox as at;
+            runtime.block_on(at::serve(at::SandboxConfig {
+                addr,
+                // No hourly limit: the bench measures delivery, not Autotask's threshold.
+                throttling: at::Throttling { hourly_limit: 1_000_000_000, latency_ms: 0, ..Default::default() },
+                faults: at::Faults { latency_ms: latency, ..Default::default() },
+                ..Default::default()
+            }))
+        }
     };
-    if let Err(err) = runtime.block_on(sandbox::serve(config)) {
+    if let Err(err) = served {
         eprintln!("sandbox: {err}");
         std::process::exit(1)
     }
@@ -120,10 +141,17 @@ impl Drop for SandboxProcess {
     }
 }
 
-fn start_sandbox(latency_ms: u64) -> Result<(SandboxProcess, String), Box<dyn std::error::Error>> {
+fn start_sandbox(latency_ms: u64, system: System) -> Result<(SandboxProcess, String), Box<dyn std::error::Error>> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Command::new(std::env::current_exe()?)
-        .args(["--sandbox-port", &port.to_string(), "--latency-ms", &latency_ms.to_string()])
+        .args([
+            "--sandbox-port",
+            &port.to_string(),
+            "--latency-ms",
+            &latency_ms.to_string(),
+            "--system",
+            system.as_db(),
+        ])
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -148,13 +176,22 @@ fn peak_memory_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn company_names(n: usize) -> Vec<String> {
-    sandbox::data::companies()
-        .into_iter()
-        .skip(1) // the MSP's own company
-        .filter_map(|c| c["name"].as_str().map(str::to_owned))
-        .take(n)
-        .collect()
+fn company_names(n: usize, system: System) -> Vec<String> {
+    match system {
+        System::ConnectWise => sandbox::data::companies()
+            .into_iter()
+            .skip(1) // the MSP's own company
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .take(n)
+            .collect(),
+        // The generated companies (the demo ones include near misses and an inactive duplicate).
+        System::Autotask => app::autotask::sandbox::data::companies()
+            .into_iter()
+            .skip(1 + app::autotask::sandbox::data::DEMO_COMPANIES.len())
+            .filter_map(|c| c["companyName"].as_str().map(str::to_owned))
+            .take(n)
+            .collect(),
+    }
 }
 
 fn ndjson_batch(start: usize, count: usize, organizations: &[String]) -> Vec<u8> {
@@ -179,17 +216,81 @@ fn ndjson_batch(start: usize, count: usize, organizations: &[String]) -> Vec<u8>
     out
 }
 
-fn mapping(name: &str) -> Vec<MappingRow> {
-    vec![
-        MappingRow::new("summary", format!("{name}: [record_type] compromise of [compromise]")),
-        MappingRow::new("company", ""),
-        MappingRow::new("board", "1"),
-        MappingRow::new(
-            "initialDescription",
-            "[organization_name]: [compromise] found in [source] on [date_found]; password [obscured_password] \
-             ([password_criteria] the password policy).",
-        ),
-    ]
+const DESCRIPTION: &str = "[organization_name]: [compromise] found in [source] on [date_found]; password \
+                           [obscured_password] ([password_criteria] the password policy).";
+
+fn mapping(name: &str, system: System) -> Vec<MappingRow> {
+    let title = format!("{name}: [record_type] compromise of [compromise]");
+    match system {
+        System::ConnectWise => vec![
+            MappingRow::new("summary", title),
+            MappingRow::new("company", ""),
+            MappingRow::new("board", "1"),
+            MappingRow::new("initialDescription", DESCRIPTION),
+        ],
+        System::Autotask => vec![
+            MappingRow::new("title", title),
+            MappingRow::new("companyID", ""),
+            MappingRow::new("status", "1"),
+            MappingRow::new("priority", "2"),
+            MappingRow::new("queueID", "29682833"),
+            MappingRow::new("description", DESCRIPTION),
+        ],
+    }
+}
+
+/// The demo account of the system's sandbox at `site`, as the wizard would send it.
+fn demo_input(system: System, site: &str, name: &str) -> app::integrations::IntegrationInput {
+    let mut input = app::integrations::IntegrationInput {
+        system,
+        name: name.to_owned(),
+        mapping: mapping(name, system),
+        // The largest budget the wizard takes: the bench measures delivery, not the budget's waits.
+        request_budget: Some(app::integrations::RequestBudgetInput {
+            requests: app::integrations::MAX_BUDGET_REQUESTS,
+            window: app::integrations::BudgetWindow::Minute,
+        }),
+        ..Default::default()
+    };
+    match system {
+        System::ConnectWise => {
+            input.site = site.to_owned();
+            input.company_id = sandbox::DEMO_COMPANY_ID.into();
+            input.auth_kind = AuthKind::ApiKeys;
+            input.public_key = sandbox::DEMO_PUBLIC_KEY.into();
+            input.private_key = sandbox::DEMO_PRIVATE_KEY.into();
+        }
+        System::Autotask => {
+            input.autotask = app::integrations::AutotaskInput {
+                username: app::autotask::demo::DEMO_USERNAME.into(),
+                secret: app::autotask::demo::DEMO_SECRET.into(),
+                integration_code: app::autotask::demo::DEMO_INTEGRATION_CODE.into(),
+                dedupe_udf: String::new(),
+            };
+        }
+    }
+    input
+}
+
+/// The demo account's connection, without a request budget: the capacity probe measures the PSA alone.
+fn demo_connection(system: System, site: &str) -> Connection {
+    match system {
+        System::ConnectWise => Credentials {
+            site: site.to_owned(),
+            company_id: sandbox::DEMO_COMPANY_ID.into(),
+            auth: Auth::ApiMember {
+                public_key: sandbox::DEMO_PUBLIC_KEY.into(),
+                private_key: sandbox::DEMO_PRIVATE_KEY.into(),
+            },
+        }
+        .connection(),
+        System::Autotask => app::autotask::AtCredentials::new(
+            app::autotask::demo::DEMO_USERNAME,
+            app::autotask::demo::DEMO_SECRET,
+            app::autotask::demo::DEMO_INTEGRATION_CODE,
+        )
+        .connection(),
+    }
 }
 
 async fn database(backend: &str) -> Result<Db, Box<dyn std::error::Error>> {
@@ -214,10 +315,11 @@ struct Report {
 }
 
 async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
-    let (_sandbox, site) = start_sandbox(args.latency_ms)?;
+    let (_sandbox, site) = start_sandbox(args.latency_ms, args.system)?;
     let db = database(backend).await?;
     let mut config = Config::from_lookup(|name| (name == "APP_MODE").then(|| "dev".to_string()))?;
     config.connectwise_timeout = Duration::from_secs(30);
+    config.autotask_zone_discovery_url = site.clone();
     let secrets = app::secrets::SecretBox::new(&[7u8; 32]);
     let state = AppState::new(
         leptos::config::LeptosOptions::builder().output_name("dwid-integrations").build(),
@@ -226,7 +328,7 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
         secrets.clone(),
     )?;
     let partner = app::auth::store::create_partner(&db, "bench@msp.example", "a long enough password").await?;
-    let organizations = company_names(args.organizations);
+    let organizations = company_names(args.organizations, args.system);
     for name in &organizations {
         app::organizations::store::add(&db, partner.id, name, None, &app::activity::Actor::operator("delivery_bench"))
             .await?;
@@ -234,22 +336,7 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
     let mut integration_ids = Vec::new();
     for i in 0..args.integrations {
         let name = format!("Bench desk {}", i + 1);
-        let input = app::integrations::IntegrationInput {
-            name: name.clone(),
-            site: site.clone(),
-            company_id: sandbox::DEMO_COMPANY_ID.into(),
-            auth_kind: AuthKind::ApiKeys,
-            public_key: sandbox::DEMO_PUBLIC_KEY.into(),
-            private_key: sandbox::DEMO_PRIVATE_KEY.into(),
-            username: String::new(),
-            password: String::new(),
-            mapping: mapping(&name),
-            // The largest budget the wizard takes: the bench measures delivery, not the budget's waits.
-            request_budget: Some(app::integrations::RequestBudgetInput {
-                requests: app::integrations::MAX_BUDGET_REQUESTS,
-                window: app::integrations::BudgetWindow::Minute,
-            }),
-        };
+        let input = demo_input(args.system, &site, &name);
         let id = app::integrations::service::save(
             &state,
             partner.id,
@@ -292,26 +379,27 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
     }
 
     // 2. The sandbox's capacity at the same concurrency, with the same kind of ticket.
-    let credentials = Credentials {
-        site: site.clone(),
-        company_id: sandbox::DEMO_COMPANY_ID.into(),
-        auth: Auth::ApiMember {
-            public_key: sandbox::DEMO_PUBLIC_KEY.into(),
-            private_key: sandbox::DEMO_PRIVATE_KEY.into(),
-        },
-    };
     // Straight to the sandbox, without a request budget: this measures the PSA, not the dashboard.
-    let direct = app::connectwise::CwClient::new(app::systems::connectwise_config(&config))?;
+    let direct: Box<dyn app::ticketing::Connector> = match args.system {
+        System::ConnectWise => Box::new(app::connectwise::CwClient::new(app::systems::connectwise_config(&config))?),
+        System::Autotask => {
+            Box::new(app::autotask::AtClient::new(app::systems::autotask_config(&config)).map_err(|e| e.to_string())?)
+        }
+    };
+    let catalog = match direct.fixed_catalog() {
+        Some(catalog) => catalog,
+        None => direct.session(&demo_connection(args.system, &site)).await?.fields(&[]).await?.catalog,
+    };
     let session: Arc<dyn app::ticketing::Session> =
-        Arc::from(app::ticketing::Connector::session(&direct, &credentials.connection()).await?);
+        Arc::from(direct.session(&demo_connection(args.system, &site)).await?);
     let company = session.find_company_by_name(&organizations[0]).await?.ok_or("no company")?;
-    let rows = mapping("Raw");
+    let rows = mapping("Raw", args.system);
     let probe = (queued / 10).max(1_000);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
-        let (session, rows, next) = (session.clone(), rows.clone(), next.clone());
+        let (session, rows, next, catalog) = (session.clone(), rows.clone(), next.clone(), catalog.clone());
         let company_id = company.id;
         let organization = organizations[0].clone();
         tasks.push(tokio::spawn(async move {
@@ -327,7 +415,7 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
                 };
                 let xref = format!("bench-raw:{i}");
                 let ticket =
-                    app::mapping::build_ticket(&rows, &compromise, company_id, &xref).map_err(|e| format!("{e:?}"))?;
+                    catalog.build_ticket(&rows, &compromise, company_id, &xref).map_err(|e| format!("{e:?}"))?;
                 session.create_ticket(&ticket).await.map_err(|e| e.to_string())?;
             }
         }));
@@ -423,8 +511,13 @@ async fn bench(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     println!(
-        "delivery_bench: {} compromises, {} organizations, {} integrations, {} in flight, sandbox latency {} ms",
-        args.compromises, args.organizations, args.integrations, args.concurrency, args.latency_ms
+        "delivery_bench: {}, {} compromises, {} organizations, {} integrations, {} in flight, sandbox latency {} ms",
+        args.system.label(),
+        args.compromises,
+        args.organizations,
+        args.integrations,
+        args.concurrency,
+        args.latency_ms
     );
     let mut rows = Vec::new();
     for backend in &args.backends {

@@ -37,7 +37,7 @@ use app::config::Config;
 use app::connectwise::Auth;
 use app::db::{Backend, Db};
 use app::integrations::store::{self as integrations, IntegrationWrite};
-use app::integrations::{AuthKind, CONNECTWISE};
+use app::integrations::{AuthKind, System};
 use app::state::AppState;
 
 const EMAIL: &str = "bench@partner.example";
@@ -196,7 +196,7 @@ async fn seed(state: &AppState, args: &Args) -> Result<Seeded, Box<dyn std::erro
         let company_id = format!("msp{i:03}");
         let write = IntegrationWrite {
             name: &name,
-            system: CONNECTWISE,
+            system: System::ConnectWise.as_db(),
             site: "https://na.myconnectwise.net",
             company_id: &company_id,
             auth_kind: AuthKind::ApiKeys,

@@ -258,6 +258,11 @@ impl Sandbox {
         lock(&self.inner.faults).clone()
     }
 
+    /// How many tickets are stored.
+    pub fn ticket_count(&self) -> usize {
+        lock(&self.inner.store).tickets.len()
+    }
+
     /// Every stored ticket, oldest first, each with its `notes`.
     pub fn tickets(&self) -> Vec<Value> {
         let store = lock(&self.inner.store);

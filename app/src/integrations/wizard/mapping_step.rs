@@ -1,15 +1,14 @@
-//! Step 5: the field mapping. Rows of (ConnectWise field, value) with a live preview rendered from a sample
-//! compromise by the same code that renders delivered tickets; palettes of fields and tokens (drag them, or use
-//! the keyboard path); Save, and Save and Submit a Test Compromise.
+//! Step 5: the field mapping. Rows of (PSA field, value) with a live preview rendered from a sample compromise by
+//! the same code that renders delivered tickets, driven by the chosen system's catalog (read from the PSA);
+//! palettes of fields and tokens (drag them, or use the keyboard path); Save, and Save and Submit a Test
+//! Compromise.
 
 use leptos::prelude::*;
 
 use super::{StepNav, StepTitle, Wizard};
 use crate::integrations::SaveIntegration;
-use crate::integrations::wizard_api::{FetchLookups, SaveAndSubmitTest, TestOutcome};
-use crate::mapping::{
-    Compromise, FIELDS, FieldKind, LookupItem, Lookups, MappingRow, RowError, TOKENS, field, preview, validate,
-};
+use crate::integrations::wizard_api::{FetchFields, SaveAndSubmitTest, TestOutcome};
+use crate::mapping::{Catalog, Compromise, FieldDef, FieldKind, LookupItem, Lookups, MappingRow, RowError, TOKENS};
 
 const FIELD_MIME: &str = "application/x-dwid-field";
 const ROW_MIME: &str = "application/x-dwid-row";
@@ -32,67 +31,93 @@ fn chosen(rows: &[MappingRow], key: &str) -> Option<i64> {
 
 /// The options of a list field: its entries, or for a list that depends on another field (a board's statuses)
 /// the entries of the choice made in that field's row.
-fn options(key: &str, lookups: &Lookups, rows: &[MappingRow]) -> Vec<LookupItem> {
-    match field(key).and_then(|def| def.parent) {
-        None => lookups.choices(key, None).to_vec(),
-        Some(parent) => chosen(rows, parent).map(|id| lookups.choices(key, Some(id)).to_vec()).unwrap_or_default(),
+fn options(def: &FieldDef, lookups: &Lookups, rows: &[MappingRow]) -> Vec<LookupItem> {
+    match def.parent.as_deref() {
+        None => lookups.choices(&def.key, None).to_vec(),
+        Some(parent) => chosen(rows, parent).map(|id| lookups.choices(&def.key, Some(id)).to_vec()).unwrap_or_default(),
     }
 }
 
+/// The parents the server needs for dependent lists (the chosen board): with the catalog, the chosen ids of the
+/// fields some list depends on; before it, every chosen id (the server takes what it knows).
+fn parents(catalog: Option<&Catalog>, rows: &[MappingRow]) -> Vec<(String, i64)> {
+    rows.iter()
+        .filter(|row| catalog.is_none_or(|c| c.fields.iter().any(|f| f.parent.as_deref() == Some(row.field.as_str()))))
+        .filter_map(|row| Some((row.field.clone(), row.value.trim().parse().ok()?)))
+        .collect()
+}
+
 /// The rows of dependent lists whose choice is not among the entries of the parent now chosen (once those are
-/// loaded): what switching the board leaves behind. With the parent's label and the chosen entry's name.
-fn stale_dependents(rows: &[MappingRow], lookups: &Lookups) -> Vec<(usize, &'static str, &'static str, String)> {
+/// loaded): what switching the board leaves behind. With the row's label, the parent's label and the chosen
+/// entry's name.
+fn stale_dependents(catalog: &Catalog, rows: &[MappingRow], lookups: &Lookups) -> Vec<(usize, String, String, String)> {
     rows.iter()
         .enumerate()
         .filter_map(|(index, row)| {
-            let def = field(&row.field)?;
-            let parent = field(def.parent?)?;
+            let def = catalog.field(&row.field)?;
+            let parent = catalog.field(def.parent.as_deref()?)?;
             let id: i64 = row.value.trim().parse().ok()?;
-            let parent_id = chosen(rows, parent.key)?;
-            let entries = lookups.loaded_choices(def.key, parent_id)?;
+            let parent_id = chosen(rows, &parent.key)?;
+            let entries = lookups.loaded_choices(&def.key, parent_id)?;
             if entries.iter().any(|item| item.id == id) {
                 return None;
             }
-            let parent_name = lookups.choices(parent.key, None).iter().find(|p| p.id == parent_id)?.name.clone();
-            Some((index, def.label, parent.label, parent_name))
+            let parent_name = lookups.choices(&parent.key, None).iter().find(|p| p.id == parent_id)?.name.clone();
+            Some((index, def.label.to_string(), parent.label.to_string(), parent_name))
         })
         .collect()
 }
 
 /// "Status and Type were reset: they are not on the board "Security". …"
-fn reset_sentence(labels: &[&str], parent_label: &str, parent_name: &str) -> String {
+fn reset_sentence(labels: &[&str], parent_label: &str, parent_name: &str, system: &str) -> String {
     let (list, verb, pronoun) = match labels {
         [one] => ((*one).to_owned(), "was", "it is"),
         [init @ .., last] => (format!("{} and {last}", init.join(", ")), "were", "they are"),
         [] => return String::new(),
     };
     let parent = parent_label.to_lowercase();
+    let place = if parent == "board" { "on" } else { "of" };
     format!(
-        "{list} {verb} reset: {pronoun} not on the {parent} \"{parent_name}\". Choose again, or leave \
-         ConnectWise's default."
+        "{list} {verb} reset: {pronoun} not {place} the {parent} \"{parent_name}\". Choose again, or leave \
+         {system}'s default."
     )
 }
 
 #[component]
 pub fn MappingStep() -> impl IntoView {
     let wizard = expect_context::<Wizard>();
-    let fetch = ServerAction::<FetchLookups>::new();
+    let fetch = ServerAction::<FetchFields>::new();
     let rows = Memo::new(move |_| wizard.draft.with(|d| d.input.mapping.clone()));
-    let board = Memo::new(move |_| rows.with(|r| chosen(r, "board")));
-    // The site's lists, after hydration and whenever the chosen board changes.
+    let system_name = move || wizard.system().short_label();
+    let parents = Memo::new(move |_| wizard.catalog.with(|c| rows.with(|r| parents(c.as_ref(), r))));
+    // The PSA's fields and lists, after hydration and whenever a parent choice (the board) changes to one whose
+    // lists are not asked for yet.
+    let asked = StoredValue::new(None::<Vec<(String, i64)>>);
     Effect::new(move |_| {
-        let board_id = board.get();
-        fetch.dispatch(FetchLookups { id: wizard.id.get_untracked(), input: wizard.input(), board_id });
+        let parents = parents.get();
+        let known = asked.with_value(|a| a.as_ref().is_some_and(|a| parents.iter().all(|p| a.contains(p))));
+        if !known {
+            asked.set_value(Some(parents.clone()));
+            fetch.dispatch(FetchFields { id: wizard.id.get_untracked(), input: wizard.input(), parents });
+        }
     });
     Effect::new(move |_| {
-        if let Some(Ok(lookups)) = fetch.value().get() {
-            wizard.lookups.update(|l| l.merge(lookups));
+        if let Some(Ok(fields)) = fetch.value().get() {
+            // A new integration (or one whose system was just chosen) starts from the system's suggested rows.
+            if wizard.draft.with_untracked(|d| d.input.mapping.is_empty()) {
+                let rows = fields.catalog.new_integration_rows();
+                wizard.draft.update(|d| d.input.mapping = rows);
+            }
+            wizard.catalog.set(Some(fields.catalog));
+            wizard.lookups.update(|l| l.merge(fields.lookups));
         }
     });
     // Switching the board resets the choices that belong to the old one, and says so.
     let reset_note = RwSignal::new(None::<String>);
     Effect::new(move |_| {
-        let stale = wizard.lookups.with(|l| rows.with(|r| stale_dependents(r, l)));
+        let stale = wizard.catalog.with(|c| {
+            c.as_ref().map(|c| wizard.lookups.with(|l| rows.with(|r| stale_dependents(c, r, l)))).unwrap_or_default()
+        });
         let Some((_, _, parent_label, parent_name)) = stale.first().cloned() else { return };
         wizard.draft.update(|d| {
             for (index, ..) in &stale {
@@ -101,8 +126,8 @@ pub fn MappingStep() -> impl IntoView {
                 }
             }
         });
-        let labels: Vec<&str> = stale.iter().map(|(_, label, ..)| *label).collect();
-        reset_note.set(Some(reset_sentence(&labels, parent_label, &parent_name)));
+        let labels: Vec<&str> = stale.iter().map(|(_, label, ..)| label.as_str()).collect();
+        reset_note.set(Some(reset_sentence(&labels, &parent_label, &parent_name, system_name())));
     });
     let reset_view = move || {
         reset_note.get().map(|note| {
@@ -120,13 +145,27 @@ pub fn MappingStep() -> impl IntoView {
     let lookups_error = move || match fetch.value().get() {
         Some(Err(err)) => Some(view! {
             <p class="form-error" role="alert">
-                {format!("Could not load the site's boards and lists: {err}")}
+                {format!("Could not load the {} ticket fields and lists: {err}", system_name())}
             </p>
         }),
         _ => None,
     };
-    // Validation on every keystroke, against the site's lists once they are loaded.
-    let errors = Memo::new(move |_| wizard.lookups.with(|l| rows.with(|r| validate(r, l.is_loaded().then_some(l)))));
+    // Validation on every keystroke, against the PSA's lists once they are loaded.
+    let errors = Memo::new(move |_| {
+        wizard.catalog.with(|c| match c {
+            Some(c) => wizard.lookups.with(|l| rows.with(|r| c.validate(r, l.is_loaded().then_some(l)))),
+            None => Vec::new(),
+        })
+    });
+    let loading = move || {
+        (wizard.catalog.with(Option::is_none) && fetch.pending().get()).then(|| {
+            view! {
+                <p class="muted" role="status">
+                    {format!("Loading the {} ticket fields…", system_name())}
+                </p>
+            }
+        })
+    };
     let focused = RwSignal::new(0usize);
 
     let add_row = move |key: String, at: Option<usize>| {
@@ -166,12 +205,13 @@ pub fn MappingStep() -> impl IntoView {
     };
 
     view! {
-        <StepTitle number=5>"Map Dark Web ID tokens to ConnectWise ticket fields"</StepTitle>
+        <StepTitle number=5>{move || format!("Map Dark Web ID tokens to {} ticket fields", system_name())}</StepTitle>
         <p class="muted">
             "Each row fills one field of the ticket. Type text, insert tokens, and watch the preview: it is rendered "
             "from a sample compromise exactly as tickets will be."
         </p>
         {lookups_error}
+        {loading}
         {reset_view}
         <div class="mapping">
             <div class="mapping__rows">
@@ -224,8 +264,10 @@ fn MappingRowView(
     let wizard = expect_context::<Wizard>();
     let row = Memo::new(move |_| wizard.draft.with(|d| d.input.mapping.get(index).cloned()));
     let key = move || row.with(|r| r.as_ref().map(|r| r.field.clone()).unwrap_or_default());
-    let def = move || field(&key());
+    let def = move || wizard.catalog.with(|c| c.as_ref().and_then(|c| c.field(&key()).cloned()));
     let label = move || def().map(|d| d.label.to_string()).unwrap_or_else(key);
+    let system_name = move || wizard.system().short_label();
+    let required = move || def().is_some_and(|d| d.required);
     let set_value = move |value: String| {
         wizard.draft.update(|d| {
             if let Some(row) = d.input.mapping.get_mut(index) {
@@ -251,17 +293,17 @@ fn MappingRowView(
     let sample = Compromise::sample();
     let preview_view = move || {
         let row = row.get()?;
-        let def = field(&row.field)?;
+        let def = def()?;
         if def.kind == FieldKind::Company {
-            return Some(
-                view! { <p class="preview preview--auto">"Set automatically to the organization's matched ConnectWise company."</p> }
-                    .into_any(),
-            );
+            let text = format!("Set automatically to the organization's matched {} company.", system_name());
+            return Some(view! { <p class="preview preview--auto">{text}</p> }.into_any());
         }
         if def.kind == FieldKind::Reference {
             return None;
         }
-        let p = preview(&row, &sample).ok()?;
+        let p = wizard.catalog.with(|c| c.as_ref().and_then(|c| c.preview(&row, &sample).ok()))?;
+        let cut_note = format!("Cut to fit {}'s maximum", system_name());
+        let over_note = format!("The struck-out end is cut to fit {}'s maximum length.", system_name());
         let over = p.is_cut();
         Some(
             view! {
@@ -274,12 +316,12 @@ fn MappingRowView(
                     </div>
                     <p class="preview__text">
                         {p.text.clone()}
-                        {p.cut.clone().map(|cut| view! { <del class="preview__cut" title="Cut to fit ConnectWise's maximum">{cut}</del> })}
+                        {p.cut.clone().map(|cut| view! { <del class="preview__cut" title=cut_note>{cut}</del> })}
                     </p>
-                    {over.then(|| view! { <p class="preview__note">"The struck-out end is cut to fit ConnectWise's maximum length."</p> })}
+                    {over.then(|| view! { <p class="preview__note">{over_note}</p> })}
                 </div>
             }
-                .into_any(),
+            .into_any(),
         )
     };
     let editor = move || {
@@ -292,9 +334,9 @@ fn MappingRowView(
             }
             .into_any(),
             FieldKind::Reference => {
-                let key = def.key;
+                let required = def.required;
                 let choices = move || {
-                    let mut list = wizard.lookups.with(|l| wizard.draft.with(|d| options(key, l, &d.input.mapping)));
+                    let mut list = wizard.lookups.with(|l| wizard.draft.with(|d| options(&def, l, &d.input.mapping)));
                     let current = value();
                     if let Ok(id) = current.trim().parse::<i64>()
                         && !list.iter().any(|i| i.id == id)
@@ -311,7 +353,11 @@ fn MappingRowView(
                         on:change=move |ev| set_value(event_target_value(&ev))
                         on:focus=move |_| focused.set(index)
                     >
-                        <option value="">"ConnectWise default"</option>
+                        <option value="">
+                            {move || {
+                                if required { "Choose…".to_owned() } else { format!("{} default", system_name()) }
+                            }}
+                        </option>
                         {move || {
                             let current = value();
                             choices()
@@ -336,7 +382,7 @@ fn MappingRowView(
                 ></textarea>
             }
             .into_any(),
-            FieldKind::Text | FieldKind::Email | FieldKind::Date => view! {
+            FieldKind::Text | FieldKind::Email | FieldKind::Date | FieldKind::Number => view! {
                 <input
                     id=id
                     type="text"
@@ -386,7 +432,10 @@ fn MappingRowView(
                 >
                     "⠿"
                 </span>
-                <label class="mapping-row__label" for=value_id(index)>{label}</label>
+                <label class="mapping-row__label" for=value_id(index)>
+                    {label}
+                    {move || required().then(|| view! { <span class="required" title="Required">" *"</span> })}
+                </label>
                 <span class="mapping-row__kind">{kind_label}</span>
                 <button
                     type="button"
@@ -429,17 +478,30 @@ fn FieldPalette(add_row: Callback<String>) -> impl IntoView {
     let chosen = RwSignal::new(String::new());
     let unused = move || {
         let used: Vec<String> = wizard.draft.with(|d| d.input.mapping.iter().map(|r| r.field.clone()).collect());
-        FIELDS.iter().filter(move |f| !used.iter().any(|u| u == f.key)).copied().collect::<Vec<_>>()
+        wizard.catalog.with(|c| {
+            c.iter()
+                .flat_map(|c| c.fields.iter())
+                .filter(|f| !used.iter().any(|u| *u == f.key))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
     };
     view! {
         <section class="palette" aria-labelledby="field-palette-title">
-            <h3 id="field-palette-title">"Available ConnectWise Fields"</h3>
+            <h3 id="field-palette-title">
+                {move || format!("Available {} Fields", wizard.system().short_label())}
+            </h3>
             <div class="palette__add">
                 <label for="add-field">"Add field"</label>
                 <div class="inline-form">
                     <select id="add-field" prop:value=move || chosen.get() on:change=move |ev| chosen.set(event_target_value(&ev))>
                         <option value="">"Choose a field…"</option>
-                        {move || unused().into_iter().map(|f| view! { <option value=f.key>{f.label}</option> }).collect_view()}
+                        {move || {
+                            unused()
+                                .into_iter()
+                                .map(|f| view! { <option value=f.key.to_string()>{f.label.to_string()}</option> })
+                                .collect_view()
+                        }}
                     </select>
                     <button
                         type="button"
@@ -461,24 +523,26 @@ fn FieldPalette(add_row: Callback<String>) -> impl IntoView {
                     unused()
                         .into_iter()
                         .map(|f| {
-                            let key = f.key;
+                            let key = f.key.to_string();
+                            let drag_key = key.clone();
                             view! {
                                 <li
                                     class="palette__item"
                                     draggable="true"
                                     data-field=key
-                                    title=f.help
+                                    title=f.help.to_string()
                                     on:dragstart=move |ev: leptos::ev::DragEvent| {
                                         if let Some(data) = ev.data_transfer() {
-                                            let _ = data.set_data(FIELD_MIME, key);
+                                            let _ = data.set_data(FIELD_MIME, &drag_key);
                                             data.set_effect_allowed("copy");
                                         }
                                     }
                                 >
-                                    <span class="palette__name">{f.label}</span>
+                                    <span class="palette__name">{f.label.to_string()}</span>
                                     <span class="palette__meta">
                                         {f.kind.label()}
                                         {f.max_len.map(|m| format!(" · max {m}"))}
+                                        {f.required.then_some(" · required")}
                                     </span>
                                 </li>
                             }
@@ -658,7 +722,9 @@ fn SaveBar(errors: Memo<Vec<RowError>>) -> impl IntoView {
         test.value().get().map(|result| match result {
             Ok(TestOutcome::Created { ticket_id, organization, summary, .. }) => view! {
                 <div class="notice notice--success" role="status">
-                    <strong>{format!("Saved. Test ticket #{ticket_id} created in ConnectWise")}</strong>
+                    <strong>
+                        {format!("Saved. Test ticket #{ticket_id} created in {}", wizard.system().short_label())}
+                    </strong>
                     {format!(" for {organization}: “{summary}”.")}
                     " "
                     <a href="/integrations">"Back to Integrations"</a>
@@ -725,6 +791,7 @@ mod tests {
         LookupItem { id, name: name.to_owned() }
     }
 
+    #[cfg(feature = "ssr")]
     #[test]
     fn switching_the_board_leaves_the_old_boards_choices_stale() {
         let lookups = Lookups {
@@ -737,17 +804,26 @@ mod tests {
         let rows = |board: &str| {
             vec![MappingRow::new("board", board), MappingRow::new("status", "11"), MappingRow::new("type", "31")]
         };
-        assert!(stale_dependents(&rows("1"), &lookups).is_empty());
-        assert_eq!(options("status", &lookups, &rows("2")), vec![item(21, "Open")]);
-        let stale = stale_dependents(&rows("2"), &lookups);
+        let catalog = crate::connectwise::catalog::catalog();
+        assert!(stale_dependents(&catalog, &rows("1"), &lookups).is_empty());
+        let status = catalog.field("status").expect("status");
+        assert_eq!(options(status, &lookups, &rows("2")), vec![item(21, "Open")]);
+        let stale = stale_dependents(&catalog, &rows("2"), &lookups);
         assert_eq!(stale.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(
-            reset_sentence(&["Status", "Type"], "Board", "Security"),
+            reset_sentence(&["Status", "Type"], "Board", "Security", "ConnectWise"),
             "Status and Type were reset: they are not on the board \"Security\". Choose again, or leave \
              ConnectWise's default."
         );
-        assert!(reset_sentence(&["Item"], "Board", "X").starts_with("Item was reset: it is not"));
+        assert!(reset_sentence(&["Item"], "Board", "X", "ConnectWise").starts_with("Item was reset: it is not"));
+        assert_eq!(
+            reset_sentence(&["Sub-issue type"], "Issue type", "Security", "Autotask"),
+            "Sub-issue type was reset: it is not of the issue type \"Security\". Choose again, or leave Autotask's \
+             default."
+        );
         // A board whose lists are not loaded yet resets nothing.
-        assert!(stale_dependents(&rows("3"), &lookups).is_empty());
+        assert!(stale_dependents(&catalog, &rows("3"), &lookups).is_empty());
+        assert_eq!(parents(Some(&catalog), &rows("2")), vec![("board".to_owned(), 2)]);
+        assert_eq!(parents(None, &rows("2")).len(), 3, "before the catalog, every choice");
     }
 }

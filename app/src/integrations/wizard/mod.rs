@@ -9,13 +9,20 @@ use leptos_router::components::Redirect;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use serde::{Deserialize, Serialize};
 
-use super::{IntegrationInput, get_integration};
-use crate::mapping::{Lookups, RowError};
+use super::{IntegrationInput, System, get_integration};
+use crate::mapping::{Catalog, Lookups, RowError};
 use crate::ui::ErrorNotice;
 
-/// The wizard's pages, in order.
-pub const STEPS: &[&str] =
-    &["Ticketing system", "Integration name", "ConnectWise information", "Organizations", "Ticket fields"];
+/// The wizard's pages, in order; step 3 is named after the chosen system (see [`step_label`]).
+pub const STEPS: &[&str] = &["Ticketing system", "Integration name", "Connection", "Organizations", "Ticket fields"];
+
+/// A step's label: "ConnectWise information", "Autotask information" for step 3.
+pub fn step_label(index: usize, system: System) -> String {
+    match index {
+        2 => format!("{} information", system.short_label()),
+        _ => STEPS.get(index).copied().unwrap_or_default().to_owned(),
+    }
+}
 
 /// Everything the wizard has gathered so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,13 +37,15 @@ pub struct Draft {
 }
 
 impl Default for Draft {
+    /// No mapping yet: step 5 starts it from the chosen system's catalog.
     fn default() -> Self {
-        Draft {
-            system_chosen: false,
-            input: IntegrationInput { mapping: crate::mapping::new_integration_rows(), ..Default::default() },
-            credentials_set: false,
-            saved_id: None,
-        }
+        Draft { system_chosen: false, input: IntegrationInput::default(), credentials_set: false, saved_id: None }
+    }
+}
+
+impl Draft {
+    pub fn system(&self) -> System {
+        self.input.system
     }
 }
 
@@ -50,7 +59,9 @@ pub struct Wizard {
     /// The id in the URL (None for a new integration): where the draft is kept.
     pub url_id: Option<i64>,
     pub lookups: RwSignal<Lookups>,
-    /// ConnectWise's field errors from the last test, shown on the mapping rows they name.
+    /// The chosen system's ticket fields, once the server sent them (editing: those saved with the integration).
+    pub catalog: RwSignal<Option<Catalog>>,
+    /// The PSA's field errors from the last test, shown on the mapping rows they name.
     pub remote_errors: RwSignal<Vec<RowError>>,
 }
 
@@ -83,6 +94,30 @@ impl Wizard {
     pub fn clear_storage(&self) {
         storage::remove(&self.storage_key());
     }
+
+    /// The chosen system, tracked.
+    pub fn system(&self) -> System {
+        self.draft.with(Draft::system)
+    }
+
+    /// Chooses a system for a new integration: what belongs to another system (its mapping, fields and lists)
+    /// is dropped.
+    pub fn choose_system(&self, system: System) {
+        let changed = self.draft.with_untracked(|d| d.input.system != system);
+        self.draft.update(|d| {
+            d.system_chosen = true;
+            if changed {
+                d.input.system = system;
+                d.input.mapping.clear();
+                d.input.request_budget = None;
+            }
+        });
+        if changed {
+            self.catalog.set(None);
+            self.lookups.set(Lookups::default());
+            self.remote_errors.set(Vec::new());
+        }
+    }
 }
 
 /// `/integrations/new/:step` and `/integrations/:id/edit/:step`.
@@ -114,23 +149,33 @@ pub fn WizardPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let settings = settings.await?;
                     let mut draft = Draft::default();
+                    let mut catalog = None;
                     if let Some(s) = settings {
+                        catalog = s.catalog;
                         draft = Draft {
                             system_chosen: true,
                             input: IntegrationInput {
+                                system: s.system,
                                 name: s.name,
                                 site: s.site,
                                 company_id: s.company_id,
                                 auth_kind: s.auth_kind,
                                 mapping: s.mapping,
                                 request_budget: s.request_budget,
+                                autotask: crate::integrations::AutotaskInput {
+                                    username: s.autotask_username,
+                                    dedupe_udf: s.dedupe_udf,
+                                    ..Default::default()
+                                },
                                 ..Default::default()
                             },
                             credentials_set: s.credentials_set,
                             saved_id: None,
                         };
                     }
-                    Ok::<_, crate::error::AppError>(view! { <WizardBody initial=draft id=id.get_untracked() step/> })
+                    Ok::<_, crate::error::AppError>(
+                        view! { <WizardBody initial=draft catalog id=id.get_untracked() step/> },
+                    )
                 })}
             </ErrorBoundary>
         </Transition>
@@ -140,6 +185,7 @@ pub fn WizardPage() -> impl IntoView {
 #[component]
 fn WizardBody(
     initial: Draft,
+    catalog: Option<Catalog>,
     id: Option<i64>,
     step: impl Fn() -> Option<usize> + Send + Sync + Copy + 'static,
 ) -> impl IntoView {
@@ -148,6 +194,7 @@ fn WizardBody(
         id: RwSignal::new(id),
         url_id: id,
         lookups: RwSignal::new(Lookups::default()),
+        catalog: RwSignal::new(catalog),
         remote_errors: RwSignal::new(Vec::new()),
     };
     provide_context(wizard);
@@ -167,6 +214,8 @@ fn WizardBody(
             kept.input.public_key.clear();
             kept.input.private_key.clear();
             kept.input.password.clear();
+            kept.input.autotask.secret.clear();
+            kept.input.autotask.integration_code.clear();
             storage::save(&wizard.storage_key(), &kept);
         }
         wizard.draft.track();
@@ -177,7 +226,14 @@ fn WizardBody(
             <div>
                 <h1>{if id.is_some() { "Edit integration" } else { "Add an integration" }}</h1>
                 <p class="page-header__lead">
-                    "Connect ConnectWise Manage so every new compromise of your organizations becomes a service ticket."
+                    {move || match wizard.draft.with(|d| d.system_chosen.then_some(d.input.system)) {
+                        Some(system) => format!(
+                            "Connect {} so every new compromise of your organizations becomes a ticket.",
+                            system.label(),
+                        ),
+                        None => "Connect your PSA so every new compromise of your organizations becomes a ticket."
+                            .to_owned(),
+                    }}
                 </p>
             </div>
         </div>
@@ -206,13 +262,15 @@ fn WizardBody(
 
 #[component]
 fn StepIndicator(step: usize) -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
     view! {
         <nav class="stepper" aria-label="Wizard steps">
             <ol>
                 {STEPS
                     .iter()
                     .enumerate()
-                    .map(|(index, label)| {
+                    .map(|(index, _)| {
+                        let label = move || step_label(index, wizard.system());
                         let number = index + 1;
                         let class = if number == step {
                             "stepper__step stepper__step--current"
@@ -224,7 +282,7 @@ fn StepIndicator(step: usize) -> impl IntoView {
                         view! {
                             <li class=class aria-current=(number == step).then_some("step")>
                                 <span class="stepper__number">{number}</span>
-                                <span class="stepper__label">{*label}</span>
+                                <span class="stepper__label">{label}</span>
                             </li>
                         }
                     })

@@ -1,37 +1,52 @@
-//! Steps 1–4: ticketing system, name, ConnectWise information, organizations and companies.
+//! Steps 1–4: ticketing system, name, the system's connection, organizations and companies.
 
 use leptos::prelude::*;
 
 use super::{StepNav, StepTitle, Wizard};
 use crate::connectwise_site::{SiteMode, validate_company_id, validate_site};
 use crate::integrations::wizard_api::{MatchCompanies, TestConnection};
-use crate::integrations::{AuthKind, BudgetWindow, RequestBudgetInput, name_key, validate_name};
+use crate::integrations::{AuthKind, BudgetWindow, RequestBudgetInput, System, name_key, validate_name};
 use crate::organizations::RenameOrganization;
 
 /// Systems shown as coming later; not selectable.
-const COMING_SOON: &[&str] = &["Autotask", "Kaseya BMS", "HaloPSA", "Jira Service Management", "ServiceNow"];
+const COMING_SOON: &[&str] = &["Kaseya BMS", "HaloPSA", "Jira Service Management", "ServiceNow"];
 
 #[component]
 pub fn SystemStep() -> impl IntoView {
     let wizard = expect_context::<Wizard>();
-    let chosen = move || wizard.draft.with(|d| d.system_chosen);
-    let next =
-        Callback::new(move |()| if chosen() { Ok(()) } else { Err("Choose ConnectWise to continue.".to_string()) });
+    let chosen = move || wizard.draft.with(|d| d.system_chosen.then_some(d.input.system));
+    // A saved integration keeps its system: its mapping and secrets belong to it.
+    let editing = wizard.url_id.is_some();
+    let next = Callback::new(move |()| {
+        if chosen().is_some() { Ok(()) } else { Err("Choose a ticketing system to continue.".to_string()) }
+    });
     view! {
         <StepTitle number=1>"Select your ticketing system"</StepTitle>
+        {editing.then(|| view! {
+            <p class="muted">"A saved integration keeps its ticketing system; add a new integration for another one."</p>
+        })}
         <fieldset class="system-choices">
             <legend class="visually-hidden">"Ticketing system"</legend>
-            <label class="system-card">
-                <input
-                    type="radio"
-                    name="system"
-                    value="connectwise"
-                    prop:checked=chosen
-                    on:change=move |_| wizard.draft.update(|d| d.system_chosen = true)
-                />
-                <span class="system-card__name">"ConnectWise"</span>
-                <span class="system-card__note">"ConnectWise Manage (ConnectWise PSA) service tickets"</span>
-            </label>
+            {System::ALL
+                .iter()
+                .map(|&system| {
+                    let locked = move || editing && chosen() != Some(system);
+                    view! {
+                        <label class="system-card" class:system-card--disabled=locked>
+                            <input
+                                type="radio"
+                                name="system"
+                                value=system.as_db()
+                                prop:checked=move || chosen() == Some(system)
+                                disabled=locked
+                                on:change=move |_| wizard.choose_system(system)
+                            />
+                            <span class="system-card__name">{system.short_label()}</span>
+                            <span class="system-card__note">{system.description()}</span>
+                        </label>
+                    }
+                })
+                .collect_view()}
             {COMING_SOON
                 .iter()
                 .map(|name| {
@@ -70,8 +85,13 @@ pub fn NameStep() -> impl IntoView {
     view! {
         <StepTitle number=2>"Integration name"</StepTitle>
         <p class="muted">
-            "A name you will recognise in the Integrations table, e.g. the ConnectWise site it sends to. "
-            "You can add several ConnectWise integrations, one per site for instance."
+            {move || {
+                let system = wizard.system().short_label();
+                format!(
+                    "A name you will recognise in the Integrations table, e.g. the {system} account it sends to. You \
+                     can add several {system} integrations, one per account for instance."
+                )
+            }}
         </p>
         <div class="field field--narrow">
             <label for="integration-name">"Integration name"</label>
@@ -88,14 +108,24 @@ pub fn NameStep() -> impl IntoView {
     }
 }
 
-/// The site checks the browser can make; the server checks again, with the production rules when they apply.
+/// The checks the browser can make; the server checks again, with the production rules when they apply.
 fn check_connection_fields(wizard: &Wizard) -> Result<(), String> {
     let (input, credentials_set) = wizard.draft.with(|d| (d.input.clone(), d.credentials_set));
-    validate_site(&input.site, SiteMode::Dev).map_err(|e| e.to_string())?;
-    validate_company_id(&input.company_id).map_err(|e| e.to_string())?;
     if let Some(budget) = &input.request_budget {
         budget.validate()?;
     }
+    if input.system == System::Autotask {
+        let at = &input.autotask;
+        if at.username.trim().is_empty() {
+            return Err("Enter the Autotask API user's name.".into());
+        }
+        if (at.secret.is_empty() || at.integration_code.trim().is_empty()) && !credentials_set {
+            return Err("Enter the API user's secret and its API tracking identifier.".into());
+        }
+        return Ok(());
+    }
+    validate_site(&input.site, SiteMode::Dev).map_err(|e| e.to_string())?;
+    validate_company_id(&input.company_id).map_err(|e| e.to_string())?;
     let missing = match input.auth_kind {
         AuthKind::ApiKeys => input.public_key.trim().is_empty() || input.private_key.trim().is_empty(),
         AuthKind::Integrator => input.username.trim().is_empty() || input.password.is_empty(),
@@ -136,14 +166,11 @@ fn DraftInput(
     }
 }
 
+/// "Test connection", its outcome, and the checks made before it is sent.
 #[component]
-pub fn ConnectionStep() -> impl IntoView {
+fn TestConnectionButton() -> impl IntoView {
     let wizard = expect_context::<Wizard>();
     let test = ServerAction::<TestConnection>::new();
-    let auth = move || wizard.draft.with(|d| d.input.auth_kind);
-    let stored = Signal::derive(move || {
-        if wizard.draft.with(|d| d.credentials_set) { "Stored: leave blank to keep".to_string() } else { String::new() }
-    });
     let result = move || {
         test.value().get().map(|outcome| match outcome {
             Ok(message) => view! { <p class="notice notice--success" role="status">{message}</p> }.into_any(),
@@ -158,9 +185,100 @@ pub fn ConnectionStep() -> impl IntoView {
         }
         Err(message) => check_error.set(Some(message)),
     };
+    view! {
+        <div>
+            <button type="button" class="button" on:click=run_test disabled=move || test.pending().get()>
+                {move || if test.pending().get() { "Testing…" } else { "Test connection" }}
+            </button>
+        </div>
+        {move || check_error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+        {result}
+    }
+}
+
+/// "Stored: leave blank to keep" once the secrets are stored on the server.
+fn stored_placeholder(wizard: Wizard) -> Signal<String> {
+    Signal::derive(move || {
+        if wizard.draft.with(|d| d.credentials_set) { "Stored: leave blank to keep".to_string() } else { String::new() }
+    })
+}
+
+#[component]
+pub fn ConnectionStep() -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
     let next = Callback::new(move |()| check_connection_fields(&wizard));
     view! {
-        <StepTitle number=3>"ConnectWise information"</StepTitle>
+        <StepTitle number=3>{move || format!("{} information", wizard.system().short_label())}</StepTitle>
+        {move || match wizard.system() {
+            System::ConnectWise => view! { <ConnectWiseForm/> }.into_any(),
+            System::Autotask => view! { <AutotaskForm/> }.into_any(),
+        }}
+        <StepNav number=3 next/>
+    }
+}
+
+#[component]
+fn AutotaskForm() -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
+    let stored = stored_placeholder(wizard);
+    view! {
+        <div class="wizard__columns">
+            <div class="form">
+                <DraftInput
+                    id="at-username"
+                    label="API user"
+                    get=|i| i.autotask.username.clone()
+                    set=|i, v| i.autotask.username = v
+                    placeholder=Signal::derive(|| "dwid-api@yourmsp.com".to_string())
+                />
+                <DraftInput id="at-secret" label="Secret" kind="password" get=|i| i.autotask.secret.clone() set=|i, v| i.autotask.secret = v placeholder=stored/>
+                <DraftInput
+                    id="at-integration-code"
+                    label="API tracking identifier"
+                    kind="password"
+                    get=|i| i.autotask.integration_code.clone()
+                    set=|i, v| i.autotask.integration_code = v
+                    placeholder=stored
+                />
+                <DraftInput
+                    id="at-dedupe-udf"
+                    label="Reference field (ticket user-defined field)"
+                    get=|i| i.autotask.dedupe_udf.clone()
+                    set=|i, v| i.autotask.dedupe_udf = v
+                    placeholder=Signal::derive(|| crate::integrations::DEFAULT_DEDUPE_UDF.to_string())
+                />
+                <TestConnectionButton/>
+                <RequestBudgetSetting/>
+            </div>
+            <aside class="advice" aria-label="Advice">
+                <h3>"Create an API user"</h3>
+                <p>
+                    "In Autotask, go to Admin › Resources (Users) and add a resource of license type API User for "
+                    "Dark Web ID. Give it a security level that can read companies and add and read tickets, and "
+                    "under API Tracking Identifier choose Custom (Internal Integration) and enter a name. Copy its "
+                    "username, secret and tracking identifier here."
+                </p>
+                <h3>"Add the reference field"</h3>
+                <p>
+                    "Under Admin › Features & Settings › Service Desk (Tickets) › Ticket User-Defined Fields, add a "
+                    "Text field named “DWID Reference” (or the name you enter above). Dark Web ID writes each "
+                    "ticket's reference there, so a delivery that is retried never creates a second ticket."
+                </p>
+                <p class="muted">
+                    "The zone of your Autotask database is found from the API user. The secret and tracking "
+                    "identifier are encrypted when saved and never shown again."
+                </p>
+            </aside>
+        </div>
+    }
+}
+
+#[component]
+fn ConnectWiseForm() -> impl IntoView {
+    let wizard = expect_context::<Wizard>();
+    let auth = move || wizard.draft.with(|d| d.input.auth_kind);
+    let stored = stored_placeholder(wizard);
+    view! {
         <div class="wizard__columns">
             <div class="form">
                 <DraftInput
@@ -204,13 +322,7 @@ pub fn ConnectionStep() -> impl IntoView {
                     }
                         .into_any(),
                 }}
-                <div>
-                    <button type="button" class="button" on:click=run_test disabled=move || test.pending().get()>
-                        {move || if test.pending().get() { "Testing…" } else { "Test connection" }}
-                    </button>
-                </div>
-                {move || check_error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
-                {result}
+                <TestConnectionButton/>
                 <RequestBudgetSetting/>
             </div>
             <aside class="advice" aria-label="Advice">
@@ -230,12 +342,16 @@ pub fn ConnectionStep() -> impl IntoView {
                 </p>
             </aside>
         </div>
-        <StepNav number=3 next/>
     }
 }
 
-/// The ConnectWise default, as the wizard names it (the server's `ticketing::default_budget`).
-const DEFAULT_BUDGET: RequestBudgetInput = RequestBudgetInput { requests: 1_000, window: BudgetWindow::Minute };
+/// Each system's default, as the wizard names it (the server's `ticketing::default_budget`).
+fn default_budget(system: System) -> RequestBudgetInput {
+    match system {
+        System::ConnectWise => RequestBudgetInput { requests: 1_000, window: BudgetWindow::Minute },
+        System::Autotask => RequestBudgetInput { requests: 5_000, window: BudgetWindow::Hour },
+    }
+}
 
 /// "Advanced settings": the PSA account's request budget, the default or the partner's own.
 #[component]
@@ -251,7 +367,7 @@ fn RequestBudgetSetting() -> impl IntoView {
                     <input
                         id="budget-requests"
                         type="number"
-                        min="1"
+                        min=crate::integrations::MIN_BUDGET_REQUESTS
                         max=crate::integrations::MAX_BUDGET_REQUESTS
                         inputmode="numeric"
                         aria-label="Requests"
@@ -283,9 +399,18 @@ fn RequestBudgetSetting() -> impl IntoView {
             <fieldset class="radio-group">
                 <legend>"Request budget"</legend>
                 <p class="muted">
-                    "Every request Dark Web ID sends to this ConnectWise account, from all of its servers together, "
-                    "counts against this budget. When it is used up, tickets wait until it refills, so your other "
-                    "integrations keep their share of ConnectWise's limits."
+                    {move || {
+                        let system = wizard.system().short_label();
+                        format!(
+                            "Every request Dark Web ID sends to this {system} account, from all of its servers \
+                             together, counts against this budget. When it is used up, tickets wait until it \
+                             refills, so your other integrations keep their share of {system}'s limits."
+                        )
+                    }}
+                    {move || (wizard.system() == System::Autotask).then_some(
+                        " Autotask suspends a database's API access for the rest of the hour once all of its \
+                         integrations together pass 10,000 requests.",
+                    )}
                 </p>
                 <label class="radio">
                     <input
@@ -294,14 +419,21 @@ fn RequestBudgetSetting() -> impl IntoView {
                         prop:checked=move || budget().is_none()
                         on:change=move |_| set(None)
                     />
-                    "Default: 1,000 requests per minute"
+                    {move || {
+                        let budget = default_budget(wizard.system());
+                        format!(
+                            "Default: {} requests per {}",
+                            crate::numbers::thousands(u64::from(budget.requests)),
+                            budget.window.label()
+                        )
+                    }}
                 </label>
                 <label class="radio">
                     <input
                         type="radio"
                         name="budget"
                         prop:checked=move || budget().is_some()
-                        on:change=move |_| set(Some(DEFAULT_BUDGET))
+                        on:change=move |_| set(Some(default_budget(wizard.system())))
                     />
                     "Custom"
                 </label>
@@ -327,16 +459,17 @@ pub fn OrganizationsStep() -> impl IntoView {
         matching.value().get().map(|result| match result {
             Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
             Ok(list) => {
+                let system = wizard.system().short_label().to_owned();
                 let unmatched = list.iter().filter(|m| m.company.is_none()).count();
                 view! {
                     <p class=if unmatched == 0 { "notice notice--success" } else { "notice notice--warning" } role="status">
                         {if unmatched == 0 {
-                            "Every organization matches a ConnectWise company.".to_string()
+                            format!("Every organization matches {} company.", with_article(&system))
                         } else {
                             let (noun, verb, owner) =
                                 if unmatched == 1 { ("organization", "matches", "its") } else { ("organizations", "match", "their") };
                             format!(
-                                "{unmatched} {noun} {verb} no ConnectWise company exactly: {owner} compromises cannot become tickets until the names match."
+                                "{unmatched} {noun} {verb} no {system} company exactly: {owner} compromises cannot become tickets until the names match."
                             )
                         }}
                     </p>
@@ -344,7 +477,7 @@ pub fn OrganizationsStep() -> impl IntoView {
                         <thead>
                             <tr>
                                 <th scope="col">"Organization"</th>
-                                <th scope="col">"ConnectWise company"</th>
+                                <th scope="col">{format!("{system} company")}</th>
                             </tr>
                         </thead>
                         <tbody>
@@ -406,16 +539,29 @@ pub fn OrganizationsStep() -> impl IntoView {
         _ => None,
     };
     view! {
-        <StepTitle number=4>"Organizations and ConnectWise companies"</StepTitle>
+        <StepTitle number=4>
+            {move || format!("Organizations and {} companies", wizard.system().short_label())}
+        </StepTitle>
         <p class="muted">
-            "A ticket is created in the ConnectWise company whose name is exactly the organization's name. "
-            "Check every organization has one."
+            {move || format!(
+                "A ticket is created in the {} company whose name is exactly the organization's name. Check every \
+                 organization has one.",
+                wizard.system().short_label(),
+            )}
         </p>
         <Show when=move || matching.pending().get()>
-            <p class="muted" role="status">"Looking up your ConnectWise companies…"</p>
+            <p class="muted" role="status">
+                {move || format!("Looking up your {} companies…", wizard.system().short_label())}
+            </p>
         </Show>
         {rename_error}
         {rows}
         <StepNav number=4/>
     }
+}
+
+/// "a ConnectWise", "an Autotask".
+fn with_article(name: &str) -> String {
+    let vowel = name.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
+    format!("{} {name}", if vowel { "an" } else { "a" })
 }
