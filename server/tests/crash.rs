@@ -142,8 +142,8 @@ impl Psa {
 
     fn ticket_count(&self) -> u64 {
         match self {
-            Psa::ConnectWise(sb) => sb.ticket_count(),
-            Psa::Autotask(sb) => sb.ticket_count() as u64,
+            Psa::ConnectWise(sb) => sb.sandbox.ticket_count(),
+            Psa::Autotask(sb) => sb.sandbox.ticket_count() as u64,
         }
     }
 

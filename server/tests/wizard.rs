@@ -119,7 +119,8 @@ async fn wizard_calls_answer_with_a_sentence_when_the_budget_is_spent() {
     form["request_budget"] = json!({ "requests": 10, "window": "Hour" });
     let id = save(&h, &cookie, form.clone()).await;
     let form = blank_secrets(form);
-    for _ in 0..10 {
+    // Saving tried the keys: one request of the ten.
+    for _ in 0..9 {
         let (status, body) = call(&h, "test_connection", json!({ "id": id, "input": form }), &cookie).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -185,7 +186,8 @@ async fn another_partner_cannot_spend_an_accounts_budget() {
         let (status, _) = call(&h, "test_connection", json!({ "id": null, "input": guess }), &intruder).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
     }
-    for _ in 0..10 {
+    // Saving tried the keys: one request of the owner's ten.
+    for _ in 0..9 {
         let (status, body) =
             call(&h, "test_connection", json!({ "id": id, "input": blank_secrets(form.clone()) }), &owner).await;
         assert_eq!(status, StatusCode::OK, "the owner's budget is untouched: {body}");
@@ -830,4 +832,32 @@ async fn wizard_psa_calls_are_limited_per_partner() {
     assert_eq!(sb.sandbox.stats().1, sent, "nothing was sent");
     let (status, body) = call(&h, "test_connection", json!({ "id": null, "input": form }), &other).await;
     assert_eq!(status, StatusCode::OK, "another partner is not limited: {body}");
+}
+
+/// Credentials are tried before they are saved: keys or a secret the PSA refuses are not stored (so nobody can save
+/// another MSP's account with guessed secrets and have the delivery worker try them), and an Autotask integration
+/// moved to another API user does not keep the fields read for the first one.
+#[tokio::test]
+async fn credentials_the_psa_refuses_are_not_saved() {
+    let sb = start_sandbox().await;
+    let at = start_autotask().await;
+    let url = at.url();
+    let h = harness(&[("AUTOTASK_ZONE_DISCOVERY_URL", &url)]).await;
+    let (partner, cookie) = signed_in(&h, "owner@example.com").await;
+
+    let mut guessed = input(&sb, "Someone else's CW");
+    guessed["private_key"] = json!("a-guess");
+    let (status, body) = save_integration(&h, &cookie, None, guessed).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(app_error(&body).to_string().ends_with("Nothing was saved: correct the connection in step 3."), "{body}");
+    assert_eq!(app::integrations::store::count(&h.state.db, partner).await.expect("count"), 0);
+
+    let id = save(&h, &cookie, autotask_input("Autotask desk")).await;
+    let before = app::integrations::store::get(&h.state.db, partner, id).await.expect("stored");
+    let mut moved = autotask_input("Autotask desk");
+    moved["autotask"]["username"] = json!("victim@othermsp.example");
+    moved["autotask"]["secret"] = json!("a-guess");
+    let (status, body) = save_integration(&h, &cookie, Some(id), moved).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(app::integrations::store::get(&h.state.db, partner, id).await.expect("stored"), before);
 }

@@ -33,6 +33,20 @@ pub const UDF_PREFIX: &str = "udf:";
 /// Strings longer than this are edited as long text.
 const LONG_TEXT_FROM: usize = 256;
 
+/// The most user-defined fields offered, and picklist values kept per field. Real sites stay far below both; an
+/// answer beyond them (a misbehaving or hostile zone) is cut rather than stored with the integration and sent to the
+/// browser whole.
+pub const MAX_UDFS: usize = 200;
+pub const MAX_PICKLIST_VALUES: usize = 2_000;
+/// Picklist values kept over all fields together (what the wizard's lists carry to the browser).
+pub const MAX_TOTAL_VALUES: usize = 20_000;
+/// Labels and names longer than this are cut (Autotask's own are at most 128).
+const MAX_LABEL_CHARS: usize = 200;
+
+fn bounded(text: &str) -> String {
+    text.chars().take(MAX_LABEL_CHARS).collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AtFieldKind {
     Text,
@@ -157,15 +171,19 @@ fn field(key: String, label: String, info: &FieldInfo, required: bool, parent: O
         }
         _ => None,
     };
+    let mut seen = std::collections::HashSet::new();
     let choices = info
         .picklist_values
         .iter()
         .flatten()
         .filter(|v| v.is_active)
+        // One entry per id: a value listed twice would be offered twice.
+        .filter(|v| as_id(&v.value).is_some_and(|id| seen.insert(id)))
+        .take(MAX_PICKLIST_VALUES)
         .filter_map(|v| {
             Some(AtChoice {
                 id: as_id(&v.value)?,
-                name: v.label.clone(),
+                name: bounded(&v.label),
                 parent: v.parent_value.as_ref().and_then(as_id),
                 is_default: v.is_default_value,
             })
@@ -183,18 +201,34 @@ pub fn build_catalog(fields: &[FieldInfo], udfs: &[FieldInfo], dedupe_udf: &str)
         // The field information marks queueID optional, yet Autotask refuses a ticket with neither a queue nor both
         // a primary resource and role; the dashboard sets no resource, so the queue is required here.
         let required = info.is_required || *key == "queueID";
+        // Only another standard field can be a parent (whatever else an answer names is ignored).
         let parent = info
             .picklist_parent_value_field
             .as_deref()
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| STANDARD_FIELDS.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)).map_or(p, |(k, _)| k))
+            .and_then(|p| STANDARD_FIELDS.iter().find(|(k, _)| k.eq_ignore_ascii_case(p.trim())))
+            .map(|(k, _)| *k)
+            .filter(|k| k != key)
             .map(str::to_string)
             .or_else(|| (*key == "subIssueType").then(|| "issueType".to_string()));
         out.push(field((*key).to_string(), (*label).to_string(), info, required, parent));
     }
-    for info in udfs.iter().filter(|u| !u.name.trim().eq_ignore_ascii_case(dedupe_udf.trim())) {
+    let mut seen = std::collections::HashSet::new();
+    let offered = udfs
+        .iter()
+        .filter(|u| !u.name.trim().eq_ignore_ascii_case(dedupe_udf.trim()))
+        // A name twice would be two rows for one field.
+        .filter(|u| seen.insert(u.name.clone()))
+        .filter(|u| !u.name.trim().is_empty() && u.name.chars().count() <= MAX_LABEL_CHARS)
+        .take(MAX_UDFS);
+    for info in offered {
         let label = info.label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| info.name.clone());
-        out.push(field(format!("{UDF_PREFIX}{}", info.name), label, info, info.is_required, None));
+        out.push(field(format!("{UDF_PREFIX}{}", info.name), bounded(&label), info, info.is_required, None));
+    }
+    // Over the total, later fields' lists are cut (standard fields come first).
+    let mut budget = MAX_TOTAL_VALUES;
+    for field in &mut out {
+        field.choices.truncate(budget);
+        budget -= field.choices.len();
     }
     AtFieldCatalog { fields: out }
 }
@@ -327,5 +361,65 @@ mod tests {
         assert_eq!(catalog.get("dueDateTime").expect("due").kind, AtFieldKind::Date);
         let tier = catalog.get("udf:Customer Tier").expect("udf");
         assert_eq!((tier.kind, tier.required, tier.choices.len()), (AtFieldKind::PickList, true, 1));
+    }
+
+    #[test]
+    fn the_mapping_catalog_marks_required_lists_and_reserves_the_reference_field() {
+        use crate::mapping::{Compromise, MappingRow};
+        let fields = infos(json!({"fields": [
+            {"name": "title", "dataType": "string", "length": 255, "isRequired": true},
+            {"name": "description", "dataType": "string", "length": 8000},
+            {"name": "queueID", "dataType": "integer", "isPickList": true, "picklistValues": [
+                {"value": "5", "label": "Client Portal", "isActive": true}]},
+        ]}));
+        let udfs = infos(json!({"fields": [
+            {"name": "DWID Reference", "dataType": "string", "length": 100},
+            {"name": "Risk Score", "dataType": "integer"},
+        ]}));
+        let catalog = mapping_catalog(&build_catalog(&fields, &udfs, "DWID Reference"), "DWID Reference");
+        let row = |f: &str, v: &str| MappingRow::new(f, v);
+        let base = vec![row("title", "DWID: [compromise]"), row("companyID", "")];
+        let messages = |rows: &[MappingRow]| -> Vec<String> {
+            catalog.validate(rows, None).into_iter().map(|e| e.message).collect()
+        };
+        assert_eq!(messages(&base), ["Add a Queue row: Autotask requires a queue on every ticket."]);
+        let mut rows = base.clone();
+        rows.push(row("queueID", ""));
+        assert_eq!(messages(&rows), ["Choose a queue: Autotask requires one on every ticket."]);
+        rows[2].value = "5".into();
+        assert!(messages(&rows).is_empty());
+        rows.push(row("udf:DWID Reference", "x"));
+        assert_eq!(
+            messages(&rows),
+            [
+                "\"DWID Reference\" (the field Dark Web ID keeps its reference in) is set by Dark Web ID on every ticket \
+              (to avoid duplicate tickets) and cannot be mapped; remove this row."
+            ]
+        );
+        rows.pop();
+        rows.push(row("udf:Risk Score", "high"));
+        assert_eq!(messages(&rows), ["Risk Score takes a number, such as 3 or 2.5."]);
+        rows.last_mut().expect("row").value = "3".into();
+        let ticket = catalog.build_ticket(&rows, &Compromise::sample(), 42, "dwid:x/1").expect("ticket");
+        assert_eq!(ticket.fields["udf:Risk Score"], json!("3"));
+        assert_eq!(ticket.fields["queueID"], json!(5));
+        assert_eq!(catalog.title_of(&ticket), "DWID: jane.doe@acme-corp.example");
+        // A new integration starts with the title, description, company and the standard lists.
+        let keys: Vec<String> = catalog.new_integration_rows().into_iter().map(|r| r.field).collect();
+        assert_eq!(keys, ["title", "description", "companyID", "queueID"]);
+    }
+
+    #[test]
+    fn an_oversized_answer_is_cut() {
+        let values: Vec<Value> =
+            (0..5_000).map(|i| json!({"value": i.to_string(), "label": "x".repeat(1_000), "isActive": true})).collect();
+        let fields = infos(json!({"fields": [{"name": "queueID", "isPickList": true, "picklistValues": values}]}));
+        let udfs: Vec<Value> = (0..1_000).map(|i| json!({"name": format!("UDF {i}"), "dataType": "string"})).collect();
+        let udfs = infos(json!({ "fields": udfs }));
+        let catalog = build_catalog(&fields, &udfs, "DWID Reference");
+        let queue = catalog.get("queueID").expect("queue");
+        assert_eq!(queue.choices.len(), MAX_PICKLIST_VALUES);
+        assert!(queue.choices.iter().all(|c| c.name.chars().count() == 200));
+        assert_eq!(catalog.fields.len(), 1 + MAX_UDFS);
     }
 }

@@ -21,6 +21,7 @@ pub mod sandbox;
 mod ticketing;
 pub mod zone;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -168,8 +169,9 @@ struct Inner {
     discovery: Url,
     /// Lower-case user name → zone.
     zones: Mutex<LruCache<String, (Instant, Arc<Zone>)>>,
-    /// (scope and tracking identifier, endpoint) → its thread slots.
-    threads: Mutex<LruCache<(String, String), Arc<Semaphore>>>,
+    /// (scope and tracking identifier, endpoint) → its thread slots. Entries in use are never dropped (a fresh
+    /// one would let more calls than Autotask allows run at once); idle ones go when the map is full.
+    threads: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
 }
 
 impl fmt::Debug for AtClient {
@@ -196,14 +198,13 @@ impl AtClient {
             .build()
             .map_err(|err| BuildError(err.to_string()))?;
         let zones = NonZeroUsize::new(ZONE_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
-        let threads = NonZeroUsize::new(THREAD_SLOT_ENTRIES).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
                 config,
                 discovery,
                 zones: Mutex::new(LruCache::new(zones)),
-                threads: Mutex::new(LruCache::new(threads)),
+                threads: Mutex::new(HashMap::new()),
             }),
             budgets: None,
         })
@@ -318,7 +319,13 @@ impl AtClient {
         let limit = self.inner.config.thread_limit.max(1);
         let key = (user.to_string(), endpoint.to_string());
         match self.inner.threads.lock() {
-            Ok(mut slots) => slots.get_or_insert(key, || Arc::new(Semaphore::new(limit))).clone(),
+            Ok(mut slots) => {
+                if slots.len() >= THREAD_SLOT_ENTRIES && !slots.contains_key(&key) {
+                    // Idle entries only: one held by a call in flight has another owner than the map.
+                    slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+                }
+                slots.entry(key).or_insert_with(|| Arc::new(Semaphore::new(limit))).clone()
+            }
             Err(_) => Arc::new(Semaphore::new(limit)),
         }
     }

@@ -118,7 +118,7 @@ impl RequestUse {
 }
 
 /// What the wizard saves. Blank secret fields keep the stored values when editing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct IntegrationInput {
     /// Fixed once saved.
     #[serde(default)]
@@ -139,6 +139,27 @@ pub struct IntegrationInput {
     /// Autotask: the API user, its secret and tracking identifier, and the dedupe field.
     #[serde(default)]
     pub autotask: AutotaskInput,
+}
+
+/// Secrets never reach a log through `{:?}`.
+impl std::fmt::Debug for IntegrationInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |secret: &str| if secret.is_empty() { "" } else { "***" };
+        f.debug_struct("IntegrationInput")
+            .field("system", &self.system)
+            .field("name", &self.name)
+            .field("site", &self.site)
+            .field("company_id", &self.company_id)
+            .field("auth_kind", &self.auth_kind)
+            .field("public_key", &self.public_key)
+            .field("private_key", &masked(&self.private_key))
+            .field("username", &self.username)
+            .field("password", &masked(&self.password))
+            .field("mapping", &self.mapping)
+            .field("request_budget", &self.request_budget)
+            .field("autotask", &self.autotask)
+            .finish()
+    }
 }
 
 /// Step 3 for Autotask. Blank secret and tracking identifier keep the stored ones (for the same API user).
@@ -351,6 +372,18 @@ mod tests {
         assert!(validate_name(&"ü".repeat(100)).is_ok());
         assert!(validate_name(&"ü".repeat(101)).is_err());
         assert_eq!(name_key("CW Prod"), name_key("cw prod"));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let mut input =
+            IntegrationInput { private_key: "cw-private".into(), password: "cw-password".into(), ..Default::default() };
+        input.autotask.secret = "at-secret".into();
+        input.autotask.integration_code = "at-code".into();
+        let shown = format!("{input:?}");
+        for secret in ["cw-private", "cw-password", "at-secret", "at-code"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]

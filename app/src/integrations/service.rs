@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::mapping::{Catalog, MappingRow};
 use crate::request_budget::{AccountKey, Budget, RequestBudgets};
 use crate::state::AppState;
-use crate::ticketing::{Connection, System, TicketingError};
+use crate::ticketing::{Connection, ErrorKind, System, TicketingError};
 
 use super::store::{self, IntegrationWrite, StoredIntegration};
 use super::{
@@ -475,25 +475,56 @@ struct Checked {
     account: Option<String>,
 }
 
+fn first_error(errors: Vec<crate::mapping::RowError>) -> Result<(), AppError> {
+    match errors.into_iter().next() {
+        Some(first) => Err(AppError::invalid(first.message)),
+        None => Ok(()),
+    }
+}
+
+/// Credentials that are new or changed are tried before they are saved: the PSA refusing them (unknown user, wrong
+/// secret, no permission, a missing reference field, a host the policy refuses) refuses the save, so that nobody
+/// can save someone else's account with guessed secrets and have the delivery worker try them. A PSA that cannot
+/// be reached does not stop the save (its health will show it).
+async fn verify_credentials(
+    state: &AppState,
+    partner_id: i64,
+    input: &IntegrationInput,
+    credentials: &PsaCredentials,
+) -> Result<(), AppError> {
+    let connection = connection_for(partner_id, credentials, input.request_budget);
+    let outcome = async { state.ticketing.session(&connection).await?.test_connection().await }.await;
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(err)
+            if matches!(
+                err.kind,
+                ErrorKind::Unauthorized | ErrorKind::Forbidden | ErrorKind::NotFound | ErrorKind::Refused
+            ) =>
+        {
+            Err(AppError::Psa(format!("{err} Nothing was saved: correct the connection in step 3.")))
+        }
+        Err(err) => {
+            tracing::warn!(partner_id, error = %err, "saving credentials the PSA could not check now");
+            Ok(())
+        }
+    }
+}
+
 /// Checks the mapping against the system's catalog. A system whose fields differ per account (Autotask) is asked
-/// for them (and its lists, so every chosen entry is checked too); if it cannot answer, an integration saved before
-/// with the same account keeps the fields read then, and the mapping is checked against those.
+/// for them (and its lists, so every chosen entry is checked too); if it cannot answer for a moment (a transient
+/// error or its limits) and the credentials are the saved ones, the fields read at the last save are used.
 async fn check_mapping(
     state: &AppState,
     partner_id: i64,
     input: &IntegrationInput,
     credentials: &PsaCredentials,
-    existing: Option<&StoredIntegration>,
+    saved: Option<&StoredIntegration>,
 ) -> Result<Checked, AppError> {
-    let first_error = |errors: Vec<crate::mapping::RowError>| match errors.into_iter().next() {
-        Some(first) => Err(AppError::invalid(first.message)),
-        None => Ok(()),
-    };
     if let Some(catalog) = state.ticketing.fixed_catalog(input.system) {
         first_error(catalog.validate(&input.mapping, None))?;
         return Ok(Checked { catalog: None, account: None });
     }
-    limit_psa_calls(state, partner_id).await?;
     let connection = connection_for(partner_id, credentials, input.request_budget);
     let read = async {
         let session = state.ticketing.session(&connection).await?;
@@ -507,7 +538,7 @@ async fn check_mapping(
             Ok(Checked { catalog: Some(fields.catalog), account: Some(account) })
         }
         Err(err) => {
-            let kept = existing.filter(|_| err.tells_of_the_psa()).and_then(|stored| {
+            let kept = saved.filter(|_| err.is_retryable()).and_then(|stored| {
                 let catalog: Catalog = serde_json::from_value(settings_value(stored).get("catalog")?.clone()).ok()?;
                 Some((catalog, autotask_settings(stored)?.account))
             });
@@ -524,6 +555,15 @@ async fn check_mapping(
     }
 }
 
+/// Whether a save counts against the partner's wizard PSA calls ([`limit_psa_calls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// When it calls the PSA itself (new or changed credentials, a system whose fields are read).
+    IfItCalls,
+    /// Always, once: the caller goes on to call the PSA ("Save and Submit a Test Compromise").
+    Always,
+}
+
 pub async fn save(
     state: &AppState,
     partner_id: i64,
@@ -531,14 +571,32 @@ pub async fn save(
     input: IntegrationInput,
     actor: &crate::activity::Actor,
 ) -> Result<i64, AppError> {
+    save_counted(state, partner_id, id, input, actor, Count::IfItCalls).await
+}
+
+/// [`save`], counting the PSA calls as `count` says.
+pub async fn save_counted(
+    state: &AppState,
+    partner_id: i64,
+    id: Option<i64>,
+    input: IntegrationInput,
+    actor: &crate::activity::Actor,
+    count: Count,
+) -> Result<i64, AppError> {
     let name = validate_name(&input.name).map_err(AppError::Invalid)?;
     let (credentials, saved) = credentials_for(state, partner_id, id, &input).await?;
-    let existing = match (id, saved) {
-        (_, Some(saved)) => Some(saved),
-        (Some(id), None) => Some(store::get(&state.db, partner_id, id).await?),
-        (None, None) => None,
-    };
-    let checked = check_mapping(state, partner_id, &input, &credentials, existing.as_ref()).await?;
+    let fixed = state.ticketing.fixed_catalog(input.system);
+    if let Some(catalog) = &fixed {
+        first_error(catalog.validate(&input.mapping, None))?;
+    }
+    let unchanged = saved.is_some();
+    if count == Count::Always || !unchanged || fixed.is_none() {
+        limit_psa_calls(state, partner_id).await?;
+    }
+    if !unchanged {
+        verify_credentials(state, partner_id, &input, &credentials).await?;
+    }
+    let checked = check_mapping(state, partner_id, &input, &credentials, saved.as_ref()).await?;
     let system = credentials.system();
     let sealed =
         state.secrets.seal(&credentials.sealed_json()?, &credentials_context(partner_id, system)).map_err(|err| {

@@ -126,9 +126,9 @@ pub async fn save_and_submit_test(
     input: IntegrationInput,
     actor: &Actor,
 ) -> Result<TestOutcome, AppError> {
-    service::limit_psa_calls(state, partner_id).await?;
     let mapping = input.mapping.clone();
-    let integration_id = service::save(state, partner_id, id, input, actor).await?;
+    // Counted once, by the save: the test ticket's calls belong to it.
+    let integration_id = service::save_counted(state, partner_id, id, input, actor, service::Count::Always).await?;
     // Saved: from here on every failure is answered with the integration's id, so the wizard carries on with it
     // (a retry updates it rather than trying to create it again).
     let outcome = match submit_saved(state, partner_id, integration_id, &mapping).await {

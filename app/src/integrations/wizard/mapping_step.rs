@@ -38,12 +38,20 @@ fn options(def: &FieldDef, lookups: &Lookups, rows: &[MappingRow]) -> Vec<Lookup
     }
 }
 
-/// The parents the server needs for dependent lists (the chosen board): with the catalog, the chosen ids of the
-/// fields some list depends on; before it, every chosen id (the server takes what it knows).
-fn parents(catalog: Option<&Catalog>, rows: &[MappingRow]) -> Vec<(String, i64)> {
+/// The parents whose dependent lists the server must still send (the chosen board, before its statuses are
+/// loaded): with the catalog, the chosen ids of fields some list depends on whose lists are not loaded yet (none
+/// for Autotask, which sends every list at once); before it, every chosen id (the server takes what it knows).
+fn parents(catalog: Option<&Catalog>, rows: &[MappingRow], lookups: &Lookups) -> Vec<(String, i64)> {
     rows.iter()
-        .filter(|row| catalog.is_none_or(|c| c.fields.iter().any(|f| f.parent.as_deref() == Some(row.field.as_str()))))
-        .filter_map(|row| Some((row.field.clone(), row.value.trim().parse().ok()?)))
+        .filter_map(|row| Some((row.field.clone(), row.value.trim().parse::<i64>().ok()?)))
+        .filter(|(key, id)| {
+            catalog.is_none_or(|c| {
+                c.fields
+                    .iter()
+                    .filter(|f| f.parent.as_deref() == Some(key.as_str()))
+                    .any(|f| lookups.loaded_choices(&f.key, *id).is_none())
+            })
+        })
         .collect()
 }
 
@@ -89,9 +97,10 @@ pub fn MappingStep() -> impl IntoView {
     let fetch = ServerAction::<FetchFields>::new();
     let rows = Memo::new(move |_| wizard.draft.with(|d| d.input.mapping.clone()));
     let system_name = move || wizard.system().short_label();
-    let parents = Memo::new(move |_| wizard.catalog.with(|c| rows.with(|r| parents(c.as_ref(), r))));
-    // The PSA's fields and lists, after hydration and whenever a parent choice (the board) changes to one whose
-    // lists are not asked for yet.
+    let parents =
+        Memo::new(move |_| wizard.catalog.with(|c| wizard.lookups.with(|l| rows.with(|r| parents(c.as_ref(), r, l)))));
+    // The PSA's fields and lists, after hydration, and again only for a parent choice (a board) whose lists are
+    // neither loaded nor asked for yet: each request counts against the PSA's limits.
     let asked = StoredValue::new(None::<Vec<(String, i64)>>);
     Effect::new(move |_| {
         let parents = parents.get();
@@ -327,6 +336,8 @@ fn MappingRowView(
     let editor = move || {
         let def = def()?;
         let id = value_id(index);
+        // Announced by the control itself (the label's asterisk is for the eye).
+        let aria_required = def.required.then_some("true");
         let value = move || row.with(|r| r.as_ref().map(|r| r.value.clone()).unwrap_or_default());
         Some(match def.kind {
             FieldKind::Company => view! {
@@ -349,6 +360,7 @@ fn MappingRowView(
                 view! {
                     <select
                         id=id
+                        aria-required=aria_required
                         prop:value=value
                         on:change=move |ev| set_value(event_target_value(&ev))
                         on:focus=move |_| focused.set(index)
@@ -375,6 +387,7 @@ fn MappingRowView(
             FieldKind::LongText => view! {
                 <textarea
                     id=id
+                    aria-required=aria_required
                     rows="6"
                     prop:value=value
                     on:input=move |ev| set_value(event_target_value(&ev))
@@ -385,6 +398,7 @@ fn MappingRowView(
             FieldKind::Text | FieldKind::Email | FieldKind::Date | FieldKind::Number => view! {
                 <input
                     id=id
+                    aria-required=aria_required
                     type="text"
                     prop:value=value
                     on:input=move |ev| set_value(event_target_value(&ev))
@@ -432,10 +446,8 @@ fn MappingRowView(
                 >
                     "⠿"
                 </span>
-                <label class="mapping-row__label" for=value_id(index)>
-                    {label}
-                    {move || required().then(|| view! { <span class="required" title="Required">" *"</span> })}
-                </label>
+                <label class="mapping-row__label" for=value_id(index)>{label}</label>
+                {move || required().then(|| view! { <span class="required" title="Required" aria-hidden="true">"*"</span> })}
                 <span class="mapping-row__kind">{kind_label}</span>
                 <button
                     type="button"
@@ -745,7 +757,8 @@ fn SaveBar(errors: Memo<Vec<RowError>>) -> impl IntoView {
         Some(Err(err)) => Some(view! { <p class="form-error" role="alert">{err.to_string()}</p> }),
         _ => None,
     };
-    let busy = move || save.pending().get() || test.pending().get();
+    // Nothing to save before the system's fields are known (the mapping is checked against them).
+    let busy = move || save.pending().get() || test.pending().get() || wizard.catalog.with(Option::is_none);
     view! {
         <div class="save-bar">
             <button
@@ -823,7 +836,12 @@ mod tests {
         );
         // A board whose lists are not loaded yet resets nothing.
         assert!(stale_dependents(&catalog, &rows("3"), &lookups).is_empty());
-        assert_eq!(parents(Some(&catalog), &rows("2")), vec![("board".to_owned(), 2)]);
-        assert_eq!(parents(None, &rows("2")).len(), 3, "before the catalog, every choice");
+        assert_eq!(parents(Some(&catalog), &rows("2"), &lookups), vec![("board".to_owned(), 2)]);
+        assert_eq!(parents(None, &rows("2"), &lookups).len(), 3, "before the catalog, every choice");
+        let mut loaded = lookups.clone();
+        for key in ["subType", "item"] {
+            loaded.dependent.insert(key.to_owned(), BTreeMap::from([(1, vec![]), (2, vec![])]));
+        }
+        assert!(parents(Some(&catalog), &rows("2"), &loaded).is_empty(), "every list of board 2 is loaded");
     }
 }
