@@ -45,6 +45,9 @@ struct Args {
     /// A PostgreSQL account allowed to create databases; default: a temporary SQLite file.
     #[arg(long)]
     database_url: Option<String>,
+    /// Keep the database at the end (its URL is printed), to look at it.
+    #[arg(long)]
+    keep: bool,
 }
 
 enum Scratch {
@@ -125,7 +128,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let (url, scratch) = scratch_database(&args).await?;
     let result = run(&args, &url).await;
-    remove_scratch(&scratch).await;
+    if args.keep {
+        println!("kept {}", app::db::redact_url(&url));
+    } else {
+        remove_scratch(&scratch).await;
+    }
     result
 }
 
