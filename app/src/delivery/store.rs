@@ -287,11 +287,10 @@ fn row_from(row: &AnyRow, active: bool) -> Result<DeliveryRow, sqlx::Error> {
 ///
 /// Each part reads an index, so the page costs the same at a million deliveries as at ten: the counts are the
 /// trigger-kept `delivery_counts` rows; the organizations are one probe per organization of the partner into
-/// `deliveries_organization_log`; the page is the newest `LOG_PAGE_SIZE + 1` ids from `deliveries_log`
-/// (integration, id) when unfiltered, else, for each stored state the filter covers (all four for an
-/// organization alone), the newest ones from `deliveries_log_state` (integration, state, id) or
-/// `deliveries_organization_log` (organization, integration, state, id), merged: at most four short index
-/// ranges, never a scan of the integration's deliveries.
+/// `deliveries_organization_log`; the page is, for each stored state the filter covers (all four without a state
+/// filter), the newest `LOG_PAGE_SIZE + 1` ids from `deliveries_log_state` (integration, state, id) or, with an
+/// organization, `deliveries_organization_log` (organization, integration, state, id), merged: at most four short
+/// index ranges, never a scan of the integration's deliveries.
 pub async fn log(db: &Db, partner_id: i64, integration_id: i64, filter: &LogFilter) -> Result<DeliveryLog, StoreError> {
     let (name, active) = integration_of(db, partner_id, integration_id).await?;
     let counts = counts(db, integration_id, active).await?;
@@ -317,33 +316,26 @@ pub async fn log(db: &Db, partner_id: i64, integration_id: i64, filter: &LogFilt
     };
     let states: &[&str] = match filter.state {
         Some(state) => stored_states(state, active),
-        None if filter.organization_id.is_some() => &STORED_STATES,
-        None => &[],
+        None => &STORED_STATES,
     };
-    if filter.state.is_some() && states.is_empty() {
+    if states.is_empty() {
         return Ok(log);
     }
     let limit = LOG_PAGE_SIZE + 1;
     // Integers and fixed state names only, inlined.
     let before = filter.before_id.map(|before| format!(" AND id < {before}")).unwrap_or_default();
     let organization = filter.organization_id.map(|org| format!(" AND organization_id = {org}")).unwrap_or_default();
-    let page = if states.is_empty() {
-        format!(
-            "SELECT id FROM deliveries WHERE integration_id = $1{before} ORDER BY id DESC LIMIT {limit}"
-        )
-    } else {
-        states
-            .iter()
-            .enumerate()
-            .map(|(i, state)| {
-                format!(
-                    "SELECT id FROM (SELECT id FROM deliveries WHERE integration_id = $1 AND state = '{state}'\
-                     {organization}{before} ORDER BY id DESC LIMIT {limit}) AS s{i}"
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ")
-    };
+    let page = states
+        .iter()
+        .enumerate()
+        .map(|(i, state)| {
+            format!(
+                "SELECT id FROM (SELECT id FROM deliveries WHERE integration_id = $1 AND state = '{state}'\
+                 {organization}{before} ORDER BY id DESC LIMIT {limit}) AS s{i}"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     let sql = format!(
         "SELECT d.id, d.state, d.attempts, d.ticket_id, d.next_attempt_at, d.last_error, d.created_at, \
          d.updated_at, d.organization_id, c.uuid, c.record_type, c.compromise, o.name AS organization \
