@@ -367,21 +367,17 @@ async fn state_counts_stay_exact_through_every_change() {
         assert_eq!(deliveries::release_all(&db, "w", 1_000).await.expect("release all"), 1);
         assert_counts_exact(&db, "stale writes and release_all").await;
 
-        let failed_of_one: i64 = count(
-            &db,
-            &format!("SELECT COUNT(*) FROM deliveries WHERE integration_id = {one} AND state = 'failed'"),
-        )
-        .await;
+        let failed_of_one: i64 =
+            count(&db, &format!("SELECT COUNT(*) FROM deliveries WHERE integration_id = {one} AND state = 'failed'"))
+                .await;
         assert_eq!(deliveries::retry_failed(&db, p, one, None, &actor).await.expect("retry") as i64, failed_of_one);
         assert_counts_exact(&db, "retry all failed").await;
         // A hand-written change, as an operator (or a test) might make.
         sqlx::query("UPDATE deliveries SET state = 'failed' WHERE id % 3 = 0").execute(&db.pool).await.expect("u");
         assert_counts_exact(&db, "an UPDATE of many rows").await;
-        let failed_id: i64 = count(
-            &db,
-            &format!("SELECT MIN(id) FROM deliveries WHERE integration_id = {two} AND state = 'failed'"),
-        )
-        .await;
+        let failed_id: i64 =
+            count(&db, &format!("SELECT MIN(id) FROM deliveries WHERE integration_id = {two} AND state = 'failed'"))
+                .await;
         deliveries::retry_failed(&db, p, two, Some(failed_id), &actor).await.expect("retry one");
         assert_counts_exact(&db, "retry one").await;
 

@@ -437,8 +437,8 @@ pub async fn queue_stats(db: &Db, now: i64) -> Result<QueueStats, StoreError> {
     let rows = sqlx::query(
         "SELECT state, CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM delivery_counts GROUP BY state ORDER BY state",
     )
-        .fetch_all(&db.pool)
-        .await?;
+    .fetch_all(&db.pool)
+    .await?;
     // Every stored state, at 0 when it has no delivery.
     let mut by_state: Vec<(String, i64)> =
         ["pending", "retrying", "delivered", "failed"].iter().map(|state| (state.to_string(), 0)).collect();

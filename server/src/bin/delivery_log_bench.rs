@@ -138,7 +138,8 @@ async fn seed(state: &AppState, args: &Args) -> Result<Seeded, Box<dyn std::erro
     let partner = app::auth::store::create_partner(db, EMAIL, PASSWORD).await?.id;
     let mut organizations = Vec::with_capacity(args.organizations);
     for i in 0..args.organizations {
-        organizations.push(app::organizations::store::add(db, partner, &format!("Client {i:04} Ltd"), None, &actor).await?.id);
+        organizations
+            .push(app::organizations::store::add(db, partner, &format!("Client {i:04} Ltd"), None, &actor).await?.id);
     }
     let write = IntegrationWrite {
         name: "Help desk",

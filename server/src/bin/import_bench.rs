@@ -187,8 +187,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let records = app::compromises::parse_ndjson(&body, &limits).map_err(|e| e.to_string())?;
         let parsed = t.elapsed();
-        let summary =
-            app::compromises::store::import_within(&db, &secrets, partner, &records, max_waiting).await?;
+        let summary = app::compromises::store::import_within(&db, &secrets, partner, &records, max_waiting).await?;
         let stored = t.elapsed() - parsed;
         parse_time += parsed;
         store_time += stored;
