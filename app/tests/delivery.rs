@@ -303,3 +303,162 @@ async fn concurrent_claimers_never_share_a_delivery() {
         assert_eq!(unique.len(), 300);
     }
 }
+
+/// The trigger-kept counters (`delivery_counts`) equal a real count of the deliveries, per integration and state.
+async fn assert_counts_exact(db: &Db, step: &str) {
+    let counted: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT integration_id, state, COUNT(*) FROM deliveries GROUP BY integration_id, state \
+         ORDER BY integration_id, state",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("count");
+    let kept: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT integration_id, state, n FROM delivery_counts WHERE n <> 0 ORDER BY integration_id, state",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("counters");
+    assert_eq!(kept, counted, "{:?}, after {step}", db.backend);
+}
+
+#[tokio::test]
+async fn state_counts_stay_exact_through_every_change() {
+    let secrets = SecretBox::new(&[9u8; 32]);
+    let actor = Actor::operator("test");
+    for db in all_backends().await {
+        let p = partner(&db, "counts@example.com").await;
+        let a = organization(&db, p, "Acme Corporation").await;
+        let b = organization(&db, p, "Initech").await;
+        let one = integration(&db, p, "One", true, &[a, b]).await;
+        let two = integration(&db, p, "Two", true, &[a]).await;
+        assert_counts_exact(&db, "nothing").await;
+
+        let batch: Vec<ImportRecord> =
+            (1..=40).map(|n| record(n, OrganizationRef::ById(if n % 4 == 0 { b } else { a }))).collect();
+        assert_eq!(compromises::import(&db, &secrets, p, &batch).await.expect("import").deliveries_queued, 70);
+        assert_counts_exact(&db, "enqueue at import").await;
+        compromises::import(&db, &secrets, p, &batch).await.expect("import again");
+        assert_counts_exact(&db, "a re-import of the same uuids").await;
+
+        let now = now_millis();
+        let claims = deliveries::claim(&db, "w#1", now, 12, LEASE, &Exclude::default()).await.expect("claim");
+        assert_eq!(claims.len(), 12);
+        assert_counts_exact(&db, "claim").await;
+        assert!(deliveries::finish(&db, claims[0].id, "w#1", &Outcome::Delivered { ticket_id: 1 }).await.expect("f"));
+        assert_counts_exact(&db, "delivered").await;
+        let retry = Outcome::Retry { at: now, error: "503".into(), in_doubt: true };
+        assert!(deliveries::finish(&db, claims[1].id, "w#1", &retry).await.expect("f"));
+        assert_counts_exact(&db, "retry").await;
+        let failed = Outcome::Failed { error: "400".into(), in_doubt: false };
+        for claim in &claims[2..5] {
+            assert!(deliveries::finish(&db, claim.id, "w#1", &failed).await.expect("f"));
+        }
+        assert_counts_exact(&db, "failed").await;
+        let wait = Outcome::Wait { at: now, error: "budget".into(), in_doubt: false };
+        assert!(deliveries::finish(&db, claims[5].id, "w#1", &wait).await.expect("f"));
+        assert!(deliveries::finish(&db, claims[6].id, "w#1", &Outcome::Released { in_doubt: false }).await.expect("f"));
+        assert_counts_exact(&db, "wait and release").await;
+        let many: Vec<(i64, i64)> = claims[7..11].iter().map(|c| (c.id, c.id + 100)).collect();
+        assert_eq!(deliveries::finish_delivered(&db, "w#1", &many).await.expect("batch"), 4);
+        assert_counts_exact(&db, "delivered in a batch").await;
+        // A stale writer changes nothing, and nothing in the counts.
+        assert!(!deliveries::finish(&db, claims[0].id, "w#1", &failed).await.expect("f"));
+        assert_eq!(deliveries::release_all(&db, "w", 1_000).await.expect("release all"), 1);
+        assert_counts_exact(&db, "stale writes and release_all").await;
+
+        let failed_of_one: i64 =
+            count(&db, &format!("SELECT COUNT(*) FROM deliveries WHERE integration_id = {one} AND state = 'failed'"))
+                .await;
+        assert_eq!(deliveries::retry_failed(&db, p, one, None, &actor).await.expect("retry") as i64, failed_of_one);
+        assert_counts_exact(&db, "retry all failed").await;
+        // A hand-written change, as an operator (or a test) might make.
+        sqlx::query("UPDATE deliveries SET state = 'failed' WHERE id % 3 = 0").execute(&db.pool).await.expect("u");
+        assert_counts_exact(&db, "an UPDATE of many rows").await;
+        let failed_id: i64 =
+            count(&db, &format!("SELECT MIN(id) FROM deliveries WHERE integration_id = {two} AND state = 'failed'"))
+                .await;
+        deliveries::retry_failed(&db, p, two, Some(failed_id), &actor).await.expect("retry one");
+        assert_counts_exact(&db, "retry one").await;
+
+        // The log reads its counts from the counters, Paused while disabled.
+        let log = deliveries::log(&db, p, one, &LogFilter::default()).await.expect("log");
+        let real = count(&db, &format!("SELECT COUNT(*) FROM deliveries WHERE integration_id = {one}")).await;
+        assert_eq!(log.counts.total(), real);
+        integrations::set_active(&db, p, one, false, &actor).await.expect("disable");
+        let paused = deliveries::log(&db, p, one, &LogFilter::default()).await.expect("log");
+        let waiting = count(
+            &db,
+            &format!(
+                "SELECT COUNT(*) FROM deliveries WHERE integration_id = {one} AND state IN ('pending', 'retrying')"
+            ),
+        )
+        .await;
+        assert_eq!((paused.counts.paused, paused.counts.pending, paused.counts.retrying), (waiting, 0, 0));
+        assert_counts_exact(&db, "disable").await;
+
+        // Deleting an organization removes its compromises' deliveries; removing an integration its counters.
+        app::organizations::store::delete(&db, p, b, &actor).await.expect("delete organization");
+        assert_counts_exact(&db, "organization deleted").await;
+        integrations::remove(&db, p, two, &actor).await.expect("remove");
+        assert_counts_exact(&db, "integration removed").await;
+        assert_eq!(count(&db, &format!("SELECT COUNT(*) FROM delivery_counts WHERE integration_id = {two}")).await, 0);
+        let log = deliveries::log(&db, p, one, &LogFilter::default()).await.expect("log");
+        let real = count(&db, &format!("SELECT COUNT(*) FROM deliveries WHERE integration_id = {one}")).await;
+        assert_eq!(log.counts.total(), real);
+    }
+}
+
+#[tokio::test]
+async fn log_pages_merge_states_and_follow_every_filter() {
+    let secrets = SecretBox::new(&[9u8; 32]);
+    for db in all_backends().await {
+        let p = partner(&db, "pages@example.com").await;
+        let a = organization(&db, p, "Acme Corporation").await;
+        let b = organization(&db, p, "Initech").await;
+        let i = integration(&db, p, "Main", true, &[a, b]).await;
+        integration(&db, p, "Other", true, &[a, b]).await;
+        let batch: Vec<ImportRecord> =
+            (1..=230).map(|n| record(n, OrganizationRef::ById(if n % 3 == 0 { b } else { a }))).collect();
+        compromises::import(&db, &secrets, p, &batch).await.expect("import");
+        // Every state, interleaved by id.
+        for (state, remainder) in [("delivered", 1), ("failed", 2), ("retrying", 3)] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE deliveries SET state = '{state}' WHERE id % 5 = {remainder}"
+            )))
+            .execute(&db.pool)
+            .await
+            .expect("state");
+        }
+        let filters = [
+            (None, None, ""),
+            (Some(DeliveryState::Failed), None, " AND state = 'failed'"),
+            (Some(DeliveryState::Pending), None, " AND state = 'pending'"),
+            (None, Some(b), ""),
+            (Some(DeliveryState::Retrying), Some(a), " AND state = 'retrying'"),
+        ];
+        for (state, organization, state_sql) in filters {
+            let org_sql = organization.map(|o| format!(" AND organization_id = {o}")).unwrap_or_default();
+            let expected: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM deliveries WHERE integration_id = {i}{state_sql}{org_sql} ORDER BY id DESC"
+            )))
+            .fetch_all(&db.pool)
+            .await
+            .expect("expected");
+            assert!(!expected.is_empty());
+            let mut seen = Vec::new();
+            let mut before_id = None;
+            loop {
+                let filter = LogFilter { state, organization_id: organization, before_id };
+                let page = deliveries::log(&db, p, i, &filter).await.expect("log");
+                assert!(page.rows.len() <= app::delivery::LOG_PAGE_SIZE);
+                seen.extend(page.rows.iter().map(|r| r.id));
+                if !page.more {
+                    break;
+                }
+                before_id = page.rows.last().map(|r| r.id);
+            }
+            assert_eq!(seen, expected, "{:?}: state {state:?}, organization {organization:?}", db.backend);
+        }
+    }
+}

@@ -8,12 +8,22 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{ImportError, ImportRecord, ImportSummary, OrganizationRef, RecordError};
-use crate::db::{Db, StoreError, now_millis};
+use crate::db::{Backend, Db, StoreError, now_millis};
 use crate::mapping::{Compromise, PasswordCriteria, RecordType};
 use crate::secrets::SecretBox;
 
-/// Rows per multi-row `INSERT`: 8 parameters each, well inside both backends' limits.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row `INSERT` on SQLite. Its placeholders are anonymous `?`s: sqlx looks each numbered one
+/// (`$n`) up by name, which SQLite answers by walking the statement's list of names, so a statement of 4,000
+/// numbered parameters spent more time binding than inserting. The statement of a full chunk is the same text
+/// every time, so it is prepared once per connection and reused.
+const SQLITE_ROWS_PER_STATEMENT: usize = 250;
+
+/// Deliveries per multi-row `INSERT` on SQLite (6 parameters each).
+const SQLITE_DELIVERIES_PER_STATEMENT: usize = 500;
+
+/// Records per statement on PostgreSQL: each column travels as one array parameter, so a statement's size is not
+/// bounded by the parameter limit; this bounds the memory of one statement instead.
+const POSTGRES_ROWS_PER_STATEMENT: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportFailed {
@@ -86,36 +96,59 @@ pub async fn import_within(
     max_waiting: usize,
 ) -> Result<ImportSummary, ImportFailed> {
     let organizations = resolve_organizations(db, partner_id, records).await?;
-    let context = password_context(partner_id);
+    let rows = prepare_rows(secrets, partner_id, records, &organizations)?;
     let now = now_millis();
     let mut summary = ImportSummary { received: records.len(), ..Default::default() };
     let mut tx = db.pool.begin().await?;
-    for (chunk_index, chunk) in records.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let mut sql = String::from(
-            "INSERT INTO compromises (partner_id, organization_id, uuid, record_type, compromise, details, \
-             password_sealed, created_at) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            let b = i * 8;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            ));
+    let (imported, queued) = match db.backend {
+        Backend::Postgres => insert_postgres(&mut tx, partner_id, &rows, now).await?,
+        Backend::Sqlite => insert_sqlite(&mut tx, partner_id, &rows, now).await?,
+    };
+    summary.imported = imported;
+    summary.duplicates = records.len() - imported;
+    summary.deliveries_queued = queued;
+    if summary.deliveries_queued > 0 && max_waiting < usize::MAX {
+        // Read inside the transaction, after this batch's own deliveries were counted: the cap holds for the
+        // result. The counters (kept by the deliveries' triggers) make this a read of a few rows, not a count of
+        // every waiting delivery.
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(c.n), 0) AS BIGINT) FROM delivery_counts c \
+             JOIN integrations i ON i.id = c.integration_id \
+             WHERE i.partner_id = $1 AND c.state IN ('pending', 'retrying')",
+        )
+        .bind(partner_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if waiting > max_waiting as i64 {
+            return Err(ImportFailed::QueueFull { waiting, max: max_waiting });
         }
-        sql.push_str(" ON CONFLICT (partner_id, uuid) DO NOTHING RETURNING id");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (i, record) in chunk.iter().enumerate() {
-            let organization_id = organizations[chunk_index * ROWS_PER_STATEMENT + i];
+    }
+    tx.commit().await?;
+    Ok(summary)
+}
+
+/// One compromise as stored: its organization resolved, its other fields as JSON, its password sealed.
+struct NewCompromise<'a> {
+    organization_id: i64,
+    uuid: &'a str,
+    record_type: &'static str,
+    compromise: &'a str,
+    details: String,
+    sealed: Option<String>,
+}
+
+/// Everything that is not the database's work (JSON, sealing), done before the transaction opens.
+fn prepare_rows<'a>(
+    secrets: &SecretBox,
+    partner_id: i64,
+    records: &'a [ImportRecord],
+    organizations: &[i64],
+) -> Result<Vec<NewCompromise<'a>>, ImportFailed> {
+    let context = password_context(partner_id);
+    records
+        .iter()
+        .zip(organizations)
+        .map(|(record, &organization_id)| {
             let details = Details {
                 source: record.source.clone(),
                 website: record.website.clone(),
@@ -129,54 +162,181 @@ pub async fn import_within(
                 Some(password) => Some(secrets.seal(password, &context).map_err(|_| ImportFailed::Seal)?),
                 None => None,
             };
-            query = query
-                .bind(partner_id)
-                .bind(organization_id)
-                .bind(record.uuid.clone())
-                .bind(record.record_type.as_str())
-                .bind(record.compromise.clone())
-                .bind(details)
-                .bind(sealed)
-                .bind(now);
-        }
-        let inserted: Vec<i64> =
-            query.fetch_all(&mut *tx).await?.iter().map(|row| row.try_get("id")).collect::<Result<_, _>>()?;
-        summary.imported += inserted.len();
-        summary.duplicates += chunk.len() - inserted.len();
-        if inserted.is_empty() {
-            continue;
-        }
-        // Integer ids from the database, inlined: no injection possible, and no parameter-count limit to mind.
-        let ids: Vec<String> = inserted.iter().map(i64::to_string).collect();
-        let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO deliveries (integration_id, compromise_id, organization_id, state, next_attempt_at, \
-             created_at, updated_at) \
-             SELECT oi.integration_id, c.id, c.organization_id, 'pending', $1, $1, $1 FROM compromises c \
-             JOIN organization_integrations oi ON oi.organization_id = c.organization_id \
-             JOIN integrations i ON i.id = oi.integration_id AND i.active = 1 \
-             WHERE c.id IN ({})",
-            ids.join(",")
-        )))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        summary.deliveries_queued += queued.rows_affected() as usize;
-    }
-    if summary.deliveries_queued > 0 && max_waiting < usize::MAX {
-        // Counted inside the transaction, after this batch's own deliveries: the cap holds for the result.
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
-             WHERE i.partner_id = $1 AND d.state IN ('pending', 'retrying')",
+            Ok(NewCompromise {
+                organization_id,
+                uuid: &record.uuid,
+                record_type: record.record_type.as_str(),
+                compromise: &record.compromise,
+                details,
+                sealed,
+            })
+        })
+        .collect()
+}
+
+/// PostgreSQL: one statement per chunk. Each column is one array parameter (sent as an array literal in text,
+/// since the `Any` driver binds no arrays), `UNNEST`ed into rows; the new compromises' ids feed the outbox's
+/// `INSERT … SELECT` in the same statement, so a chunk is one round trip whatever its size. Returns (compromises
+/// imported, deliveries queued).
+async fn insert_postgres(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    partner_id: i64,
+    rows: &[NewCompromise<'_>],
+    now: i64,
+) -> Result<(usize, usize), ImportFailed> {
+    let (mut imported, mut queued) = (0, 0);
+    for chunk in rows.chunks(POSTGRES_ROWS_PER_STATEMENT) {
+        let organizations: Vec<String> = chunk.iter().map(|r| r.organization_id.to_string()).collect();
+        let row = sqlx::query(
+            "WITH input AS ( \
+                 SELECT * FROM unnest($3::text::bigint[], $4::text::text[], $5::text::text[], $6::text::text[], \
+                     $7::text::text[], $8::text::text[]) \
+                 AS t(organization_id, uuid, record_type, compromise, details, password_sealed) \
+             ), inserted AS ( \
+                 INSERT INTO compromises (partner_id, organization_id, uuid, record_type, compromise, details, \
+                     password_sealed, created_at) \
+                 SELECT $1, organization_id, uuid, record_type, compromise, details, password_sealed, $2 FROM input \
+                 ON CONFLICT (partner_id, uuid) DO NOTHING \
+                 RETURNING id, organization_id \
+             ), queued AS ( \
+                 INSERT INTO deliveries (integration_id, compromise_id, organization_id, state, next_attempt_at, \
+                     created_at, updated_at) \
+                 SELECT oi.integration_id, c.id, c.organization_id, 'pending', $2, $2, $2 FROM inserted c \
+                 JOIN organization_integrations oi ON oi.organization_id = c.organization_id \
+                 JOIN integrations i ON i.id = oi.integration_id AND i.active = 1 \
+                 RETURNING 1 \
+             ) \
+             SELECT (SELECT COUNT(*) FROM inserted) AS imported, (SELECT COUNT(*) FROM queued) AS queued",
         )
         .bind(partner_id)
-        .fetch_one(&mut *tx)
+        .bind(now)
+        .bind(format!("{{{}}}", organizations.join(",")))
+        .bind(text_array(chunk.iter().map(|r| Some(r.uuid))))
+        .bind(text_array(chunk.iter().map(|r| Some(r.record_type))))
+        .bind(text_array(chunk.iter().map(|r| Some(r.compromise))))
+        .bind(text_array(chunk.iter().map(|r| Some(r.details.as_str()))))
+        .bind(text_array(chunk.iter().map(|r| r.sealed.as_deref())))
+        .fetch_one(&mut **tx)
         .await?;
-        if waiting > max_waiting as i64 {
-            return Err(ImportFailed::QueueFull { waiting, max: max_waiting });
+        imported += row.try_get::<i64, _>("imported")? as usize;
+        queued += row.try_get::<i64, _>("queued")? as usize;
+    }
+    Ok((imported, queued))
+}
+
+/// A PostgreSQL array literal of text values (`NULL` for none): every element double-quoted, with `\` and `"`
+/// escaped by a backslash, so any text round-trips. It travels as a bound parameter, never inside the SQL.
+fn text_array<'a>(items: impl Iterator<Item = Option<&'a str>>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            None => out.push_str("NULL"),
+            Some(text) => {
+                out.push('"');
+                for ch in text.chars() {
+                    if ch == '"' || ch == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(ch);
+                }
+                out.push('"');
+            }
         }
     }
-    tx.commit().await?;
-    Ok(summary)
+    out.push('}');
+    out
+}
+
+/// SQLite: prepared multi-row `INSERT`s of anonymous parameters; the outbox rows are built here from the new
+/// compromises' (id, organization) and the partner's Active associations, read inside the same transaction (its
+/// first statement was a write, so it holds SQLite's write lock and reads the latest state). Returns (compromises
+/// imported, deliveries queued).
+async fn insert_sqlite(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    partner_id: i64,
+    rows: &[NewCompromise<'_>],
+    now: i64,
+) -> Result<(usize, usize), ImportFailed> {
+    let mut inserted: Vec<(i64, i64)> = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(multi_row_insert(
+            "INSERT INTO compromises (partner_id, organization_id, uuid, record_type, compromise, details, \
+             password_sealed, created_at) VALUES ",
+            "(?, ?, ?, ?, ?, ?, ?, ?)",
+            chunk.len(),
+            " ON CONFLICT (partner_id, uuid) DO NOTHING RETURNING id, organization_id",
+        )));
+        for row in chunk {
+            query = query
+                .bind(partner_id)
+                .bind(row.organization_id)
+                .bind(row.uuid)
+                .bind(row.record_type)
+                .bind(row.compromise)
+                .bind(row.details.as_str())
+                .bind(row.sealed.as_deref())
+                .bind(now);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            inserted.push((row.try_get("id")?, row.try_get("organization_id")?));
+        }
+    }
+    if inserted.is_empty() {
+        return Ok((0, 0));
+    }
+    let mut integrations_of: HashMap<i64, Vec<i64>> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT oi.organization_id, oi.integration_id FROM organization_integrations oi \
+         JOIN integrations i ON i.id = oi.integration_id WHERE i.partner_id = $1 AND i.active = 1 \
+         ORDER BY oi.integration_id",
+    )
+    .bind(partner_id)
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        integrations_of.entry(row.try_get("organization_id")?).or_default().push(row.try_get("integration_id")?);
+    }
+    let deliveries: Vec<(i64, i64, i64)> = inserted
+        .iter()
+        .flat_map(|&(compromise, organization)| {
+            integrations_of
+                .get(&organization)
+                .into_iter()
+                .flatten()
+                .map(move |&integration| (integration, compromise, organization))
+        })
+        .collect();
+    for chunk in deliveries.chunks(SQLITE_DELIVERIES_PER_STATEMENT) {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(multi_row_insert(
+            "INSERT INTO deliveries (integration_id, compromise_id, organization_id, state, next_attempt_at, \
+             created_at, updated_at) VALUES ",
+            "(?, ?, ?, 'pending', ?, ?, ?)",
+            chunk.len(),
+            "",
+        )));
+        for &(integration, compromise, organization) in chunk {
+            query = query.bind(integration).bind(compromise).bind(organization).bind(now).bind(now).bind(now);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok((inserted.len(), deliveries.len()))
+}
+
+/// `head` + `rows` copies of `values` separated by commas + `tail`.
+fn multi_row_insert(head: &str, values: &str, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (values.len() + 1) + tail.len());
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(values);
+    }
+    sql.push_str(tail);
+    sql
 }
 
 /// Checks that every record's organization is the partner's, reporting each one that is not (a file import checks
