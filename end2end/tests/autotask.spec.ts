@@ -49,7 +49,7 @@ test('an Autotask integration through the wizard: test ticket, Enable, a comprom
   await expect(page.getByRole('status')).toContainText('Connected to Autotask');
   await page.getByText('Advanced settings').click();
   await expect(page.getByLabel('Default: 5,000 requests per hour')).toBeChecked();
-  await shot(page, '60-autotask-3-connection');
+  await shot(page, '70-autotask-3-connection');
   await page.getByRole('button', { name: 'Next' }).click();
 
   // 4. Organizations and Autotask companies.
@@ -58,7 +58,7 @@ test('an Autotask integration through the wizard: test ticket, Enable, a comprom
   await expect(page.getByRole('table').getByRole('row', { name: /Acme Corporation/ })).toContainText(
     '✓ Acme Corporation',
   );
-  await shot(page, '61-autotask-4-organizations');
+  await shot(page, '71-autotask-4-organizations');
   await page.getByRole('button', { name: 'Next' }).click();
 
   // 5. Fields from the account's own field information: the required lists are marked and must be chosen.
@@ -69,7 +69,7 @@ test('an Autotask integration through the wizard: test ticket, Enable, a comprom
   await expect(title).toBeVisible();
   await title.fill('Dark Web ID: [compromise] (Autotask)');
   const titleRow = mapping.getByRole('listitem').filter({ has: title });
-  await expect(titleRow.locator('.preview__counter')).toHaveText('47 / 255');
+  await expect(titleRow.locator('.preview__counter')).toHaveText('50 / 255');
   const queueRow = mapping.getByRole('listitem').filter({ has: page.getByLabel(/^Queue/) });
   await expect(queueRow.getByRole('alert')).toContainText('Choose a queue: Autotask requires one on every ticket.');
   await expect(page.locator('#field-palette-title')).toHaveText('Available Autotask Fields');
@@ -93,7 +93,7 @@ test('an Autotask integration through the wizard: test ticket, Enable, a comprom
   await page.getByLabel(/^Issue type/).selectOption({ label: 'Security' });
   await page.getByLabel(/^Sub-issue type/).selectOption({ label: 'Credential Leak' });
   await expect(mapping.getByRole('alert')).toHaveCount(0);
-  await shot(page, '62-autotask-5-mapping');
+  await shot(page, '72-autotask-5-mapping');
 
   await page.getByRole('button', { name: 'Save and Submit a Test Compromise' }).click();
   const created = page.getByRole('status').filter({ hasText: 'Test ticket #' });
@@ -103,7 +103,7 @@ test('an Autotask integration through the wizard: test ticket, Enable, a comprom
   expect(testTicket.title).toBe('Dark Web ID: jane.doe@acme-corp.example (Autotask)');
   expect(testTicket.queueID).toBe(29682833);
   expect(reference(testTicket)).toMatch(/^dwid:[0-9a-f-]{36}\/[0-9]+$/);
-  await shot(page, '63-autotask-test-created');
+  await shot(page, '73-autotask-test-created');
 
   // Saved: listed as Autotask, Inactive until enabled; Enable.
   await page.getByRole('button', { name: 'Save', exact: true }).click();
@@ -115,7 +115,7 @@ test('an Autotask integration through the wizard: test ticket, Enable, a comprom
   await row.getByRole('button', { name: 'Enable' }).click();
   await expect(row.getByText('Active', { exact: true })).toBeVisible();
   await expect(row.getByRole('img', { name: 'Healthy' })).toBeVisible();
-  await shot(page, '64-autotask-table');
+  await shot(page, '74-autotask-table');
 
   // A compromise of Acme Corporation becomes an Autotask ticket carrying its reference.
   const before = (await autotaskTickets(page)).length;
@@ -140,7 +140,7 @@ test('an Autotask integration through the wizard: test ticket, Enable, a comprom
   await page.goto(`/integrations/${id}/deliveries`);
   await hydrated(page);
   await expect(page.getByRole('cell', { name: `#${delivered.id}` }).first()).toBeVisible();
-  await shot(page, '65-autotask-delivery-log');
+  await shot(page, '75-autotask-delivery-log');
 
   // Leave no enabled integration behind for the specs that count tickets.
   const removed = await page.request.post('/api/integrations/remove', { form: { id: String(id) }, headers: sameOrigin });

@@ -341,22 +341,35 @@ fn run_env(dir: &Path, database_url: &str, psa: &Psa) -> Vec<(String, String)> {
     env(dir, database_url).into_iter().chain(psa.env()).collect()
 }
 
-/// 500 compromises into two integrations on SQLite, three SIGKILLs while delivering.
-async fn sigkill_on_sqlite(psa: Psa) {
+/// 500 compromises into two integrations on SQLite, three SIGKILLs while delivering; Autotask's `faults` start
+/// once the integrations are saved (a save reads Autotask's fields).
+async fn sigkill_on_sqlite(psa: Psa, faults: Option<at_sandbox::Faults>) {
     let dir = temp_dir();
     let url = format!("sqlite://{}/dwid.db", dir.display());
     let db = Db::connect(&url, 2).await.expect("db");
     let (ids, records) = prepare(&db, &dir, &url, &psa, 500).await;
+    if let (Psa::Autotask(sb), Some(faults)) = (&psa, &faults) {
+        sb.sandbox.set_faults(faults.clone());
+    }
     let vars = run_env(&dir, &url, &psa);
     let server = run_with_kills(&db, &dir, &vars, &psa, 1000).await;
     wait_until_settled(&db, &[&server], Duration::from_secs(180)).await;
     assert!(server.terminate().success(), "a clean exit on SIGTERM");
+    if let Psa::Autotask(sb) = &psa {
+        let stats = sb.sandbox.stats();
+        eprintln!("Autotask sandbox: {stats}");
+        if faults.is_some() {
+            for fault in ["faults500", "faults429", "stalls"] {
+                assert!(stats[fault].as_u64() > Some(0), "{fault} happened: {stats}");
+            }
+        }
+    }
     assert_exactly_once(&db, &psa, &ids, &records).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_delivery_loses_and_duplicates_nothing_on_sqlite() {
-    sigkill_on_sqlite(Psa::connectwise(Faults { latency_ms: 15, ..Default::default() }).await).await;
+    sigkill_on_sqlite(Psa::connectwise(Faults { latency_ms: 15, ..Default::default() }).await, None).await;
 }
 
 /// Autotask answering 3% of calls with 500, storing 2% of tickets and then stalling past the client's timeout
@@ -373,8 +386,8 @@ async fn sigkill_during_autotask_delivery_with_faults_loses_and_duplicates_nothi
         retry_after_secs: 1,
         ..Default::default()
     };
-    let psa = Psa::autotask(faults).await;
-    sigkill_on_sqlite(psa).await;
+    let psa = Psa::autotask(at_sandbox::Faults::default()).await;
+    sigkill_on_sqlite(psa, Some(faults)).await;
 }
 
 /// A fresh PostgreSQL database URL when TEST_DATABASE_URL is set (REQUIRE_POSTGRES makes it mandatory).

@@ -316,8 +316,9 @@ async fn a_delivery_to_the_sandbox_moves_the_queue_attempt_and_connectwise_famil
         1.0,
         "{text}"
     );
-    // Discovery, the company lookup and the POST: at least three 2xx answers from the sandbox.
-    assert!(sample(&text, r#"dwid_connectwise_responses_total{class="2xx"}"#) >= cw_2xx_before + 3.0, "{text}");
+    // The company lookup and the POST (discovery was made, and cached, when saving tried the keys): at least two 2xx
+    // answers from the sandbox.
+    assert!(sample(&text, r#"dwid_connectwise_responses_total{class="2xx"}"#) >= cw_2xx_before + 2.0, "{text}");
 }
 
 #[tokio::test]

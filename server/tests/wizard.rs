@@ -474,22 +474,21 @@ async fn save_and_submit_test_creates_one_ticket_and_puts_connectwise_errors_on_
     let healthy = row(&h, &cookie, id).await;
     assert_eq!((healthy.health, healthy.health_error), (Health::Healthy, None));
 
-    // Other ConnectWise failures after saving: the integration is saved all the same, the failure recorded, and the
-    // answer still carries its id (so the wizard updates it next time instead of creating it twice).
+    // Keys ConnectWise rejects are tried before saving and not saved: the answer says so, and the integration keeps
+    // its name and the keys that work.
+    let before = row(&h, &cookie, id).await;
     let mut wrong_key = input(&sb, "CW renamed");
     wrong_key["private_key"] = json!("nope");
     let (status, body) = call(&h, "save_and_test", json!({ "id": id, "input": wrong_key }), &cookie).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    match serde_json::from_str::<TestOutcome>(&body).expect("outcome") {
-        TestOutcome::Rejected { integration_id, message, row_errors } => {
-            assert_eq!(integration_id, id);
-            assert!(message.starts_with("ConnectWise rejected the keys"), "{message}");
-            assert!(row_errors.is_empty());
-        }
-        other => panic!("expected Rejected, got {other:?}"),
-    }
-    let failed = row(&h, &cookie, id).await;
-    assert_eq!((failed.name.as_str(), failed.health), ("CW renamed", Health::Unhealthy));
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let message = app_error(&body).to_string();
+    assert!(
+        message.starts_with("ConnectWise rejected the keys")
+            && message.ends_with("Nothing was saved: correct the connection in step 3."),
+        "{message}"
+    );
+    let kept = row(&h, &cookie, id).await;
+    assert_eq!(kept.name, before.name);
     assert_eq!(sandbox_tickets(&sb).await.len(), 2);
 
     // Invalid input is not saved and makes no request.
@@ -497,7 +496,7 @@ async fn save_and_submit_test_creates_one_ticket_and_puts_connectwise_errors_on_
     invalid["private_key"] = json!("");
     let (status, body) = call(&h, "save_and_test", json!({ "id": id, "input": invalid }), &cookie).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(row(&h, &cookie, id).await.name, "CW renamed");
+    assert_eq!(row(&h, &cookie, id).await.name, before.name);
 }
 
 #[tokio::test]

@@ -528,7 +528,18 @@ async fn check_mapping(
     let connection = connection_for(partner_id, credentials, input.request_budget);
     let read = async {
         let session = state.ticketing.session(&connection).await?;
-        let fields = session.fields(&[]).await?;
+        let fields = match session.fields(&[]).await {
+            // Throttled for a moment (Autotask's thread or request limits): asked once more, so that a partner's
+            // save does not fail for a second's congestion.
+            Err(err)
+                if err.is_retryable() && err.wait(crate::db::now_millis()).is_none_or(|w| w <= SAVE_RETRY_WAIT) =>
+            {
+                let wait = err.wait(crate::db::now_millis()).unwrap_or(SAVE_RETRY_WAIT);
+                tokio::time::sleep(wait).await;
+                session.fields(&[]).await?
+            }
+            read => read?,
+        };
         Ok::<_, TicketingError>((fields, session.budget_account()))
     }
     .await;
@@ -554,6 +565,9 @@ async fn check_mapping(
         }
     }
 }
+
+/// The longest a save waits to ask a throttled PSA for its fields once more.
+const SAVE_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Whether a save counts against the partner's wizard PSA calls ([`limit_psa_calls`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

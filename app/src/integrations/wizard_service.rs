@@ -290,10 +290,12 @@ pub fn row_errors(errors: &[FieldError], rows: &[MappingRow], system: &str) -> V
         .iter()
         .map(|error| {
             let key = error.field.split_once('/').map_or(error.field.as_str(), |(head, _)| head).trim();
-            let message = if error.message.trim().is_empty() {
-                format!("{system} refused this value ({}).", error.code)
-            } else {
+            let message = if !error.message.trim().is_empty() {
                 error.message.clone()
+            } else if error.code.trim().is_empty() {
+                format!("{system} refused this value.")
+            } else {
+                format!("{system} refused this value ({}).", error.code)
             };
             let names = |r: &MappingRow| {
                 r.field.eq_ignore_ascii_case(key)
@@ -380,6 +382,22 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn autotask_field_errors_land_on_their_rows_user_defined_ones_too() {
+        let rows = vec![
+            MappingRow::new("title", "[compromise]"),
+            MappingRow::new("queueID", "5"),
+            MappingRow::new("udf:Customer Tier", "3"),
+        ];
+        let error = |field: &str| FieldError { field: field.into(), code: String::new(), message: String::new() };
+        let found = row_errors(&[error("QueueID"), error("Customer Tier")], &rows, "Autotask");
+        assert_eq!(
+            found.iter().map(|e| (e.row, e.field.as_str())).collect::<Vec<_>>(),
+            [(1, "queueID"), (2, "udf:Customer Tier")]
+        );
+        assert_eq!(found[0].message, "Autotask refused this value.");
     }
 
     #[test]
