@@ -143,7 +143,7 @@ async fn seed(state: &AppState, args: &Args) -> Result<Seeded, Box<dyn std::erro
     }
     let write = IntegrationWrite {
         name: "Help desk",
-        system: app::integrations::CONNECTWISE,
+        system: app::integrations::System::ConnectWise.as_db(),
         site: "https://na.myconnectwise.net",
         company_id: "bench",
         auth_kind: AuthKind::ApiKeys,

@@ -149,7 +149,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         let name = format!("Bench desk {}", i + 1);
         let write = IntegrationWrite {
             name: &name,
-            system: app::integrations::CONNECTWISE,
+            system: app::integrations::System::ConnectWise.as_db(),
             site: "https://na.myconnectwise.net",
             company_id: "bench",
             auth_kind: AuthKind::ApiKeys,
