@@ -236,6 +236,95 @@ pub async fn release_all(db: &Db, owner: &str, in_doubt_delay_ms: i64) -> Result
     Ok(result.rows_affected())
 }
 
+/// Registers a delivery worker's heartbeat row (`delivery_workers`, migration 0009), alive as of `now`.
+pub async fn register_worker(db: &Db, worker: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO delivery_workers (id, heartbeat_at, state, started_at) VALUES ($1, $2, 'alive', $2)")
+        .bind(worker)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Renews a worker's heartbeat. `false`: the row is no longer alive — another worker declared this one dead (and
+/// took its leases), so it must stop posting at once.
+pub async fn renew_heartbeat(db: &Db, worker: &str, now: i64) -> Result<bool, StoreError> {
+    let result = sqlx::query("UPDATE delivery_workers SET heartbeat_at = $1 WHERE id = $2 AND state = 'alive'")
+        .bind(now)
+        .bind(worker)
+        .execute(&db.pool)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A clean shutdown: the worker's heartbeat row goes (after its leases were released).
+pub async fn unregister_worker(db: &Db, worker: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM delivery_workers WHERE id = $1").bind(worker).execute(&db.pool).await?;
+    Ok(())
+}
+
+/// A worker declared dead, and how many leases were taken from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenOver {
+    pub worker: String,
+    /// Its last heartbeat (ms since the epoch).
+    pub heartbeat_at: i64,
+    pub leases: u64,
+}
+
+/// Declares dead every worker whose heartbeat is older than `stale_ms` at `now`, and in the same transaction
+/// takes back the leases it held, without waiting for them to end. The deliveries go back to the queue, marked in
+/// doubt by their claim, so the next attempt looks the ticket up before posting; one in doubt becomes due no
+/// sooner than `heartbeat_at + settle_ms`, by when every POST the dead worker may have started has ended (a worker
+/// starts a POST only while its heartbeat is fresh: see the worker). Dead rows older than a day are pruned.
+///
+/// A worker declared dead that was only slow finds out at its next renewal ([`renew_heartbeat`]) and stops.
+pub async fn take_over_stale(db: &Db, now: i64, stale_ms: i64, settle_ms: i64) -> Result<Vec<TakenOver>, StoreError> {
+    // Cheap when nobody is stale (a read of the small table by its index), so every worker can ask often.
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM delivery_workers WHERE state = 'alive' AND heartbeat_at < $1",
+    )
+    .bind(now - stale_ms)
+    .fetch_one(&db.pool)
+    .await?;
+    if stale == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tx = db.pool.begin().await?;
+    // Only one worker declares a given worker dead (the row changes once); a renewal that got in first keeps it
+    // alive (READ COMMITTED re-checks the condition on the renewed row).
+    let dead = sqlx::query(
+        "UPDATE delivery_workers SET state = 'dead' WHERE state = 'alive' AND heartbeat_at < $1          RETURNING id, heartbeat_at",
+    )
+    .bind(now - stale_ms)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get::<String, _>("id")?, row.try_get::<i64, _>("heartbeat_at")?)))
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let mut taken = Vec::with_capacity(dead.len());
+    for (worker, heartbeat_at) in dead {
+        // lease_owner goes too, so that nothing the dead worker still tries to write lands.
+        let result = sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = 0, updated_at = $1, \
+             next_attempt_at = CASE WHEN in_doubt = 1 AND next_attempt_at < $2 THEN $2 ELSE next_attempt_at END \
+             WHERE lease_owner LIKE $3 AND state IN ('pending', 'retrying')",
+        )
+        .bind(now)
+        .bind(heartbeat_at + settle_ms)
+        .bind(format!("{worker}#%"))
+        .execute(&mut *tx)
+        .await?;
+        taken.push(TakenOver { worker, heartbeat_at, leases: result.rows_affected() });
+    }
+    sqlx::query("DELETE FROM delivery_workers WHERE state = 'dead' AND heartbeat_at < $1")
+        .bind(now - 86_400_000)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(taken)
+}
+
 /// The integration's name and whether it is Active, if it is the partner's.
 async fn integration_of(db: &Db, partner_id: i64, integration_id: i64) -> Result<(String, bool), StoreError> {
     let row = sqlx::query("SELECT name, active FROM integrations WHERE id = $1 AND partner_id = $2")

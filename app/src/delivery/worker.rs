@@ -51,6 +51,10 @@ pub struct WorkerConfig {
     pub backoff: Backoff,
     /// How long a shutdown waits for attempts in flight.
     pub shutdown_grace: Duration,
+    /// How often the worker renews its heartbeat row.
+    pub heartbeat: Duration,
+    /// A worker whose heartbeat is older than this is declared dead, and its leases are taken over.
+    pub stale_after: Duration,
 }
 
 impl WorkerConfig {
@@ -63,8 +67,24 @@ impl WorkerConfig {
             max_attempts: config.delivery_max_attempts,
             backoff: Backoff { base: config.delivery_retry_base, max: config.delivery_retry_max },
             shutdown_grace: config.connectwise_timeout + Duration::from_secs(5),
+            heartbeat: config.delivery_heartbeat,
+            stale_after: config.delivery_worker_stale,
         }
     }
+
+    /// A POST is started only while the worker's last accepted heartbeat renewal is younger than this: one and a
+    /// half renewal intervals, so one slow renewal does not stop the worker, and well under `stale_after` (at
+    /// least three intervals), so a worker that can still post is never declared dead.
+    pub fn post_fresh_for(&self) -> Duration {
+        self.heartbeat * 3 / 2
+    }
+}
+
+/// How long a ticket POST may take from the moment the worker decides to send it until it has ended: the wait for
+/// the request budget (at most `ADMIT_TIMEOUT`), on Autotask the wait for one of its thread slots (at most one call
+/// timeout), the call itself, and a second.
+pub fn post_budget(call_timeout: Duration) -> Duration {
+    call_timeout * 2 + crate::request_budget::ADMIT_TIMEOUT + Duration::from_secs(1)
 }
 
 /// What the worker needs from the application.
@@ -104,21 +124,67 @@ pub fn spawn(deps: Deps, mut config: WorkerConfig) -> WorkerHandle {
         tracing::warn!(lease = ?config.lease, ?shortest, "delivery lease raised to 5 × the longest PSA call timeout");
         config.lease = shortest;
     }
-    let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let new_owner = || format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let owner = new_owner();
     let (stop, stopped) = watch::channel(false);
-    let worker = Worker {
-        deps: deps.clone(),
-        config,
-        owner: owner.clone(),
-        integrations: Mutex::new(HashMap::new()),
-        health: HealthRecorder::default(),
-        delivered: std::sync::Mutex::new(Vec::new()),
-        claims: std::sync::atomic::AtomicU64::new(0),
-        stopping: std::sync::atomic::AtomicBool::new(false),
-    };
-    let task = tokio::spawn(Arc::new(worker).run(stopped));
-    tracing::info!(owner, "delivery worker started");
+    let first = owner.clone();
+    let task = tokio::spawn(async move {
+        let mut owner = first;
+        loop {
+            let worker = Worker {
+                deps: deps.clone(),
+                config: config.clone(),
+                owner: owner.clone(),
+                integrations: Mutex::new(HashMap::new()),
+                health: HealthRecorder::default(),
+                delivered: std::sync::Mutex::new(Vec::new()),
+                claims: std::sync::atomic::AtomicU64::new(0),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                heartbeat: Heartbeat::default(),
+            };
+            tracing::info!(owner, "delivery worker started");
+            match Arc::new(worker).run(stopped.clone()).await {
+                Ended::Stopped => break,
+                // Declared dead by another worker (this process was paused, or cut off from the database, for
+                // longer than `stale_after`): its claims were taken over. It starts again under a new name, with
+                // nothing held.
+                Ended::DeclaredDead => {
+                    owner = new_owner();
+                    tokio::time::sleep(config.heartbeat).await;
+                }
+            }
+        }
+    });
     WorkerHandle { stop, task, owner }
+}
+
+/// Why a worker's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Shutdown.
+    Stopped,
+    /// Another worker found this one's heartbeat stale and took its claims.
+    DeclaredDead,
+}
+
+/// This worker's heartbeat, as this process knows it.
+#[derive(Default)]
+struct Heartbeat {
+    /// When the last renewal that the database accepted was sent (this process's monotonic clock). `None` until
+    /// the worker is registered.
+    renewed: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Set when a renewal finds the row declared dead: nothing more is posted.
+    dead: std::sync::atomic::AtomicBool,
+    /// Wakes the worker's loop when it is declared dead.
+    declared: tokio::sync::Notify,
+}
+
+impl Heartbeat {
+    /// Whether a POST may start now: not declared dead, and the last accepted renewal is younger than `fresh_for`.
+    fn may_post(&self, fresh_for: Duration) -> bool {
+        !self.dead.load(std::sync::atomic::Ordering::SeqCst)
+            && self.renewed.lock().ok().and_then(|r| *r).is_some_and(|at| at.elapsed() < fresh_for)
+    }
 }
 
 struct Worker {
@@ -135,6 +201,7 @@ struct Worker {
     claims: std::sync::atomic::AtomicU64,
     /// Set once shutdown begins: no POST starts after it.
     stopping: std::sync::atomic::AtomicBool,
+    heartbeat: Heartbeat,
 }
 
 /// An integration ready to deliver: opened credentials, parsed mapping, and its company cache.
@@ -192,7 +259,10 @@ fn rotate_after(sorted: &mut [i64], last: Option<i64>) {
 }
 
 impl Worker {
-    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) -> Ended {
+        // The heartbeat runs beside the loop for as long as this worker does.
+        let heartbeat = tokio::spawn(self.clone().keep_heartbeat());
+        let mut ended = Ended::Stopped;
         let mut tasks: JoinSet<i64> = JoinSet::new();
         // Which integration each running attempt belongs to, so that even a panicked one frees its slot.
         let mut task_integrations: HashMap<tokio::task::Id, i64> = HashMap::new();
@@ -237,7 +307,9 @@ impl Worker {
             let room = window.saturating_sub(held);
             let refill = held == 0 || room >= window / 4;
             let probe = !refill && last_probe.elapsed() >= self.config.poll;
-            if claiming.is_none() && !nothing_due && (refill || probe) {
+            // Nothing is claimed without a fresh heartbeat (not yet registered, or the database is not answering).
+            let alive = self.heartbeat.may_post(self.config.post_fresh_for());
+            if claiming.is_none() && !nothing_due && alive && (refill || probe) {
                 let held_by =
                     |id: &i64| running.get(id).copied().unwrap_or(0) + queued.get(id).map_or(0, VecDeque::len);
                 let mut integrations: Vec<i64> = running.keys().chain(queued.keys()).copied().collect();
@@ -271,6 +343,10 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = stopped.changed() => {}
+                _ = self.heartbeat.declared.notified() => {
+                    ended = Ended::DeclaredDead;
+                    break;
+                }
                 claimed = async {
                     match claiming.as_mut() {
                         Some(claim) => claim.await,
@@ -339,7 +415,12 @@ impl Worker {
         if pending > 0 {
             tracing::info!(pending, "delivery worker stopping: waiting for attempts in flight");
         }
-        let grace = tokio::time::sleep(self.config.shutdown_grace);
+        // Declared dead: whatever is in flight was taken over; stop at once (an attempt stopped mid-POST is in doubt,
+        // which the taker's lookup settles).
+        let grace = tokio::time::sleep(match ended {
+            Ended::Stopped => self.config.shutdown_grace,
+            Ended::DeclaredDead => Duration::ZERO,
+        });
         tokio::pin!(grace);
         while !tasks.is_empty() {
             tokio::select! {
@@ -360,7 +441,88 @@ impl Worker {
             Err(err) => tracing::error!(error = %err, "could not release leased deliveries (their leases expire)"),
         }
         self.health.flush(&self.deps.db).await;
-        tracing::info!("delivery worker stopped");
+        heartbeat.abort();
+        match ended {
+            Ended::Stopped => {
+                if let Err(err) = store::unregister_worker(&self.deps.db, &self.owner).await {
+                    tracing::error!(error = %err, "could not remove the worker's heartbeat row");
+                }
+                tracing::info!("delivery worker stopped");
+            }
+            Ended::DeclaredDead => tracing::warn!(owner = self.owner, "delivery worker declared dead: stopped"),
+        }
+        ended
+    }
+
+    /// Registers the worker's heartbeat row and renews it every `heartbeat`; and every quarter of that (at most
+    /// every half second) declares dead the workers whose heartbeat is stale, taking their claims over. A renewal
+    /// that finds this worker declared dead stops its posting at once and ends its run.
+    async fn keep_heartbeat(self: Arc<Self>) {
+        let every = (self.config.heartbeat / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stale_ms = self.config.stale_after.as_millis() as i64;
+        let settle_ms = self.takeover_settle().as_millis() as i64;
+        let mut registered = false;
+        let mut last_sent: Option<std::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            if last_sent.is_none_or(|at| at.elapsed() >= self.config.heartbeat) {
+                // The instant before the renewal is sent: the row says at least this fresh.
+                let sent = std::time::Instant::now();
+                last_sent = Some(sent);
+                let now = now_millis();
+                let renewed = if registered {
+                    store::renew_heartbeat(&self.deps.db, &self.owner, now).await
+                } else {
+                    match store::register_worker(&self.deps.db, &self.owner, now).await {
+                        Ok(()) => Ok(true),
+                        // Registered by an attempt whose answer was lost: renew it next time.
+                        Err(crate::db::StoreError::Db(err)) if crate::db::is_unique_violation(&err) => {
+                            registered = true;
+                            continue;
+                        }
+                        Err(err) => Err(err),
+                    }
+                };
+                match renewed {
+                    Ok(true) => {
+                        registered = true;
+                        if let Ok(mut renewed) = self.heartbeat.renewed.lock() {
+                            *renewed = Some(sent);
+                        }
+                    }
+                    Ok(false) => {
+                        self.heartbeat.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+                        self.heartbeat.declared.notify_one();
+                        tracing::error!(owner = self.owner, "this worker's heartbeat was declared dead: it stops posting");
+                        return;
+                    }
+                    Err(err) => tracing::warn!(error = %err, "could not renew the worker's heartbeat"),
+                }
+            }
+            match store::take_over_stale(&self.deps.db, now_millis(), stale_ms, settle_ms).await {
+                Ok(taken) => {
+                    for dead in &taken {
+                        tracing::warn!(
+                            worker = dead.worker,
+                            leases = dead.leases,
+                            "a delivery worker's heartbeat went stale: declared dead, its claims taken over"
+                        );
+                    }
+                    if taken.iter().any(|dead| dead.leases > 0) {
+                        self.deps.wake.wake();
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "could not look for dead workers"),
+            }
+        }
+    }
+
+    /// How long after a dead worker's last heartbeat the deliveries it held in doubt may be looked up: it started
+    /// no POST once its heartbeat was older than `post_fresh_for`, and a POST ends within `post_budget`.
+    fn takeover_settle(&self) -> Duration {
+        self.config.post_fresh_for() + post_budget(self.deps.ticketing.longest_call())
     }
 
     /// Starts waiting deliveries while their integration and the process have free slots, taking partners in turn
@@ -744,16 +906,19 @@ impl Worker {
                 };
             }
         };
-        // Shutting down: no new POST (one started now could outlive the grace period).
-        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        // Shutting down: no new POST (one started now could outlive the grace period). Nor without a fresh
+        // heartbeat: a worker that may be declared dead before its POST ends must not start one (another worker
+        // could take the delivery over and post it too).
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+            || !self.heartbeat.may_post(self.config.post_fresh_for())
+        {
             return Outcome::Released { in_doubt: claim.lookup_first };
         }
         // The POST must end (answer or timeout) while the lease holds, or another worker could post too. Slow
         // calls before it count as an attempt, so a site that is always this slow ends Failed, not Pending forever.
         // Before the POST is sent the client may still wait for the request budget (at most ADMIT_TIMEOUT) and,
         // on Autotask, for one of its thread slots (at most one call timeout): all of it must fit in the lease.
-        let post_budget = call_timeout * 2 + crate::request_budget::ADMIT_TIMEOUT + Duration::from_secs(1);
-        if lease_until - now_millis() < post_budget.as_millis() as i64 {
+        if lease_until - now_millis() < post_budget(call_timeout).as_millis() as i64 {
             let slow = TicketingError::new(
                 ErrorKind::Transient { answered: true },
                 format!(
