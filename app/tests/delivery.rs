@@ -462,3 +462,79 @@ async fn log_pages_merge_states_and_follow_every_filter() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_stale_workers_leases_are_taken_over_and_a_fresh_workers_are_not() {
+    let secrets = SecretBox::new(&[9u8; 32]);
+    const STALE: i64 = 8_000;
+    for db in all_backends().await {
+        let p = partner(&db, "heartbeats@example.com").await;
+        let a = organization(&db, p, "Acme Corporation").await;
+        integration(&db, p, "Main", true, &[a]).await;
+        let batch: Vec<ImportRecord> = (1..=6).map(|n| record(n, OrganizationRef::ById(a))).collect();
+        compromises::import(&db, &secrets, p, &batch).await.expect("import");
+        let now = now_millis();
+        // "old" last renewed 9 s ago (paused, or killed); "fresh" just now. Both hold claims with the default lease.
+        deliveries::register_worker(&db, "worker-1-old", now - 9_000).await.expect("register");
+        deliveries::register_worker(&db, "worker-2-fresh", now).await.expect("register");
+        let lease = 300_000;
+        let old = deliveries::claim(&db, "worker-1-old#0", now, 2, lease, &Exclude::default()).await.expect("c");
+        let fresh = deliveries::claim(&db, "worker-2-fresh#0", now, 2, lease, &Exclude::default()).await.expect("c");
+        assert_eq!((old.len(), fresh.len()), (2, 2));
+        // Nobody is stale yet at the old worker's last renewal + 8 s: nothing is taken.
+        let early = deliveries::take_over_stale(&db, now - 1_000, STALE, 0).await.expect("take over");
+        assert!(early.is_empty(), "{early:?}");
+
+        // Now the old worker is stale: declared dead, its two leases taken back, the fresh worker's left alone. The
+        // settle delay is 0 here: its deliveries are due at once.
+        let taken = deliveries::take_over_stale(&db, now, STALE, 0).await.expect("take over");
+        assert_eq!(
+            taken,
+            vec![deliveries::TakenOver { worker: "worker-1-old".into(), heartbeat_at: now - 9_000, leases: 2 }]
+        );
+        assert!(deliveries::take_over_stale(&db, now, STALE, 0).await.expect("again").is_empty(), "declared once");
+        let next = deliveries::claim(&db, "worker-3-new#0", now, 10, lease, &Exclude::default()).await.expect("c");
+        let taken_ids: HashSet<i64> = next.iter().map(|c| c.id).collect();
+        let old_ids: HashSet<i64> = old.iter().map(|c| c.id).collect();
+        assert!(old_ids.is_subset(&taken_ids), "the dead worker's claims are claimed again at once");
+        assert!(fresh.iter().all(|c| !taken_ids.contains(&c.id)), "a fresh worker's claims stay with it");
+        // The claims the dead worker held were in doubt: the taker looks the ticket up before posting.
+        assert!(next.iter().filter(|c| old_ids.contains(&c.id)).all(|c| c.lookup_first && c.attempts == 2));
+
+        // The dead worker can no longer write anything; its next renewal tells it it was declared dead.
+        let late = Outcome::Delivered { ticket_id: 99 };
+        assert!(!deliveries::finish(&db, old[0].id, "worker-1-old#0", &late).await.expect("finish"));
+        assert!(!deliveries::renew_heartbeat(&db, "worker-1-old", now_millis()).await.expect("renew"));
+        assert!(deliveries::renew_heartbeat(&db, "worker-2-fresh", now_millis()).await.expect("renew"));
+        assert!(deliveries::finish(&db, fresh[0].id, "worker-2-fresh#0", &late).await.expect("finish"));
+
+        // With a settle delay, in-doubt deliveries of a dead worker come back only once its last POST has ended.
+        let spare = next.iter().find(|c| !old_ids.contains(&c.id)).expect("an unclaimed one");
+        let release = Outcome::Released { in_doubt: false };
+        assert!(deliveries::finish(&db, spare.id, "worker-3-new#0", &release).await.expect("release"));
+        deliveries::register_worker(&db, "worker-4-late", now - 20_000).await.expect("register");
+        let held = deliveries::claim(&db, "worker-4-late#7", now, 1, lease, &Exclude::default())
+            .await
+            .expect("claim");
+        assert_eq!(held.len(), 1);
+        let taken = deliveries::take_over_stale(&db, now, STALE, 30_000).await.expect("take over");
+        assert_eq!(taken.iter().map(|t| (t.worker.as_str(), t.leases)).collect::<Vec<_>>(), [("worker-4-late", 1)]);
+        assert!(
+            deliveries::claim(&db, "worker-3-new#1", now, 10, lease, &Exclude::default())
+                .await
+                .expect("claim")
+                .iter()
+                .all(|c| c.id != held[0].id),
+            "not before its last heartbeat + the settle delay"
+        );
+        let due = deliveries::claim(&db, "worker-3-new#2", now + 10_000, 10, lease, &Exclude::default())
+            .await
+            .expect("claim");
+        assert!(due.iter().any(|c| c.id == held[0].id && c.lookup_first));
+
+        // A clean shutdown removes the row.
+        deliveries::unregister_worker(&db, "worker-2-fresh").await.expect("unregister");
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM delivery_workers WHERE id = 'worker-2-fresh'").await, 0);
+        assert!(!deliveries::renew_heartbeat(&db, "worker-2-fresh", now_millis()).await.expect("renew"));
+    }
+}
