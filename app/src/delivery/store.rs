@@ -97,9 +97,10 @@ pub async fn claim(
          WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until <= $3 \
          AND i.active = 1{exclude_sql} ORDER BY d.next_attempt_at, d.id LIMIT $4"
     );
-    // In an UPDATE every right-hand side reads the row as it was: lookup_first gets the old in_doubt.
-    let set = "lease_owner = $1, lease_until = $2, attempts = attempts + 1, lookup_first = in_doubt, in_doubt = 1, \
-               updated_at = $3";
+    // lookup_first is the doubt an earlier attempt left. A claim alone puts nothing in doubt: the worker marks a
+    // delivery in doubt (`arm`) before its POST can start, so a dead worker's deliveries that never came near a POST
+    // are taken over at once, without waiting for its POSTs to end.
+    let set = "lease_owner = $1, lease_until = $2, attempts = attempts + 1, lookup_first = in_doubt, updated_at = $3";
     let sql = match db.backend {
         // The pick runs once (a CTE is not re-planned as a subquery can be), locking what it returns and skipping
         // rows another process is claiming; READ COMMITTED re-checks the conditions on the latest version.
@@ -140,6 +141,24 @@ pub async fn claim(
         .collect::<Result<_, sqlx::Error>>()?;
     claims.sort_by_key(|c| c.id);
     Ok(claims)
+}
+
+/// Marks claimed deliveries in doubt before their POSTs may start: from here on the next attempt (after a crash, a
+/// takeover or an expired lease) looks the ticket up first, and a dead worker's delivery waits until its POSTs have
+/// ended. Only rows the claim `owner` still holds; returns their ids.
+pub async fn arm(db: &Db, owner: &str, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Integers only, inlined.
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let sql = format!(
+        "UPDATE deliveries SET in_doubt = 1 WHERE id IN ({}) AND lease_owner = $1 AND state IN ('pending', 'retrying') \
+         RETURNING id",
+        list.join(",")
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner).fetch_all(&db.pool).await?;
+    Ok(rows.iter().map(|row| row.try_get("id")).collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Records an attempt's outcome, if `owner` still holds the lease. Returns whether it did.

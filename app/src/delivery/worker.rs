@@ -220,6 +220,8 @@ struct Queued {
     integration: Option<(i64, Arc<Prepared>)>,
     compromise: Result<Compromise, String>,
     lease_until: i64,
+    /// Marked in doubt in the database (`store::arm`): only then may its attempt start (and post).
+    armed: bool,
 }
 
 /// Whose turn it is: the partner served last, and per partner the integration served last.
@@ -273,6 +275,10 @@ impl Worker {
         // fsync on PostgreSQL) must not leave finished slots empty meanwhile.
         let mut claiming: Option<tokio::task::JoinHandle<Result<Vec<Queued>, crate::db::StoreError>>> = None;
         let mut writes: JoinSet<()> = JoinSet::new();
+        // Deliveries are marked in doubt in batches, a little ahead of their turn, beside the loop: what a dead
+        // worker held but had not come near posting is then taken over at once.
+        let mut arming: Option<tokio::task::JoinHandle<Result<(Vec<i64>, Vec<i64>), crate::db::StoreError>>> = None;
+        let mut arm_after = std::time::Instant::now();
         // Set when a claim found less than it asked for: wait for a wake-up or the next poll before asking again.
         let mut nothing_due = false;
         // Delivered outcomes are written in batches at least every tick; health every fifth tick.
@@ -297,6 +303,9 @@ impl Worker {
             }
             self.dispatch(&mut queued, &mut running, &mut tasks, &mut task_integrations, &partner_of, &mut turns).await;
             partner_of.retain(|id, _| queued.contains_key(id) || running.contains_key(id));
+            if arming.is_none() && std::time::Instant::now() >= arm_after {
+                arming = self.clone().arm_ahead(&queued);
+            }
             if self.delivered_len() >= self.config.concurrency.div_ceil(4) {
                 writes.spawn(self.clone().write_delivered());
             }
@@ -379,6 +388,36 @@ impl Worker {
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     self.finished(done, &mut running, &mut task_integrations)
                 }
+                armed = async {
+                    match arming.as_mut() {
+                        Some(arm) => arm.await,
+                        None => std::future::pending().await,
+                    }
+                }, if arming.is_some() => {
+                    arming = None;
+                    match armed {
+                        Ok(Ok((asked, armed))) => {
+                            let armed: std::collections::HashSet<i64> = armed.into_iter().collect();
+                            let asked: std::collections::HashSet<i64> = asked.into_iter().collect();
+                            for queue in queued.values_mut() {
+                                // Asked for and not marked: the lease is no longer ours (taken over); drop it.
+                                queue.retain(|item| armed.contains(&item.claim.id) || !asked.contains(&item.claim.id));
+                                for item in queue.iter_mut() {
+                                    item.armed |= armed.contains(&item.claim.id);
+                                }
+                            }
+                            queued.retain(|_, q| !q.is_empty());
+                        }
+                        Ok(Err(err)) => {
+                            tracing::error!(error = %err, "could not mark deliveries in doubt before posting");
+                            arm_after = std::time::Instant::now() + Duration::from_millis(200);
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "the marking task ended abnormally");
+                            arm_after = std::time::Instant::now() + Duration::from_millis(200);
+                        }
+                    }
+                }
                 Some(_) = writes.join_next(), if !writes.is_empty() => {}
                 _ = flush.tick() => {
                     writes.spawn(self.clone().write_delivered());
@@ -405,6 +444,9 @@ impl Worker {
                 Ok(Err(err)) => tracing::error!(error = %err, "could not claim deliveries"),
                 Err(err) => tracing::error!(error = %err, "the claim task ended abnormally"),
             }
+        }
+        if let Some(arm) = arming.take() {
+            let _ = arm.await;
         }
         while writes.join_next().await.is_some() {}
         // Shutting down: nothing new starts; claimed-but-waiting deliveries go back to the queue untouched.
@@ -573,9 +615,10 @@ impl Worker {
                     continue;
                 }
                 let ids = &by_partner[&partner];
+                // In queue order, and only once marked in doubt.
                 let startable = |id: &i64| {
                     running.get(id).copied().unwrap_or(0) < self.config.per_integration
-                        && queued.get(id).is_some_and(|q| !q.is_empty())
+                        && queued.get(id).and_then(VecDeque::front).is_some_and(|item| item.armed)
                 };
                 let Some(id) = turns.integration_order(partner, ids).into_iter().find(startable) else { continue };
                 let Some(item) = queued.get_mut(&id).and_then(VecDeque::pop_front) else { continue };
@@ -603,6 +646,48 @@ impl Worker {
             }
         }
         queued.retain(|_, q| !q.is_empty());
+    }
+
+    /// Marks in doubt, in one statement per claim, the deliveries whose turn comes next: for each integration the
+    /// first of its queue up to twice its share of slots, at most twice the process's concurrency not yet started in
+    /// all. Returns the task (the ids asked for, and those marked), or None when nothing needs marking.
+    #[allow(clippy::type_complexity)]
+    fn arm_ahead(
+        self: Arc<Self>,
+        queued: &HashMap<i64, VecDeque<Queued>>,
+    ) -> Option<tokio::task::JoinHandle<Result<(Vec<i64>, Vec<i64>), crate::db::StoreError>>> {
+        let target = self.config.concurrency * 2;
+        let ready: usize = queued.values().flatten().filter(|item| item.armed).count();
+        if ready >= target {
+            return None;
+        }
+        // Every queue's first item, then every queue's second, and so on: each integration's next turn first.
+        let mut wanted: Vec<(String, i64)> = Vec::new();
+        for position in 0..self.config.per_integration * 2 {
+            for queue in queued.values() {
+                if let Some(item) = queue.get(position)
+                    && !item.armed
+                {
+                    wanted.push((item.claim.token.clone(), item.claim.id));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return None;
+        }
+        wanted.truncate(target - ready);
+        Some(tokio::spawn(async move {
+            let mut by_token: HashMap<String, Vec<i64>> = HashMap::new();
+            for (token, id) in wanted {
+                by_token.entry(token).or_default().push(id);
+            }
+            let (mut asked, mut armed) = (Vec::new(), Vec::new());
+            for (token, ids) in by_token {
+                armed.extend(store::arm(&self.deps.db, &token, &ids).await?);
+                asked.extend(ids);
+            }
+            Ok((asked, armed))
+        }))
     }
 
     /// An attempt makes at most four PSA calls, each bounded by the client's timeout. (Leases are at least
@@ -757,6 +842,8 @@ impl Worker {
                     .unwrap_or_else(|| Err("The compromise no longer exists.".to_owned())),
                 integration: prepared.get(&claim.integration_id).cloned(),
                 lease_until: now + lease_ms,
+                // Already in doubt from an earlier attempt: nothing to mark.
+                armed: claim.lookup_first,
                 claim,
             })
             .collect())
