@@ -180,7 +180,16 @@ impl Psa {
 
     /// An integration of the demo account with a small mapping (the fields the system requires).
     fn input(&self, name: &str) -> IntegrationInput {
-        let mut input = IntegrationInput { name: name.into(), ..Default::default() };
+        let mut input = IntegrationInput {
+            name: name.into(),
+            // The largest request budget the wizard takes: a run must measure crash recovery, not the budget's waits
+            // (1,000 a minute by default, which a run spends in seconds, so everything would wait for the next minute).
+            request_budget: Some(app::integrations::RequestBudgetInput {
+                requests: app::integrations::MAX_BUDGET_REQUESTS,
+                window: app::integrations::BudgetWindow::Minute,
+            }),
+            ..Default::default()
+        };
         match self {
             Psa::ConnectWise(sb) => {
                 input.site = sb.url();
@@ -239,10 +248,20 @@ async fn prepare(db: &Db, dir: &Path, database_url: &str, psa: &Psa, n: usize) -
     }
     let mut ids = Vec::new();
     for name in ["Service desk", "Security board"] {
-        let input = psa.input(name);
-        let id = app::integrations::service::save(&state, partner.id, None, input, &Actor::operator("test"))
-            .await
-            .expect("save");
+        // The sandbox's bursts of 429s may meet the save's own calls: try again after the burst.
+        let mut tries = 0;
+        let id = loop {
+            match app::integrations::service::save(&state, partner.id, None, psa.input(name), &Actor::operator("test"))
+                .await
+            {
+                Ok(id) => break id,
+                Err(err) if tries < 5 && err.to_string().contains("throttling") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(1_500)).await;
+                }
+                Err(err) => panic!("save: {err:?}"),
+            }
+        };
         app::integrations::store::set_active(db, partner.id, id, true, &Actor::operator("test")).await.expect("enable");
         ids.push(id);
     }
