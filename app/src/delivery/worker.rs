@@ -224,6 +224,13 @@ struct Queued {
     armed: bool,
 }
 
+/// What one marking asked for and what it marked in doubt, as (claim token, delivery id).
+#[derive(Default)]
+struct Armed {
+    asked: std::collections::HashSet<(String, i64)>,
+    armed: std::collections::HashSet<(String, i64)>,
+}
+
 /// Whose turn it is: the partner served last, and per partner the integration served last.
 #[derive(Debug, Default)]
 struct Turns {
@@ -277,7 +284,7 @@ impl Worker {
         let mut writes: JoinSet<()> = JoinSet::new();
         // Deliveries are marked in doubt in batches, a little ahead of their turn, beside the loop: what a dead
         // worker held but had not come near posting is then taken over at once.
-        let mut arming: Option<tokio::task::JoinHandle<Result<(Vec<i64>, Vec<i64>), crate::db::StoreError>>> = None;
+        let mut arming: Option<tokio::task::JoinHandle<Result<Armed, crate::db::StoreError>>> = None;
         let mut arm_after = std::time::Instant::now();
         // Set when a claim found less than it asked for: wait for a wake-up or the next poll before asking again.
         let mut nothing_due = false;
@@ -396,14 +403,14 @@ impl Worker {
                 }, if arming.is_some() => {
                     arming = None;
                     match armed {
-                        Ok(Ok((asked, armed))) => {
-                            let armed: std::collections::HashSet<i64> = armed.into_iter().collect();
-                            let asked: std::collections::HashSet<i64> = asked.into_iter().collect();
+                        Ok(Ok(Armed { asked, armed })) => {
+                            // By claim: a delivery released and claimed again meanwhile is another claim.
+                            let key = |item: &Queued| (item.claim.token.clone(), item.claim.id);
                             for queue in queued.values_mut() {
-                                // Asked for and not marked: the lease is no longer ours (taken over); drop it.
-                                queue.retain(|item| armed.contains(&item.claim.id) || !asked.contains(&item.claim.id));
+                                // Asked for and not marked: the lease is no longer this claim's (taken over); drop it.
+                                queue.retain(|item| armed.contains(&key(item)) || !asked.contains(&key(item)));
                                 for item in queue.iter_mut() {
-                                    item.armed |= armed.contains(&item.claim.id);
+                                    item.armed |= armed.contains(&key(item));
                                 }
                             }
                             queued.retain(|_, q| !q.is_empty());
@@ -651,11 +658,10 @@ impl Worker {
     /// Marks in doubt, in one statement per claim, the deliveries whose turn comes next: for each integration the
     /// first of its queue up to twice its share of slots, at most twice the process's concurrency not yet started in
     /// all. Returns the task (the ids asked for, and those marked), or None when nothing needs marking.
-    #[allow(clippy::type_complexity)]
     fn arm_ahead(
         self: Arc<Self>,
         queued: &HashMap<i64, VecDeque<Queued>>,
-    ) -> Option<tokio::task::JoinHandle<Result<(Vec<i64>, Vec<i64>), crate::db::StoreError>>> {
+    ) -> Option<tokio::task::JoinHandle<Result<Armed, crate::db::StoreError>>> {
         let target = self.config.concurrency * 2;
         let ready: usize = queued.values().flatten().filter(|item| item.armed).count();
         if ready >= target {
@@ -681,12 +687,12 @@ impl Worker {
             for (token, id) in wanted {
                 by_token.entry(token).or_default().push(id);
             }
-            let (mut asked, mut armed) = (Vec::new(), Vec::new());
+            let mut done = Armed::default();
             for (token, ids) in by_token {
-                armed.extend(store::arm(&self.deps.db, &token, &ids).await?);
-                asked.extend(ids);
+                done.armed.extend(store::arm(&self.deps.db, &token, &ids).await?.into_iter().map(|id| (token.clone(), id)));
+                done.asked.extend(ids.into_iter().map(|id| (token.clone(), id)));
             }
-            Ok((asked, armed))
+            Ok(done)
         }))
     }
 
