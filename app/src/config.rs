@@ -467,7 +467,10 @@ mod tests {
         assert!(dev.delivery_worker);
         assert_eq!((dev.delivery_concurrency, dev.delivery_per_integration), (16, 8));
         assert_eq!(dev.delivery_lease, Duration::from_secs(300));
-        assert_eq!((dev.delivery_heartbeat, dev.delivery_worker_stale), (Duration::from_secs(2), Duration::from_secs(8)));
+        assert_eq!(
+            (dev.delivery_heartbeat, dev.delivery_worker_stale),
+            (Duration::from_secs(2), Duration::from_secs(8))
+        );
         assert_eq!((dev.import_max_records, dev.import_max_body_bytes), (10_000, 10 << 20));
         let custom = config(&[
             ("DELIVERY_WORKER", "off"),

@@ -248,14 +248,14 @@ async fn prepare(db: &Db, dir: &Path, database_url: &str, psa: &Psa, n: usize) -
     }
     let mut ids = Vec::new();
     for name in ["Service desk", "Security board"] {
-        // The sandbox's bursts of 429s may meet the save's own calls: try again after the burst.
+        // The sandbox's faults (bursts of 429s, 500s) may meet the save's own calls: try again after a moment.
         let mut tries = 0;
         let id = loop {
             match app::integrations::service::save(&state, partner.id, None, psa.input(name), &Actor::operator("test"))
                 .await
             {
                 Ok(id) => break id,
-                Err(err) if tries < 5 && err.to_string().contains("throttling") => {
+                Err(err) if tries < 5 && err.to_string().contains("tried again") => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(1_500)).await;
                 }

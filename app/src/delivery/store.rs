@@ -300,12 +300,11 @@ pub struct TakenOver {
 /// A worker declared dead that was only slow finds out at its next renewal ([`renew_heartbeat`]) and stops.
 pub async fn take_over_stale(db: &Db, now: i64, stale_ms: i64, settle_ms: i64) -> Result<Vec<TakenOver>, StoreError> {
     // Cheap when nobody is stale (a read of the small table by its index), so every worker can ask often.
-    let stale: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM delivery_workers WHERE state = 'alive' AND heartbeat_at < $1",
-    )
-    .bind(now - stale_ms)
-    .fetch_one(&db.pool)
-    .await?;
+    let stale: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM delivery_workers WHERE state = 'alive' AND heartbeat_at < $1")
+            .bind(now - stale_ms)
+            .fetch_one(&db.pool)
+            .await?;
     if stale == 0 {
         return Ok(Vec::new());
     }

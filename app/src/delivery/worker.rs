@@ -544,7 +544,10 @@ impl Worker {
                     Ok(false) => {
                         self.heartbeat.dead.store(true, std::sync::atomic::Ordering::SeqCst);
                         self.heartbeat.declared.notify_one();
-                        tracing::error!(owner = self.owner, "this worker's heartbeat was declared dead: it stops posting");
+                        tracing::error!(
+                            owner = self.owner,
+                            "this worker's heartbeat was declared dead: it stops posting"
+                        );
                         return;
                     }
                     Err(err) => tracing::warn!(error = %err, "could not renew the worker's heartbeat"),
@@ -655,33 +658,24 @@ impl Worker {
         queued.retain(|_, q| !q.is_empty());
     }
 
-    /// Marks in doubt, in one statement per claim, the deliveries whose turn comes next: for each integration the
-    /// first of its queue up to twice its share of slots, at most twice the process's concurrency not yet started in
-    /// all. Returns the task (the ids asked for, and those marked), or None when nothing needs marking.
+    /// Marks in doubt, in one statement per claim, the deliveries whose turn comes next: the first `2 ×
+    /// per_integration` of each integration's queue (two waves of its slots, so that a marking still under way never
+    /// holds a freed slot back). Per integration, not in all, so that a partner whose turn comes is never kept
+    /// waiting behind another's marked backlog. Returns the task (what it asked for,
+    /// and what it marked), or None when nothing needs marking.
     fn arm_ahead(
         self: Arc<Self>,
         queued: &HashMap<i64, VecDeque<Queued>>,
     ) -> Option<tokio::task::JoinHandle<Result<Armed, crate::db::StoreError>>> {
-        let target = self.config.concurrency * 2;
-        let ready: usize = queued.values().flatten().filter(|item| item.armed).count();
-        if ready >= target {
-            return None;
-        }
-        // Every queue's first item, then every queue's second, and so on: each integration's next turn first.
-        let mut wanted: Vec<(String, i64)> = Vec::new();
-        for position in 0..self.config.per_integration * 2 {
-            for queue in queued.values() {
-                if let Some(item) = queue.get(position)
-                    && !item.armed
-                {
-                    wanted.push((item.claim.token.clone(), item.claim.id));
-                }
-            }
-        }
+        let wanted: Vec<(String, i64)> = queued
+            .values()
+            .flat_map(|queue| queue.iter().take(self.config.per_integration.max(1) * 2))
+            .filter(|item| !item.armed)
+            .map(|item| (item.claim.token.clone(), item.claim.id))
+            .collect();
         if wanted.is_empty() {
             return None;
         }
-        wanted.truncate(target - ready);
         Some(tokio::spawn(async move {
             let mut by_token: HashMap<String, Vec<i64>> = HashMap::new();
             for (token, id) in wanted {
@@ -689,7 +683,8 @@ impl Worker {
             }
             let mut done = Armed::default();
             for (token, ids) in by_token {
-                done.armed.extend(store::arm(&self.deps.db, &token, &ids).await?.into_iter().map(|id| (token.clone(), id)));
+                done.armed
+                    .extend(store::arm(&self.deps.db, &token, &ids).await?.into_iter().map(|id| (token.clone(), id)));
                 done.asked.extend(ids.into_iter().map(|id| (token.clone(), id)));
             }
             Ok(done)
