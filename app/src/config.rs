@@ -70,6 +70,11 @@ pub struct Config {
     pub delivery_lease: Duration,
     /// How often a worker looks for due deliveries it was not told about.
     pub delivery_poll: Duration,
+    /// How often a worker renews its heartbeat row (`DELIVERY_HEARTBEAT_MS`, default 2 s).
+    pub delivery_heartbeat: Duration,
+    /// A worker whose heartbeat is older than this is declared dead and its leases are taken over at once
+    /// (`DELIVERY_WORKER_STALE_SECS`, default 8 s; at least 3 heartbeats).
+    pub delivery_worker_stale: Duration,
     /// Attempts in all before a transiently failing delivery is marked Failed.
     pub delivery_max_attempts: u32,
     /// Backoff after the first transient failure, and the longest backoff.
@@ -196,6 +201,15 @@ impl Config {
                 value: delivery_lease.as_secs().to_string(),
             });
         }
+        let delivery_heartbeat = Duration::from_millis(number("DELIVERY_HEARTBEAT_MS", 2000)?.max(100));
+        let delivery_worker_stale = Duration::from_secs(number("DELIVERY_WORKER_STALE_SECS", 8)?);
+        if delivery_worker_stale < delivery_heartbeat * 3 {
+            return Err(ConfigError::Invalid {
+                name: "DELIVERY_WORKER_STALE_SECS",
+                expected: "at least 3 × DELIVERY_HEARTBEAT_MS (a live worker must not be declared dead)",
+                value: delivery_worker_stale.as_secs().to_string(),
+            });
+        }
         if get("TRUST_PROXY_HEADERS").is_some() {
             return Err(ConfigError::Replaced(
                 "TRUST_PROXY_HEADERS was replaced by TRUSTED_PROXY_HOPS: set it to the number of reverse proxies in \
@@ -275,6 +289,8 @@ impl Config {
             delivery_per_integration: number("DELIVERY_PER_INTEGRATION", 8)? as usize,
             delivery_lease,
             delivery_poll: Duration::from_millis(number("DELIVERY_POLL_MS", 1000)?),
+            delivery_heartbeat,
+            delivery_worker_stale,
             delivery_max_attempts: number("DELIVERY_MAX_ATTEMPTS", 25)?.min(1000) as u32,
             delivery_retry_base: Duration::from_millis(number("DELIVERY_RETRY_BASE_MS", 2000)?),
             delivery_retry_max: Duration::from_secs(number("DELIVERY_RETRY_MAX_SECS", 900)?),
@@ -451,6 +467,10 @@ mod tests {
         assert!(dev.delivery_worker);
         assert_eq!((dev.delivery_concurrency, dev.delivery_per_integration), (16, 8));
         assert_eq!(dev.delivery_lease, Duration::from_secs(300));
+        assert_eq!(
+            (dev.delivery_heartbeat, dev.delivery_worker_stale),
+            (Duration::from_secs(2), Duration::from_secs(8))
+        );
         assert_eq!((dev.import_max_records, dev.import_max_body_bytes), (10_000, 10 << 20));
         let custom = config(&[
             ("DELIVERY_WORKER", "off"),
@@ -471,6 +491,9 @@ mod tests {
         assert!(
             err.to_string().contains("DELIVERY_LEASE_SECS") && err.to_string().contains("CONNECTWISE_TIMEOUT_SECS")
         );
+        // A worker could be declared dead between two of its renewals: refused.
+        let err = config(&[("DELIVERY_HEARTBEAT_MS", "3000")]).expect_err("stale within 3 heartbeats");
+        assert!(err.to_string().contains("DELIVERY_WORKER_STALE_SECS"));
         let err = config(&[("DELIVERY_WORKER", "sometimes")]).expect_err("bad flag");
         assert!(err.to_string().contains("DELIVERY_WORKER"));
     }

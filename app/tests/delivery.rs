@@ -176,7 +176,9 @@ async fn claims_are_leased_fenced_and_expire() {
         assert!(!deliveries::finish(&db, first[0].id, "B", &Outcome::Delivered { ticket_id: 1 }).await.expect("f"));
         assert!(deliveries::finish(&db, first[0].id, "A", &Outcome::Delivered { ticket_id: 7 }).await.expect("f"));
 
-        // A dead worker's lease expires; the next claimer must look the ticket up first.
+        // A dead worker's lease expires; the next claimer must look the ticket up first if it was marked in doubt
+        // (its POST could have started), and need not if it was not.
+        assert_eq!(deliveries::arm(&db, "A", &[first[1].id]).await.expect("arm"), vec![first[1].id]);
         let later = now + LEASE + 1;
         let reclaimed = deliveries::claim(&db, "B", later, 10, LEASE, &Exclude::default()).await.expect("claim");
         let ids: HashSet<i64> = reclaimed.iter().map(|c| c.id).collect();
@@ -460,5 +462,66 @@ async fn log_pages_merge_states_and_follow_every_filter() {
             }
             assert_eq!(seen, expected, "{:?}: state {state:?}, organization {organization:?}", db.backend);
         }
+    }
+}
+
+#[tokio::test]
+async fn a_stale_workers_leases_are_taken_over_and_a_fresh_workers_are_not() {
+    let secrets = SecretBox::new(&[9u8; 32]);
+    const STALE: i64 = 8_000;
+    for db in all_backends().await {
+        let p = partner(&db, "heartbeats@example.com").await;
+        let a = organization(&db, p, "Acme Corporation").await;
+        integration(&db, p, "Main", true, &[a]).await;
+        let batch: Vec<ImportRecord> = (1..=6).map(|n| record(n, OrganizationRef::ById(a))).collect();
+        compromises::import(&db, &secrets, p, &batch).await.expect("import");
+        let now = now_millis();
+        // "old" last renewed 9 s ago (paused, or killed); "fresh" just now. Both hold claims with the default lease.
+        deliveries::register_worker(&db, "worker-1-old", now - 9_000).await.expect("register");
+        deliveries::register_worker(&db, "worker-2-fresh", now).await.expect("register");
+        let lease = 300_000;
+        let old = deliveries::claim(&db, "worker-1-old#0", now, 2, lease, &Exclude::default()).await.expect("c");
+        let fresh = deliveries::claim(&db, "worker-2-fresh#0", now, 2, lease, &Exclude::default()).await.expect("c");
+        assert_eq!((old.len(), fresh.len()), (2, 2));
+        // The old worker had come near posting one of its two (marked in doubt), not the other.
+        assert_eq!(deliveries::arm(&db, "worker-1-old#0", &[old[0].id]).await.expect("arm"), vec![old[0].id]);
+        assert!(deliveries::arm(&db, "worker-9-other#0", &[old[1].id]).await.expect("arm").is_empty(), "not its lease");
+        // Nobody is stale yet at the old worker's last renewal + 8 s: nothing is taken.
+        let settle = 30_000;
+        let early = deliveries::take_over_stale(&db, now - 1_000, STALE, settle).await.expect("take over");
+        assert!(early.is_empty(), "{early:?}");
+
+        // Now the old worker is stale: declared dead, its two leases taken back, the fresh worker's left alone.
+        let taken = deliveries::take_over_stale(&db, now, STALE, settle).await.expect("take over");
+        assert_eq!(
+            taken,
+            vec![deliveries::TakenOver { worker: "worker-1-old".into(), heartbeat_at: now - 9_000, leases: 2 }]
+        );
+        assert!(deliveries::take_over_stale(&db, now, STALE, settle).await.expect("again").is_empty(), "declared once");
+        // The one it never came near posting is claimed again at once, without a lookup; the fresh worker's stay.
+        let next = deliveries::claim(&db, "worker-3-new#0", now, 10, lease, &Exclude::default()).await.expect("c");
+        let ids: HashSet<i64> = next.iter().map(|c| c.id).collect();
+        assert!(ids.contains(&old[1].id), "a dead worker's untouched claim comes back at once");
+        assert!(next.iter().any(|c| c.id == old[1].id && !c.lookup_first && c.attempts == 2));
+        assert!(fresh.iter().all(|c| !ids.contains(&c.id)), "a fresh worker's claims stay with it");
+        // The one in doubt waits until its last heartbeat + the settle delay (every POST it may have started has
+        // ended), then is looked up before any POST.
+        assert!(!ids.contains(&old[0].id), "not before its POST has ended");
+        let due = deliveries::claim(&db, "worker-3-new#1", now - 9_000 + settle, 10, lease, &Exclude::default())
+            .await
+            .expect("claim");
+        assert!(due.iter().any(|c| c.id == old[0].id && c.lookup_first && c.attempts == 2), "{due:?}");
+
+        // The dead worker can no longer write anything; its next renewal tells it it was declared dead.
+        let late = Outcome::Delivered { ticket_id: 99 };
+        assert!(!deliveries::finish(&db, old[0].id, "worker-1-old#0", &late).await.expect("finish"));
+        assert!(!deliveries::renew_heartbeat(&db, "worker-1-old", now_millis()).await.expect("renew"));
+        assert!(deliveries::renew_heartbeat(&db, "worker-2-fresh", now_millis()).await.expect("renew"));
+        assert!(deliveries::finish(&db, fresh[0].id, "worker-2-fresh#0", &late).await.expect("finish"));
+
+        // A clean shutdown removes the row.
+        deliveries::unregister_worker(&db, "worker-2-fresh").await.expect("unregister");
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM delivery_workers WHERE id = 'worker-2-fresh'").await, 0);
+        assert!(!deliveries::renew_heartbeat(&db, "worker-2-fresh", now_millis()).await.expect("renew"));
     }
 }

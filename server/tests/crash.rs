@@ -43,7 +43,9 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// The environment every server of a run shares: short ConnectWise timeout and lease, quick retries.
+/// The environment every server of a run shares: short ConnectWise timeout, quick retries, and the default lease
+/// (300 s) and heartbeats (renewed every 2 s, stale after 8 s): a killed server's claims come back through
+/// heartbeats, not by their lease running out.
 fn env(dir: &Path, database_url: &str) -> Vec<(String, String)> {
     [
         ("APP_MODE", "dev"),
@@ -54,7 +56,6 @@ fn env(dir: &Path, database_url: &str) -> Vec<(String, String)> {
         ("AT_SANDBOX_ADDR", "off"),
         ("LOG_LEVEL", "info"),
         ("CONNECTWISE_TIMEOUT_SECS", "1"),
-        ("DELIVERY_LEASE_SECS", "8"),
         ("DELIVERY_POLL_MS", "100"),
         ("DELIVERY_RETRY_BASE_MS", "100"),
         ("DELIVERY_RETRY_MAX_SECS", "1"),
@@ -179,7 +180,16 @@ impl Psa {
 
     /// An integration of the demo account with a small mapping (the fields the system requires).
     fn input(&self, name: &str) -> IntegrationInput {
-        let mut input = IntegrationInput { name: name.into(), ..Default::default() };
+        let mut input = IntegrationInput {
+            name: name.into(),
+            // The largest request budget the wizard takes: a run must measure crash recovery, not the budget's waits
+            // (1,000 a minute by default, which a run spends in seconds, so everything would wait for the next minute).
+            request_budget: Some(app::integrations::RequestBudgetInput {
+                requests: app::integrations::MAX_BUDGET_REQUESTS,
+                window: app::integrations::BudgetWindow::Minute,
+            }),
+            ..Default::default()
+        };
         match self {
             Psa::ConnectWise(sb) => {
                 input.site = sb.url();
@@ -238,10 +248,20 @@ async fn prepare(db: &Db, dir: &Path, database_url: &str, psa: &Psa, n: usize) -
     }
     let mut ids = Vec::new();
     for name in ["Service desk", "Security board"] {
-        let input = psa.input(name);
-        let id = app::integrations::service::save(&state, partner.id, None, input, &Actor::operator("test"))
-            .await
-            .expect("save");
+        // The sandbox's faults (bursts of 429s, 500s) may meet the save's own calls: try again after a moment.
+        let mut tries = 0;
+        let id = loop {
+            match app::integrations::service::save(&state, partner.id, None, psa.input(name), &Actor::operator("test"))
+                .await
+            {
+                Ok(id) => break id,
+                Err(err) if tries < 5 && err.to_string().contains("tried again") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(1_500)).await;
+                }
+                Err(err) => panic!("save: {err:?}"),
+            }
+        };
         app::integrations::store::set_active(db, partner.id, id, true, &Actor::operator("test")).await.expect("enable");
         ids.push(id);
     }
@@ -325,15 +345,67 @@ async fn run_with_kills(db: &Db, dir: &Path, vars: &[(String, String)], sb: &Psa
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE lease_until > 0")
-            .fetch_one(&db.pool)
-            .await
-            .expect("leased");
-        eprintln!("kill {} at {} tickets ({leased} deliveries leased)", kill + 1, sb.ticket_count());
+        // The deliveries the server holds (claimed: in flight, or waiting for a slot) as it is killed.
+        let claimed: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.uuid, d.integration_id FROM deliveries d JOIN compromises c ON c.id = d.compromise_id \
+             WHERE d.lease_until > 0 AND d.state IN ('pending', 'retrying')",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("leased");
         server.kill();
+        // Whatever the sandbox was still doing for the killed server ends first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let before: std::collections::HashSet<String> = sb.tickets().await.into_iter().map(|(key, _)| key).collect();
+        let waiting: std::collections::HashSet<String> = claimed
+            .iter()
+            .map(|(uuid, integration)| app::mapping::external_xref(uuid, *integration))
+            .filter(|xref| !before.contains(xref))
+            .collect();
+        eprintln!(
+            "kill {} at {} tickets: {} deliveries claimed, {} of them without a ticket",
+            kill + 1,
+            sb.ticket_count(),
+            claimed.len(),
+            waiting.len()
+        );
+        let restarted = Instant::now();
         server = Server::start(dir, vars, "server");
+        // The claims come back through the heartbeats, long before the 300 s lease would end.
+        let resumed = first_ticket_of(sb, &waiting, Duration::from_secs(60)).await;
+        match resumed {
+            Some(after) => {
+                eprintln!(
+                    "kill {}: first ticket of a delivery the killed server had claimed {:.2} s after the restart",
+                    kill + 1,
+                    after.duration_since(restarted).as_secs_f64()
+                );
+                assert!(
+                    after.duration_since(restarted) <= Duration::from_secs(10),
+                    "a dead server's deliveries resume within 10 s of the restart: {:?}",
+                    after.duration_since(restarted)
+                );
+            }
+            None => assert!(waiting.is_empty(), "no claimed delivery was resumed within 60 s: {}", server.log_text()),
+        }
     }
     server
+}
+
+/// When the first ticket carrying one of `keys` reached the sandbox (polled), or None if none did within `within`
+/// (or `keys` is empty).
+async fn first_ticket_of(sb: &Psa, keys: &std::collections::HashSet<String>, within: Duration) -> Option<Instant> {
+    if keys.is_empty() {
+        return None;
+    }
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if sb.tickets().await.iter().any(|(key, _)| keys.contains(key)) {
+            return Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 /// The environment of a run's servers: the common one and what reaches the PSA.

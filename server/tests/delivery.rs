@@ -456,3 +456,85 @@ async fn workers_together_stay_within_the_accounts_request_budget() {
     let row = app::integrations::store::get(&h.state.db, partner, id).await.expect("integration");
     assert_ne!(row.health, Health::Unhealthy, "a spent budget says nothing about ConnectWise");
 }
+
+#[tokio::test]
+async fn a_worker_declared_dead_stops_posting_and_starts_again_under_a_new_name() {
+    declared_dead(harness(&[("CONNECTWISE_TIMEOUT_SECS", "1")]).await).await;
+}
+
+#[tokio::test]
+async fn a_worker_declared_dead_stops_posting_and_starts_again_under_a_new_name_on_postgres() {
+    if let Some(db) = app::testing::postgres().await {
+        declared_dead(common::harness_on(db, &[("CONNECTWISE_TIMEOUT_SECS", "1")])).await;
+    }
+}
+
+/// A worker whose renewals stopped reaching the database for 9 s (as another worker sees it) is declared dead
+/// while it delivers: its claims are taken over, its next renewal tells it, it stops posting and starts again under a
+/// new name; every compromise still becomes exactly one ticket.
+async fn declared_dead(h: Harness) {
+    let sb = start_sandbox(Faults { latency_ms: 30, ..Default::default() }).await;
+    let (partner, ids, acme, _) = setup(&h, &sb, 1).await;
+    // Renewals every 300 ms; it declares nobody dead itself within the test (stale after 60 s).
+    let config =
+        WorkerConfig { heartbeat: Duration::from_millis(300), stale_after: Duration::from_secs(60), ..config(&h) };
+    let worker = start(&h, config);
+    let records: Vec<ImportRecord> = (1..=120).map(|n| record(n, acme)).collect();
+    import(&h, partner, &records).await;
+    h.state.deliveries.wake();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sb.sandbox.ticket_count() < 10 {
+        assert!(Instant::now() < deadline, "no delivery started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let db = &h.state.db;
+    // Another worker's view: this one's heartbeat is 9 s old. It declares it dead and takes its claims; those in
+    // doubt come back once its POSTs have ended (here 3 s from now), the rest at once.
+    let taken = loop {
+        let now = app::db::now_millis();
+        sqlx::query("UPDATE delivery_workers SET heartbeat_at = $1 WHERE state = 'alive'")
+            .bind(now - 9_000)
+            .execute(&db.pool)
+            .await
+            .expect("age the heartbeat");
+        let taken = app::delivery::store::take_over_stale(db, now, 8_000, 12_000).await.expect("take over");
+        if let Some(dead) = taken.into_iter().next() {
+            break dead;
+        }
+    };
+    assert!(taken.leases > 0, "it held claims: {taken:?}");
+    // Its next renewal finds it dead: it stops and starts again under a new name.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive: Vec<String> = sqlx::query_scalar("SELECT id FROM delivery_workers WHERE state = 'alive'")
+            .fetch_all(&db.pool)
+            .await
+            .expect("workers");
+        if alive.iter().any(|id| *id != taken.worker) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker did not start again: {alive:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let state: String = sqlx::query_scalar("SELECT state FROM delivery_workers WHERE id = $1")
+        .bind(&taken.worker)
+        .fetch_one(&db.pool)
+        .await
+        .expect("old row");
+    assert_eq!(state, "dead");
+    settled(&h, Duration::from_secs(30)).await;
+    worker.shutdown().await;
+    // Exactly once: had the old worker gone on posting what it held, the taken-over deliveries would have been
+    // posted twice.
+    let by_xref = tickets_by_xref(&sb).await;
+    for r in &records {
+        assert_eq!(by_xref.get(&format!("dwid:{}/{}", r.uuid, ids[0])), Some(&1), "{}", r.uuid);
+    }
+    assert_eq!(sb.sandbox.ticket_count(), 120);
+    // A clean shutdown removes the new name's row.
+    let alive: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_workers WHERE state = 'alive'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("workers");
+    assert_eq!(alive, 0);
+}

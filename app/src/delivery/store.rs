@@ -97,9 +97,10 @@ pub async fn claim(
          WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until <= $3 \
          AND i.active = 1{exclude_sql} ORDER BY d.next_attempt_at, d.id LIMIT $4"
     );
-    // In an UPDATE every right-hand side reads the row as it was: lookup_first gets the old in_doubt.
-    let set = "lease_owner = $1, lease_until = $2, attempts = attempts + 1, lookup_first = in_doubt, in_doubt = 1, \
-               updated_at = $3";
+    // lookup_first is the doubt an earlier attempt left. A claim alone puts nothing in doubt: the worker marks a
+    // delivery in doubt (`arm`) before its POST can start, so a dead worker's deliveries that never came near a POST
+    // are taken over at once, without waiting for its POSTs to end.
+    let set = "lease_owner = $1, lease_until = $2, attempts = attempts + 1, lookup_first = in_doubt, updated_at = $3";
     let sql = match db.backend {
         // The pick runs once (a CTE is not re-planned as a subquery can be), locking what it returns and skipping
         // rows another process is claiming; READ COMMITTED re-checks the conditions on the latest version.
@@ -140,6 +141,24 @@ pub async fn claim(
         .collect::<Result<_, sqlx::Error>>()?;
     claims.sort_by_key(|c| c.id);
     Ok(claims)
+}
+
+/// Marks claimed deliveries in doubt before their POSTs may start: from here on the next attempt (after a crash, a
+/// takeover or an expired lease) looks the ticket up first, and a dead worker's delivery waits until its POSTs have
+/// ended. Only rows the claim `owner` still holds; returns their ids.
+pub async fn arm(db: &Db, owner: &str, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Integers only, inlined.
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let sql = format!(
+        "UPDATE deliveries SET in_doubt = 1 WHERE id IN ({}) AND lease_owner = $1 AND state IN ('pending', 'retrying') \
+         RETURNING id",
+        list.join(",")
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner).fetch_all(&db.pool).await?;
+    Ok(rows.iter().map(|row| row.try_get("id")).collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Records an attempt's outcome, if `owner` still holds the lease. Returns whether it did.
@@ -234,6 +253,94 @@ pub async fn release_all(db: &Db, owner: &str, in_doubt_delay_ms: i64) -> Result
     .execute(&db.pool)
     .await?;
     Ok(result.rows_affected())
+}
+
+/// Registers a delivery worker's heartbeat row (`delivery_workers`, migration 0009), alive as of `now`.
+pub async fn register_worker(db: &Db, worker: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO delivery_workers (id, heartbeat_at, state, started_at) VALUES ($1, $2, 'alive', $2)")
+        .bind(worker)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Renews a worker's heartbeat. `false`: the row is no longer alive — another worker declared this one dead (and
+/// took its leases), so it must stop posting at once.
+pub async fn renew_heartbeat(db: &Db, worker: &str, now: i64) -> Result<bool, StoreError> {
+    let result = sqlx::query("UPDATE delivery_workers SET heartbeat_at = $1 WHERE id = $2 AND state = 'alive'")
+        .bind(now)
+        .bind(worker)
+        .execute(&db.pool)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A clean shutdown: the worker's heartbeat row goes (after its leases were released).
+pub async fn unregister_worker(db: &Db, worker: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM delivery_workers WHERE id = $1").bind(worker).execute(&db.pool).await?;
+    Ok(())
+}
+
+/// A worker declared dead, and how many leases were taken from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenOver {
+    pub worker: String,
+    /// Its last heartbeat (ms since the epoch).
+    pub heartbeat_at: i64,
+    pub leases: u64,
+}
+
+/// Declares dead every worker whose heartbeat is older than `stale_ms` at `now`, and in the same transaction
+/// takes back the leases it held, without waiting for them to end. The deliveries go back to the queue, marked in
+/// doubt by their claim, so the next attempt looks the ticket up before posting; one in doubt becomes due no
+/// sooner than `heartbeat_at + settle_ms`, by when every POST the dead worker may have started has ended (a worker
+/// starts a POST only while its heartbeat is fresh: see the worker). Dead rows older than a day are pruned.
+///
+/// A worker declared dead that was only slow finds out at its next renewal ([`renew_heartbeat`]) and stops.
+pub async fn take_over_stale(db: &Db, now: i64, stale_ms: i64, settle_ms: i64) -> Result<Vec<TakenOver>, StoreError> {
+    // Cheap when nobody is stale (a read of the small table by its index), so every worker can ask often.
+    let stale: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM delivery_workers WHERE state = 'alive' AND heartbeat_at < $1")
+            .bind(now - stale_ms)
+            .fetch_one(&db.pool)
+            .await?;
+    if stale == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tx = db.pool.begin().await?;
+    // Only one worker declares a given worker dead (the row changes once); a renewal that got in first keeps it
+    // alive (READ COMMITTED re-checks the condition on the renewed row).
+    let dead = sqlx::query(
+        "UPDATE delivery_workers SET state = 'dead' WHERE state = 'alive' AND heartbeat_at < $1          RETURNING id, heartbeat_at",
+    )
+    .bind(now - stale_ms)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get::<String, _>("id")?, row.try_get::<i64, _>("heartbeat_at")?)))
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let mut taken = Vec::with_capacity(dead.len());
+    for (worker, heartbeat_at) in dead {
+        // lease_owner goes too, so that nothing the dead worker still tries to write lands.
+        let result = sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = 0, updated_at = $1, \
+             next_attempt_at = CASE WHEN in_doubt = 1 AND next_attempt_at < $2 THEN $2 ELSE next_attempt_at END \
+             WHERE lease_owner LIKE $3 AND state IN ('pending', 'retrying')",
+        )
+        .bind(now)
+        .bind(heartbeat_at + settle_ms)
+        .bind(format!("{worker}#%"))
+        .execute(&mut *tx)
+        .await?;
+        taken.push(TakenOver { worker, heartbeat_at, leases: result.rows_affected() });
+    }
+    sqlx::query("DELETE FROM delivery_workers WHERE state = 'dead' AND heartbeat_at < $1")
+        .bind(now - 86_400_000)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(taken)
 }
 
 /// The integration's name and whether it is Active, if it is the partner's.

@@ -51,6 +51,10 @@ pub struct WorkerConfig {
     pub backoff: Backoff,
     /// How long a shutdown waits for attempts in flight.
     pub shutdown_grace: Duration,
+    /// How often the worker renews its heartbeat row.
+    pub heartbeat: Duration,
+    /// A worker whose heartbeat is older than this is declared dead, and its leases are taken over.
+    pub stale_after: Duration,
 }
 
 impl WorkerConfig {
@@ -63,8 +67,24 @@ impl WorkerConfig {
             max_attempts: config.delivery_max_attempts,
             backoff: Backoff { base: config.delivery_retry_base, max: config.delivery_retry_max },
             shutdown_grace: config.connectwise_timeout + Duration::from_secs(5),
+            heartbeat: config.delivery_heartbeat,
+            stale_after: config.delivery_worker_stale,
         }
     }
+
+    /// A POST is started only while the worker's last accepted heartbeat renewal is younger than this: one and a
+    /// half renewal intervals, so one slow renewal does not stop the worker, and well under `stale_after` (at
+    /// least three intervals), so a worker that can still post is never declared dead.
+    pub fn post_fresh_for(&self) -> Duration {
+        self.heartbeat * 3 / 2
+    }
+}
+
+/// How long a ticket POST may take from the moment the worker decides to send it until it has ended: the wait for
+/// the request budget (at most `ADMIT_TIMEOUT`), on Autotask the wait for one of its thread slots (at most one call
+/// timeout), the call itself, and a second.
+pub fn post_budget(call_timeout: Duration) -> Duration {
+    call_timeout * 2 + crate::request_budget::ADMIT_TIMEOUT + Duration::from_secs(1)
 }
 
 /// What the worker needs from the application.
@@ -104,21 +124,67 @@ pub fn spawn(deps: Deps, mut config: WorkerConfig) -> WorkerHandle {
         tracing::warn!(lease = ?config.lease, ?shortest, "delivery lease raised to 5 × the longest PSA call timeout");
         config.lease = shortest;
     }
-    let owner = format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let new_owner = || format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let owner = new_owner();
     let (stop, stopped) = watch::channel(false);
-    let worker = Worker {
-        deps: deps.clone(),
-        config,
-        owner: owner.clone(),
-        integrations: Mutex::new(HashMap::new()),
-        health: HealthRecorder::default(),
-        delivered: std::sync::Mutex::new(Vec::new()),
-        claims: std::sync::atomic::AtomicU64::new(0),
-        stopping: std::sync::atomic::AtomicBool::new(false),
-    };
-    let task = tokio::spawn(Arc::new(worker).run(stopped));
-    tracing::info!(owner, "delivery worker started");
+    let first = owner.clone();
+    let task = tokio::spawn(async move {
+        let mut owner = first;
+        loop {
+            let worker = Worker {
+                deps: deps.clone(),
+                config: config.clone(),
+                owner: owner.clone(),
+                integrations: Mutex::new(HashMap::new()),
+                health: HealthRecorder::default(),
+                delivered: std::sync::Mutex::new(Vec::new()),
+                claims: std::sync::atomic::AtomicU64::new(0),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                heartbeat: Heartbeat::default(),
+            };
+            tracing::info!(owner, "delivery worker started");
+            match Arc::new(worker).run(stopped.clone()).await {
+                Ended::Stopped => break,
+                // Declared dead by another worker (this process was paused, or cut off from the database, for
+                // longer than `stale_after`): its claims were taken over. It starts again under a new name, with
+                // nothing held.
+                Ended::DeclaredDead => {
+                    owner = new_owner();
+                    tokio::time::sleep(config.heartbeat).await;
+                }
+            }
+        }
+    });
     WorkerHandle { stop, task, owner }
+}
+
+/// Why a worker's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Shutdown.
+    Stopped,
+    /// Another worker found this one's heartbeat stale and took its claims.
+    DeclaredDead,
+}
+
+/// This worker's heartbeat, as this process knows it.
+#[derive(Default)]
+struct Heartbeat {
+    /// When the last renewal that the database accepted was sent (this process's monotonic clock). `None` until
+    /// the worker is registered.
+    renewed: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Set when a renewal finds the row declared dead: nothing more is posted.
+    dead: std::sync::atomic::AtomicBool,
+    /// Wakes the worker's loop when it is declared dead.
+    declared: tokio::sync::Notify,
+}
+
+impl Heartbeat {
+    /// Whether a POST may start now: not declared dead, and the last accepted renewal is younger than `fresh_for`.
+    fn may_post(&self, fresh_for: Duration) -> bool {
+        !self.dead.load(std::sync::atomic::Ordering::SeqCst)
+            && self.renewed.lock().ok().and_then(|r| *r).is_some_and(|at| at.elapsed() < fresh_for)
+    }
 }
 
 struct Worker {
@@ -135,6 +201,7 @@ struct Worker {
     claims: std::sync::atomic::AtomicU64,
     /// Set once shutdown begins: no POST starts after it.
     stopping: std::sync::atomic::AtomicBool,
+    heartbeat: Heartbeat,
 }
 
 /// An integration ready to deliver: opened credentials, parsed mapping, and its company cache.
@@ -153,6 +220,15 @@ struct Queued {
     integration: Option<(i64, Arc<Prepared>)>,
     compromise: Result<Compromise, String>,
     lease_until: i64,
+    /// Marked in doubt in the database (`store::arm`): only then may its attempt start (and post).
+    armed: bool,
+}
+
+/// What one marking asked for and what it marked in doubt, as (claim token, delivery id).
+#[derive(Default)]
+struct Armed {
+    asked: std::collections::HashSet<(String, i64)>,
+    armed: std::collections::HashSet<(String, i64)>,
 }
 
 /// Whose turn it is: the partner served last, and per partner the integration served last.
@@ -192,7 +268,10 @@ fn rotate_after(sorted: &mut [i64], last: Option<i64>) {
 }
 
 impl Worker {
-    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) -> Ended {
+        // The heartbeat runs beside the loop for as long as this worker does.
+        let heartbeat = tokio::spawn(self.clone().keep_heartbeat());
+        let mut ended = Ended::Stopped;
         let mut tasks: JoinSet<i64> = JoinSet::new();
         // Which integration each running attempt belongs to, so that even a panicked one frees its slot.
         let mut task_integrations: HashMap<tokio::task::Id, i64> = HashMap::new();
@@ -203,6 +282,10 @@ impl Worker {
         // fsync on PostgreSQL) must not leave finished slots empty meanwhile.
         let mut claiming: Option<tokio::task::JoinHandle<Result<Vec<Queued>, crate::db::StoreError>>> = None;
         let mut writes: JoinSet<()> = JoinSet::new();
+        // Deliveries are marked in doubt in batches, a little ahead of their turn, beside the loop: what a dead
+        // worker held but had not come near posting is then taken over at once.
+        let mut arming: Option<tokio::task::JoinHandle<Result<Armed, crate::db::StoreError>>> = None;
+        let mut arm_after = std::time::Instant::now();
         // Set when a claim found less than it asked for: wait for a wake-up or the next poll before asking again.
         let mut nothing_due = false;
         // Delivered outcomes are written in batches at least every tick; health every fifth tick.
@@ -227,6 +310,9 @@ impl Worker {
             }
             self.dispatch(&mut queued, &mut running, &mut tasks, &mut task_integrations, &partner_of, &mut turns).await;
             partner_of.retain(|id, _| queued.contains_key(id) || running.contains_key(id));
+            if arming.is_none() && std::time::Instant::now() >= arm_after {
+                arming = self.clone().arm_ahead(&queued);
+            }
             if self.delivered_len() >= self.config.concurrency.div_ceil(4) {
                 writes.spawn(self.clone().write_delivered());
             }
@@ -237,7 +323,9 @@ impl Worker {
             let room = window.saturating_sub(held);
             let refill = held == 0 || room >= window / 4;
             let probe = !refill && last_probe.elapsed() >= self.config.poll;
-            if claiming.is_none() && !nothing_due && (refill || probe) {
+            // Nothing is claimed without a fresh heartbeat (not yet registered, or the database is not answering).
+            let alive = self.heartbeat.may_post(self.config.post_fresh_for());
+            if claiming.is_none() && !nothing_due && alive && (refill || probe) {
                 let held_by =
                     |id: &i64| running.get(id).copied().unwrap_or(0) + queued.get(id).map_or(0, VecDeque::len);
                 let mut integrations: Vec<i64> = running.keys().chain(queued.keys()).copied().collect();
@@ -271,6 +359,10 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = stopped.changed() => {}
+                _ = self.heartbeat.declared.notified() => {
+                    ended = Ended::DeclaredDead;
+                    break;
+                }
                 claimed = async {
                     match claiming.as_mut() {
                         Some(claim) => claim.await,
@@ -303,6 +395,36 @@ impl Worker {
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     self.finished(done, &mut running, &mut task_integrations)
                 }
+                armed = async {
+                    match arming.as_mut() {
+                        Some(arm) => arm.await,
+                        None => std::future::pending().await,
+                    }
+                }, if arming.is_some() => {
+                    arming = None;
+                    match armed {
+                        Ok(Ok(Armed { asked, armed })) => {
+                            // By claim: a delivery released and claimed again meanwhile is another claim.
+                            let key = |item: &Queued| (item.claim.token.clone(), item.claim.id);
+                            for queue in queued.values_mut() {
+                                // Asked for and not marked: the lease is no longer this claim's (taken over); drop it.
+                                queue.retain(|item| armed.contains(&key(item)) || !asked.contains(&key(item)));
+                                for item in queue.iter_mut() {
+                                    item.armed |= armed.contains(&key(item));
+                                }
+                            }
+                            queued.retain(|_, q| !q.is_empty());
+                        }
+                        Ok(Err(err)) => {
+                            tracing::error!(error = %err, "could not mark deliveries in doubt before posting");
+                            arm_after = std::time::Instant::now() + Duration::from_millis(200);
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "the marking task ended abnormally");
+                            arm_after = std::time::Instant::now() + Duration::from_millis(200);
+                        }
+                    }
+                }
                 Some(_) = writes.join_next(), if !writes.is_empty() => {}
                 _ = flush.tick() => {
                     writes.spawn(self.clone().write_delivered());
@@ -330,6 +452,9 @@ impl Worker {
                 Err(err) => tracing::error!(error = %err, "the claim task ended abnormally"),
             }
         }
+        if let Some(arm) = arming.take() {
+            let _ = arm.await;
+        }
         while writes.join_next().await.is_some() {}
         // Shutting down: nothing new starts; claimed-but-waiting deliveries go back to the queue untouched.
         for item in queued.into_values().flatten() {
@@ -339,7 +464,12 @@ impl Worker {
         if pending > 0 {
             tracing::info!(pending, "delivery worker stopping: waiting for attempts in flight");
         }
-        let grace = tokio::time::sleep(self.config.shutdown_grace);
+        // Declared dead: whatever is in flight was taken over; stop at once (an attempt stopped mid-POST is in doubt,
+        // which the taker's lookup settles).
+        let grace = tokio::time::sleep(match ended {
+            Ended::Stopped => self.config.shutdown_grace,
+            Ended::DeclaredDead => Duration::ZERO,
+        });
         tokio::pin!(grace);
         while !tasks.is_empty() {
             tokio::select! {
@@ -360,7 +490,91 @@ impl Worker {
             Err(err) => tracing::error!(error = %err, "could not release leased deliveries (their leases expire)"),
         }
         self.health.flush(&self.deps.db).await;
-        tracing::info!("delivery worker stopped");
+        heartbeat.abort();
+        match ended {
+            Ended::Stopped => {
+                if let Err(err) = store::unregister_worker(&self.deps.db, &self.owner).await {
+                    tracing::error!(error = %err, "could not remove the worker's heartbeat row");
+                }
+                tracing::info!("delivery worker stopped");
+            }
+            Ended::DeclaredDead => tracing::warn!(owner = self.owner, "delivery worker declared dead: stopped"),
+        }
+        ended
+    }
+
+    /// Registers the worker's heartbeat row and renews it every `heartbeat`; and every quarter of that (at most
+    /// every half second) declares dead the workers whose heartbeat is stale, taking their claims over. A renewal
+    /// that finds this worker declared dead stops its posting at once and ends its run.
+    async fn keep_heartbeat(self: Arc<Self>) {
+        let every = (self.config.heartbeat / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stale_ms = self.config.stale_after.as_millis() as i64;
+        let settle_ms = self.takeover_settle().as_millis() as i64;
+        let mut registered = false;
+        let mut last_sent: Option<std::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            if last_sent.is_none_or(|at| at.elapsed() >= self.config.heartbeat) {
+                // The instant before the renewal is sent: the row says at least this fresh.
+                let sent = std::time::Instant::now();
+                last_sent = Some(sent);
+                let now = now_millis();
+                let renewed = if registered {
+                    store::renew_heartbeat(&self.deps.db, &self.owner, now).await
+                } else {
+                    match store::register_worker(&self.deps.db, &self.owner, now).await {
+                        Ok(()) => Ok(true),
+                        // Registered by an attempt whose answer was lost: renew it next time.
+                        Err(crate::db::StoreError::Db(err)) if crate::db::is_unique_violation(&err) => {
+                            registered = true;
+                            continue;
+                        }
+                        Err(err) => Err(err),
+                    }
+                };
+                match renewed {
+                    Ok(true) => {
+                        registered = true;
+                        if let Ok(mut renewed) = self.heartbeat.renewed.lock() {
+                            *renewed = Some(sent);
+                        }
+                    }
+                    Ok(false) => {
+                        self.heartbeat.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+                        self.heartbeat.declared.notify_one();
+                        tracing::error!(
+                            owner = self.owner,
+                            "this worker's heartbeat was declared dead: it stops posting"
+                        );
+                        return;
+                    }
+                    Err(err) => tracing::warn!(error = %err, "could not renew the worker's heartbeat"),
+                }
+            }
+            match store::take_over_stale(&self.deps.db, now_millis(), stale_ms, settle_ms).await {
+                Ok(taken) => {
+                    for dead in &taken {
+                        tracing::warn!(
+                            worker = dead.worker,
+                            leases = dead.leases,
+                            "a delivery worker's heartbeat went stale: declared dead, its claims taken over"
+                        );
+                    }
+                    if taken.iter().any(|dead| dead.leases > 0) {
+                        self.deps.wake.wake();
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "could not look for dead workers"),
+            }
+        }
+    }
+
+    /// How long after a dead worker's last heartbeat the deliveries it held in doubt may be looked up: it started
+    /// no POST once its heartbeat was older than `post_fresh_for`, and a POST ends within `post_budget`.
+    fn takeover_settle(&self) -> Duration {
+        self.config.post_fresh_for() + post_budget(self.deps.ticketing.longest_call())
     }
 
     /// Starts waiting deliveries while their integration and the process have free slots, taking partners in turn
@@ -411,9 +625,10 @@ impl Worker {
                     continue;
                 }
                 let ids = &by_partner[&partner];
+                // In queue order, and only once marked in doubt.
                 let startable = |id: &i64| {
                     running.get(id).copied().unwrap_or(0) < self.config.per_integration
-                        && queued.get(id).is_some_and(|q| !q.is_empty())
+                        && queued.get(id).and_then(VecDeque::front).is_some_and(|item| item.armed)
                 };
                 let Some(id) = turns.integration_order(partner, ids).into_iter().find(startable) else { continue };
                 let Some(item) = queued.get_mut(&id).and_then(VecDeque::pop_front) else { continue };
@@ -441,6 +656,39 @@ impl Worker {
             }
         }
         queued.retain(|_, q| !q.is_empty());
+    }
+
+    /// Marks in doubt, in one statement per claim, the deliveries whose turn comes next: the first `2 ×
+    /// per_integration` of each integration's queue (two waves of its slots, so that a marking still under way never
+    /// holds a freed slot back). Per integration, not in all, so that a partner whose turn comes is never kept
+    /// waiting behind another's marked backlog. Returns the task (what it asked for,
+    /// and what it marked), or None when nothing needs marking.
+    fn arm_ahead(
+        self: Arc<Self>,
+        queued: &HashMap<i64, VecDeque<Queued>>,
+    ) -> Option<tokio::task::JoinHandle<Result<Armed, crate::db::StoreError>>> {
+        let wanted: Vec<(String, i64)> = queued
+            .values()
+            .flat_map(|queue| queue.iter().take(self.config.per_integration.max(1) * 2))
+            .filter(|item| !item.armed)
+            .map(|item| (item.claim.token.clone(), item.claim.id))
+            .collect();
+        if wanted.is_empty() {
+            return None;
+        }
+        Some(tokio::spawn(async move {
+            let mut by_token: HashMap<String, Vec<i64>> = HashMap::new();
+            for (token, id) in wanted {
+                by_token.entry(token).or_default().push(id);
+            }
+            let mut done = Armed::default();
+            for (token, ids) in by_token {
+                done.armed
+                    .extend(store::arm(&self.deps.db, &token, &ids).await?.into_iter().map(|id| (token.clone(), id)));
+                done.asked.extend(ids.into_iter().map(|id| (token.clone(), id)));
+            }
+            Ok(done)
+        }))
     }
 
     /// An attempt makes at most four PSA calls, each bounded by the client's timeout. (Leases are at least
@@ -595,6 +843,8 @@ impl Worker {
                     .unwrap_or_else(|| Err("The compromise no longer exists.".to_owned())),
                 integration: prepared.get(&claim.integration_id).cloned(),
                 lease_until: now + lease_ms,
+                // Already in doubt from an earlier attempt: nothing to mark.
+                armed: claim.lookup_first,
                 claim,
             })
             .collect())
@@ -744,16 +994,19 @@ impl Worker {
                 };
             }
         };
-        // Shutting down: no new POST (one started now could outlive the grace period).
-        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        // Shutting down: no new POST (one started now could outlive the grace period). Nor without a fresh
+        // heartbeat: a worker that may be declared dead before its POST ends must not start one (another worker
+        // could take the delivery over and post it too).
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+            || !self.heartbeat.may_post(self.config.post_fresh_for())
+        {
             return Outcome::Released { in_doubt: claim.lookup_first };
         }
         // The POST must end (answer or timeout) while the lease holds, or another worker could post too. Slow
         // calls before it count as an attempt, so a site that is always this slow ends Failed, not Pending forever.
         // Before the POST is sent the client may still wait for the request budget (at most ADMIT_TIMEOUT) and,
         // on Autotask, for one of its thread slots (at most one call timeout): all of it must fit in the lease.
-        let post_budget = call_timeout * 2 + crate::request_budget::ADMIT_TIMEOUT + Duration::from_secs(1);
-        if lease_until - now_millis() < post_budget.as_millis() as i64 {
+        if lease_until - now_millis() < post_budget(call_timeout).as_millis() as i64 {
             let slow = TicketingError::new(
                 ErrorKind::Transient { answered: true },
                 format!(

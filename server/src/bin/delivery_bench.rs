@@ -435,6 +435,8 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
         max_attempts: 25,
         backoff: Backoff { base: Duration::from_secs(1), max: Duration::from_secs(30) },
         shutdown_grace: Duration::from_secs(35),
+        heartbeat: Duration::from_secs(2),
+        stale_after: Duration::from_secs(8),
     };
     let deps = Deps {
         db: db.clone(),
