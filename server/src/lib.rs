@@ -2,6 +2,7 @@
 //! The dashboard's server: configuration at start, the HTTP routes, demo data and operator commands.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod keys;
 pub mod routes;

@@ -194,28 +194,6 @@ fn company_names(n: usize, system: System) -> Vec<String> {
     }
 }
 
-fn ndjson_batch(start: usize, count: usize, organizations: &[String]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(count * 420);
-    for i in start..start + count {
-        let line = serde_json::json!({
-            "uuid": format!("b0000000-0000-4000-8000-{i:012}"),
-            "password": format!("Winter{i}!"),
-            "record_type": "Email",
-            "source": "Combolist 2026-11",
-            "website": "https://portal.example.com",
-            "organization_name": organizations[i % organizations.len()],
-            "compromise": format!("employee{i}@example.com"),
-            "password_criteria": "Doesn't Match",
-            "search_value": "example.com",
-            "date_added": "2026-11-27T08:00:00Z",
-            "date_found": "2026-11-20T00:00:00Z",
-        });
-        out.extend_from_slice(line.to_string().as_bytes());
-        out.push(b'\n');
-    }
-    out
-}
-
 const DESCRIPTION: &str = "[organization_name]: [compromise] found in [source] on [date_found]; password \
                            [obscured_password] ([password_criteria] the password policy).";
 
@@ -363,7 +341,7 @@ async fn run(backend: &str, args: &Args) -> Result<Report, Box<dyn std::error::E
     let started = Instant::now();
     let mut queued = 0;
     for start in (0..args.compromises).step_by(batch) {
-        let body = ndjson_batch(start, batch.min(args.compromises - start), &organizations);
+        let body = server::bench::ndjson_batch(start, batch.min(args.compromises - start), &organizations);
         let records = app::compromises::parse_ndjson(&body, &limits).map_err(|e| e.to_string())?;
         queued += app::compromises::store::import(&db, &secrets, partner.id, &records).await?.deliveries_queued;
     }

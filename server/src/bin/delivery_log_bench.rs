@@ -27,17 +27,14 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use clap::Parser;
 use http::{Request, StatusCode, header};
-use leptos::config::LeptosOptions;
 use sqlx::Row;
 use tower::ServiceExt;
 
 use app::activity::Actor;
 use app::compromises::{ImportRecord, OrganizationRef};
-use app::config::Config;
-use app::db::{Backend, Db};
+use app::db::Backend;
 use app::delivery::DeliveryLog;
-use app::integrations::AuthKind;
-use app::integrations::store::{self as integrations, IntegrationWrite};
+use app::integrations::store::{self as integrations};
 use app::mapping::{PasswordCriteria, RecordType};
 use app::state::AppState;
 
@@ -62,53 +59,6 @@ struct Args {
     /// A PostgreSQL account allowed to create databases; default: a temporary SQLite file.
     #[arg(long)]
     database_url: Option<String>,
-}
-
-enum Scratch {
-    Sqlite(std::path::PathBuf),
-    Postgres { admin_url: String, name: String },
-}
-
-async fn scratch_database(args: &Args) -> Result<(String, Scratch), Box<dyn std::error::Error>> {
-    let tag = format!("{}_{}", std::process::id(), rand::random::<u32>());
-    match args.database_url.as_deref() {
-        None => {
-            let dir = std::env::temp_dir().join("dwid-bench");
-            std::fs::create_dir_all(&dir)?;
-            let path = dir.join(format!("log-{tag}.db"));
-            Ok((format!("sqlite://{}", path.display()), Scratch::Sqlite(path)))
-        }
-        Some(admin_url) if Backend::from_url(admin_url) == Some(Backend::Postgres) => {
-            sqlx::any::install_default_drivers();
-            let name = format!("dwid_bench_{tag}");
-            let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
-            // The name is ours: letters, digits and underscores only.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
-            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin_url);
-            Ok((format!("{base}/{name}"), Scratch::Postgres { admin_url: admin_url.to_string(), name }))
-        }
-        Some(_) => Err("--database-url must be a postgres:// URL (SQLite is the default)".into()),
-    }
-}
-
-async fn remove_scratch(scratch: &Scratch) {
-    match scratch {
-        Scratch::Sqlite(path) => {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-        Scratch::Postgres { admin_url, name } => {
-            let dropped = async {
-                let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut admin).await
-            }
-            .await;
-            if let Err(err) = dropped {
-                eprintln!("could not drop the bench database {name}: {err}");
-            }
-        }
-    }
 }
 
 fn record(n: usize, organization: i64) -> ImportRecord {
@@ -141,16 +91,7 @@ async fn seed(state: &AppState, args: &Args) -> Result<Seeded, Box<dyn std::erro
         organizations
             .push(app::organizations::store::add(db, partner, &format!("Client {i:04} Ltd"), None, &actor).await?.id);
     }
-    let write = IntegrationWrite {
-        name: "Help desk",
-        system: app::integrations::System::ConnectWise.as_db(),
-        site: "https://na.myconnectwise.net",
-        company_id: "bench",
-        auth_kind: AuthKind::ApiKeys,
-        credentials_sealed: "v1:00",
-        mapping_json: "[]",
-        settings_json: "{}",
-    };
+    let write = server::bench::stand_in_integration("Help desk");
     let integration_id = integrations::create(db, partner, &write, &actor).await?;
     integrations::set_active(db, partner, integration_id, true, &actor).await?;
     let started = Instant::now();
@@ -227,22 +168,14 @@ async fn call_log(router: &Router, cookie: &str, form: &str) -> Result<(Duration
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (url, scratch) = scratch_database(&args).await?;
+    let (url, scratch) = server::bench::Scratch::create(args.database_url.as_deref(), "log").await?;
     let result = run(&args, &url).await;
-    remove_scratch(&scratch).await;
+    scratch.remove().await;
     result
 }
 
 async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::from_lookup(|name| match name {
-        "DATABASE_URL" => Some(url.to_string()),
-        "APP_MODE" => Some("dev".to_string()),
-        _ => None,
-    })?;
-    let db = Db::connect(url, config.database_max_connections).await?;
-    let options = LeptosOptions::builder().output_name("dwid-integrations").build();
-    let secrets = app::secrets::SecretBox::new(&[42u8; 32]);
-    let state = AppState::new(options, db, config, secrets)?;
+    let state = server::bench::dev_state(url).await?;
     println!(
         "Delivery log benchmark on {:?}: {} deliveries of one integration over {} organizations ({} cores)",
         state.db.backend,

@@ -24,8 +24,7 @@ use clap::Parser;
 use app::activity::Actor;
 use app::compromises::Limits;
 use app::db::{Backend, Db};
-use app::integrations::AuthKind;
-use app::integrations::store::{self as integrations, IntegrationWrite};
+use app::integrations::store::{self as integrations};
 
 #[derive(Parser)]
 #[command(about = "Compromise import rate (parse + store + outbox fan-out) on SQLite or PostgreSQL")]
@@ -50,75 +49,6 @@ struct Args {
     keep: bool,
 }
 
-enum Scratch {
-    Sqlite(std::path::PathBuf),
-    Postgres { admin_url: String, name: String },
-}
-
-async fn scratch_database(args: &Args) -> Result<(String, Scratch), Box<dyn std::error::Error>> {
-    let tag = format!("{}_{}", std::process::id(), rand::random::<u32>());
-    match args.database_url.as_deref() {
-        None => {
-            let dir = std::env::temp_dir().join("dwid-bench");
-            std::fs::create_dir_all(&dir)?;
-            let path = dir.join(format!("import-{tag}.db"));
-            Ok((format!("sqlite://{}", path.display()), Scratch::Sqlite(path)))
-        }
-        Some(admin_url) if Backend::from_url(admin_url) == Some(Backend::Postgres) => {
-            sqlx::any::install_default_drivers();
-            let name = format!("dwid_bench_{tag}");
-            let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
-            // The name is ours: letters, digits and underscores only.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
-            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin_url);
-            Ok((format!("{base}/{name}"), Scratch::Postgres { admin_url: admin_url.to_string(), name }))
-        }
-        Some(_) => Err("--database-url must be a postgres:// URL (SQLite is the default)".into()),
-    }
-}
-
-async fn remove_scratch(scratch: &Scratch) {
-    match scratch {
-        Scratch::Sqlite(path) => {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-        Scratch::Postgres { admin_url, name } => {
-            let dropped = async {
-                let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut admin).await
-            }
-            .await;
-            if let Err(err) = dropped {
-                eprintln!("could not drop the bench database {name}: {err}");
-            }
-        }
-    }
-}
-
-fn ndjson_batch(start: usize, count: usize, organizations: &[String]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(count * 420);
-    for i in start..start + count {
-        let line = serde_json::json!({
-            "uuid": format!("b0000000-0000-4000-8000-{i:012}"),
-            "password": format!("Winter{i}!"),
-            "record_type": "Email",
-            "source": "Combolist 2026-11",
-            "website": "https://portal.example.com",
-            "organization_name": organizations[i % organizations.len()],
-            "compromise": format!("employee{i}@example.com"),
-            "password_criteria": "Doesn't Match",
-            "search_value": "example.com",
-            "date_added": "2026-11-27T08:00:00Z",
-            "date_found": "2026-11-20T00:00:00Z",
-        });
-        out.extend_from_slice(line.to_string().as_bytes());
-        out.push(b'\n');
-    }
-    out
-}
-
 async fn count(db: &Db, sql: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&db.pool).await
 }
@@ -126,12 +56,12 @@ async fn count(db: &Db, sql: &str) -> Result<i64, sqlx::Error> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let (url, scratch) = scratch_database(&args).await?;
+    let (url, scratch) = server::bench::Scratch::create(args.database_url.as_deref(), "import").await?;
     let result = run(&args, &url).await;
     if args.keep {
         println!("kept {}", app::db::redact_url(&url));
     } else {
-        remove_scratch(&scratch).await;
+        scratch.remove().await;
     }
     result
 }
@@ -147,16 +77,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     }
     for i in 0..args.integrations {
         let name = format!("Bench desk {}", i + 1);
-        let write = IntegrationWrite {
-            name: &name,
-            system: app::integrations::System::ConnectWise.as_db(),
-            site: "https://na.myconnectwise.net",
-            company_id: "bench",
-            auth_kind: AuthKind::ApiKeys,
-            credentials_sealed: "v1:00",
-            mapping_json: "[]",
-            settings_json: "{}",
-        };
+        let write = server::bench::stand_in_integration(&name);
         // A new integration is associated with every organization.
         let id = integrations::create(&db, partner, &write, &actor).await?;
         integrations::set_active(&db, partner, id, true, &actor).await?;
@@ -183,7 +104,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut queued = 0;
     for start in (0..args.compromises).step_by(args.batch) {
         // Building the body is the client's work: not timed.
-        let body = ndjson_batch(start, args.batch.min(args.compromises - start), &organizations);
+        let body = server::bench::ndjson_batch(start, args.batch.min(args.compromises - start), &organizations);
         let t = Instant::now();
         let records = app::compromises::parse_ndjson(&body, &limits).map_err(|e| e.to_string())?;
         let parsed = t.elapsed();
@@ -217,7 +138,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // The first batch again: every uuid is known, nothing may change.
-    let body = ndjson_batch(0, args.batch.min(args.compromises), &organizations);
+    let body = server::bench::ndjson_batch(0, args.batch.min(args.compromises), &organizations);
     let t = Instant::now();
     let records = app::compromises::parse_ndjson(&body, &limits).map_err(|e| e.to_string())?;
     let summary = app::compromises::store::import_within(&db, &secrets, partner, &records, max_waiting).await?;

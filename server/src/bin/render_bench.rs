@@ -28,14 +28,12 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use clap::Parser;
 use http::{Request, StatusCode, header};
-use leptos::config::LeptosOptions;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tower::ServiceExt;
 
-use app::config::Config;
 use app::connectwise::Auth;
-use app::db::{Backend, Db};
+use app::db::Backend;
 use app::integrations::store::{self as integrations, IntegrationWrite};
 use app::integrations::{AuthKind, System};
 use app::state::AppState;
@@ -70,54 +68,6 @@ struct Args {
     /// Also write one rendered page to this file, to inspect what makes it large.
     #[arg(long)]
     save_html: Option<PathBuf>,
-}
-
-/// Where the throw-away database lives, to remove it at the end.
-enum Scratch {
-    Sqlite(PathBuf),
-    Postgres { admin_url: String, name: String },
-}
-
-async fn scratch_database(args: &Args) -> Result<(String, Scratch), Box<dyn std::error::Error>> {
-    let tag = format!("{}_{}", std::process::id(), rand::random::<u32>());
-    match args.database_url.as_deref() {
-        None => {
-            let dir = std::env::temp_dir().join("dwid-bench");
-            std::fs::create_dir_all(&dir)?;
-            let path = dir.join(format!("render-{tag}.db"));
-            Ok((format!("sqlite://{}", path.display()), Scratch::Sqlite(path)))
-        }
-        Some(admin_url) if Backend::from_url(admin_url) == Some(Backend::Postgres) => {
-            sqlx::any::install_default_drivers();
-            let name = format!("dwid_bench_{tag}");
-            let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
-            // The name is ours: letters, digits and underscores only.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
-            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin_url);
-            Ok((format!("{base}/{name}"), Scratch::Postgres { admin_url: admin_url.to_string(), name }))
-        }
-        Some(_) => Err("--database-url must be a postgres:// URL (SQLite is the default)".into()),
-    }
-}
-
-async fn remove_scratch(scratch: &Scratch) {
-    match scratch {
-        Scratch::Sqlite(path) => {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-        Scratch::Postgres { admin_url, name } => {
-            let dropped = async {
-                let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut admin).await
-            }
-            .await;
-            if let Err(err) = dropped {
-                eprintln!("could not drop the bench database {name}: {err}");
-            }
-        }
-    }
 }
 
 const COMPANIES: [&str; 20] = [
@@ -389,9 +339,9 @@ fn wasm_report(path: &Path) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (url, scratch) = scratch_database(&args).await?;
+    let (url, scratch) = server::bench::Scratch::create(args.database_url.as_deref(), "render").await?;
     let result = run(&args, &url).await;
-    remove_scratch(&scratch).await;
+    scratch.remove().await;
     result?;
     let wasm = args.wasm.clone().unwrap_or_else(|| {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
@@ -402,15 +352,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::from_lookup(|name| match name {
-        "DATABASE_URL" => Some(url.to_string()),
-        "APP_MODE" => Some("dev".to_string()),
-        _ => None,
-    })?;
-    let db = Db::connect(url, config.database_max_connections).await?;
-    let options = LeptosOptions::builder().output_name("dwid-integrations").build();
-    let secrets = app::secrets::SecretBox::new(&[42u8; 32]);
-    let state = AppState::new(options, db, config, secrets)?;
+    let state = server::bench::dev_state(url).await?;
     println!(
         "Integrations page render benchmark ({} cores available, {:?} database)",
         std::thread::available_parallelism()?.get(),
