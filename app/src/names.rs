@@ -20,3 +20,8 @@ pub fn validate(name: &str, max: usize, empty: &str) -> Result<String, String> {
 pub fn key(name: &str) -> String {
     name.trim().to_lowercase()
 }
+/// `word` with its indefinite article, by its first letter: "a ConnectWise", "an Autotask", "a summary".
+pub fn with_article(word: &str) -> String {
+    let vowel = word.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
+    format!("{} {word}", if vowel { "an" } else { "a" })
+}

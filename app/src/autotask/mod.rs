@@ -46,7 +46,7 @@ pub const DEFAULT_ZONE_DISCOVERY_URL: &str = "https://webservices.autotask.net";
 /// Autotask's largest page (`MaxRecords`), and the size of every page of a query.
 pub const PAGE_SIZE: usize = 500;
 /// The ticket user-defined field that holds the dashboard's dedupe key unless the partner names another.
-pub const DEFAULT_DEDUPE_UDF: &str = "DWID Reference";
+pub use crate::ticketing::system::AUTOTASK_DEFAULT_DEDUPE_UDF as DEFAULT_DEDUPE_UDF;
 /// Calls in flight per API user and endpoint. Autotask allows 3 per tracking identifier and endpoint for
 /// integrations created since release 2023.1 (vendor: "API thread limiting",
 /// ww1.autotask.net/help/DeveloperHelp/Content/APIs/General/ThreadLimiting.htm); zone look-ups are exempt.

@@ -237,21 +237,22 @@ pub async fn finish_delivered(db: &Db, owner: &str, delivered: &[(i64, i64)]) ->
     Ok(result.rows_affected())
 }
 
+/// Ends the leases of a worker's claims (`$3` = `owner#%`) at `$1`; one in doubt becomes due no sooner than `$2`.
+const RELEASE_LEASES: &str = "UPDATE deliveries SET lease_owner = NULL, lease_until = 0, updated_at = $1, \
+     next_attempt_at = CASE WHEN in_doubt = 1 AND next_attempt_at < $2 THEN $2 ELSE next_attempt_at END \
+     WHERE lease_owner LIKE $3 AND state IN ('pending', 'retrying')";
+
 /// Ends every lease a worker still holds (its claims are `owner#n`): a clean shutdown. A delivery in doubt (its
 /// POST may still be on its way to ConnectWise) becomes due no sooner than `in_doubt_delay_ms` from now, so the
 /// next worker's lookup does not race a ticket ConnectWise is still creating.
 pub async fn release_all(db: &Db, owner: &str, in_doubt_delay_ms: i64) -> Result<u64, StoreError> {
     let now = now_millis();
-    let result = sqlx::query(
-        "UPDATE deliveries SET lease_owner = NULL, lease_until = 0, updated_at = $1, \
-         next_attempt_at = CASE WHEN in_doubt = 1 AND next_attempt_at < $2 THEN $2 ELSE next_attempt_at END \
-         WHERE lease_owner LIKE $3 AND state IN ('pending', 'retrying')",
-    )
-    .bind(now)
-    .bind(now + in_doubt_delay_ms)
-    .bind(format!("{owner}#%"))
-    .execute(&db.pool)
-    .await?;
+    let result = sqlx::query(RELEASE_LEASES)
+        .bind(now)
+        .bind(now + in_doubt_delay_ms)
+        .bind(format!("{owner}#%"))
+        .execute(&db.pool)
+        .await?;
     Ok(result.rows_affected())
 }
 
@@ -312,7 +313,7 @@ pub async fn take_over_stale(db: &Db, now: i64, stale_ms: i64, settle_ms: i64) -
     // Only one worker declares a given worker dead (the row changes once); a renewal that got in first keeps it
     // alive (READ COMMITTED re-checks the condition on the renewed row).
     let dead = sqlx::query(
-        "UPDATE delivery_workers SET state = 'dead' WHERE state = 'alive' AND heartbeat_at < $1          RETURNING id, heartbeat_at",
+        "UPDATE delivery_workers SET state = 'dead' WHERE state = 'alive' AND heartbeat_at < $1 RETURNING id, heartbeat_at",
     )
     .bind(now - stale_ms)
     .fetch_all(&mut *tx)
@@ -323,16 +324,12 @@ pub async fn take_over_stale(db: &Db, now: i64, stale_ms: i64, settle_ms: i64) -
     let mut taken = Vec::with_capacity(dead.len());
     for (worker, heartbeat_at) in dead {
         // lease_owner goes too, so that nothing the dead worker still tries to write lands.
-        let result = sqlx::query(
-            "UPDATE deliveries SET lease_owner = NULL, lease_until = 0, updated_at = $1, \
-             next_attempt_at = CASE WHEN in_doubt = 1 AND next_attempt_at < $2 THEN $2 ELSE next_attempt_at END \
-             WHERE lease_owner LIKE $3 AND state IN ('pending', 'retrying')",
-        )
-        .bind(now)
-        .bind(heartbeat_at + settle_ms)
-        .bind(format!("{worker}#%"))
-        .execute(&mut *tx)
-        .await?;
+        let result = sqlx::query(RELEASE_LEASES)
+            .bind(now)
+            .bind(heartbeat_at + settle_ms)
+            .bind(format!("{worker}#%"))
+            .execute(&mut *tx)
+            .await?;
         taken.push(TakenOver { worker, heartbeat_at, leases: result.rows_affected() });
     }
     sqlx::query("DELETE FROM delivery_workers WHERE state = 'dead' AND heartbeat_at < $1")

@@ -187,7 +187,7 @@ impl std::fmt::Debug for AutotaskInput {
 }
 
 /// The user-defined field Autotask tickets carry their Dark Web ID reference in, unless the partner names another.
-pub const DEFAULT_DEDUPE_UDF: &str = "DWID Reference";
+pub use crate::ticketing::system::AUTOTASK_DEFAULT_DEDUPE_UDF as DEFAULT_DEDUPE_UDF;
 
 /// The window of a request budget, as the wizard offers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

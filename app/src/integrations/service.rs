@@ -326,7 +326,7 @@ pub async fn credentials_for(
             input.system.label()
         )));
     }
-    let (credentials, same_place, _blanks) = match input.system {
+    let (credentials, same_place) = match input.system {
         System::ConnectWise => connectwise_credentials(state, input, existing.as_ref())?,
         System::Autotask => autotask_credentials(state, input, existing.as_ref())?,
     };
@@ -357,13 +357,13 @@ fn stored_for_blanks(
     }
 }
 
-/// ConnectWise's step 3: the site and company ID, and the keys or the login. Answers the credentials, whether the
-/// place is the saved one, and whether blanks were filled from the store.
+/// ConnectWise's step 3: the site and company ID, and the keys or the login. Answers the credentials and whether
+/// the place is the saved one.
 fn connectwise_credentials(
     state: &AppState,
     input: &IntegrationInput,
     existing: Option<&StoredIntegration>,
-) -> Result<(PsaCredentials, bool, bool), AppError> {
+) -> Result<(PsaCredentials, bool), AppError> {
     let site = validate_site(&input.site, site_mode(state)).map_err(|err| AppError::invalid(err.to_string()))?;
     let company_id = validate_company_id(&input.company_id).map_err(|err| AppError::invalid(err.to_string()))?;
     let site = site.to_string();
@@ -385,7 +385,7 @@ fn connectwise_credentials(
         _ => None,
     };
     let auth = credentials_from_input(input, stored_auth.as_ref())?;
-    Ok((PsaCredentials::ConnectWise(Credentials { site, company_id, auth }), same_place, blanks))
+    Ok((PsaCredentials::ConnectWise(Credentials { site, company_id, auth }), same_place))
 }
 
 /// The longest API user name and dedupe field name taken (Autotask's own limits are lower).
@@ -396,7 +396,7 @@ fn autotask_credentials(
     state: &AppState,
     input: &IntegrationInput,
     existing: Option<&StoredIntegration>,
-) -> Result<(PsaCredentials, bool, bool), AppError> {
+) -> Result<(PsaCredentials, bool), AppError> {
     let typed = &input.autotask;
     let username = typed.username.trim();
     if username.is_empty() {
@@ -448,7 +448,7 @@ fn autotask_credentials(
     };
     let mut credentials = AtCredentials::new(username, &secret, &code);
     credentials.dedupe_udf = dedupe_udf.to_owned();
-    Ok((PsaCredentials::Autotask(credentials), same_place, blanks))
+    Ok((PsaCredentials::Autotask(credentials), same_place))
 }
 
 /// The wizard's PSA calls a partner may make in a minute, all servers together: enough for any wizard session, few

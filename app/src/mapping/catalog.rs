@@ -120,9 +120,13 @@ impl FieldDef {
         self
     }
 
-    /// "a queue" for a list, else the label in lower case ("a Customer Tier" reads worse than "a value").
+    /// What one entry is: the noun for a list ("a queue"), else "a Customer Tier value", "an Impact value".
     pub fn noun_or_value(&self) -> String {
-        if self.noun.is_empty() { format!("a {} value", self.label) } else { self.noun.to_string() }
+        if self.noun.is_empty() {
+            crate::names::with_article(&format!("{} value", self.label))
+        } else {
+            self.noun.to_string()
+        }
     }
 }
 

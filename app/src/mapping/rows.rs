@@ -11,6 +11,7 @@ use super::template::{
     to_connectwise_date, truncate_for_connectwise,
 };
 use super::tokens::{Compromise, DATE_TOKENS, OPTIONAL_TOKENS};
+use crate::names::with_article;
 
 /// One row of the field mapping.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -405,7 +406,11 @@ impl Catalog {
                 continue;
             }
             let message = if def.key == self.title {
-                format!("Add a {} row: {system} requires {} on every ticket.", def.label, article(&def.label))
+                format!(
+                    "Add a {} row: {system} requires {} on every ticket.",
+                    def.label,
+                    with_article(&def.label.to_lowercase())
+                )
             } else {
                 format!("Add a {} row: {system} requires {} on every ticket.", def.label, def.noun_or_value())
             };
@@ -543,12 +548,6 @@ impl Catalog {
         }
         rows
     }
-}
-
-/// "a Summary", "an Item".
-fn article(label: &str) -> String {
-    let vowel = label.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
-    format!("{} {}", if vowel { "an" } else { "a" }, label.to_lowercase())
 }
 
 fn is_number(text: &str) -> bool {

@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The Autotask ticket user-defined field that holds Dark Web ID's dedupe key unless the partner names another
+/// (here, shared by the wizard in the browser and the Autotask client on the server).
+pub const AUTOTASK_DEFAULT_DEDUPE_UDF: &str = "DWID Reference";
+
 /// A PSA the dashboard creates tickets in. Integrations saved before a choice existed are ConnectWise's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub enum System {

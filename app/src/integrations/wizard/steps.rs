@@ -464,7 +464,7 @@ pub fn OrganizationsStep() -> impl IntoView {
                 view! {
                     <p class=if unmatched == 0 { "notice notice--success" } else { "notice notice--warning" } role="status">
                         {if unmatched == 0 {
-                            format!("Every organization matches {} company.", with_article(&system))
+                            format!("Every organization matches {} company.", crate::names::with_article(&system))
                         } else {
                             let (noun, verb, owner) =
                                 if unmatched == 1 { ("organization", "matches", "its") } else { ("organizations", "match", "their") };
@@ -558,10 +558,4 @@ pub fn OrganizationsStep() -> impl IntoView {
         {rows}
         <StepNav number=4/>
     }
-}
-
-/// "a ConnectWise", "an Autotask".
-fn with_article(name: &str) -> String {
-    let vowel = name.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
-    format!("{} {name}", if vowel { "an" } else { "a" })
 }
